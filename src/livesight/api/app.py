@@ -1,0 +1,153 @@
+"""`create_app(settings)`: the one composition root. Builds every component and passes it in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from livesight import __version__
+from livesight.api import errors, health, models, streams
+from livesight.api.auth import make_authenticate
+from livesight.api.middleware import RequestContextMiddleware
+from livesight.api.schemas import Publish
+from livesight.backends.registry import ModelRegistry
+from livesight.buffer.pool import BufferLimits, BufferPool
+from livesight.buffer.registry import RegistryLimits, Stream, StreamRegistry
+from livesight.core.clock import Clock, SystemClock
+from livesight.core.errors import SourceUnsupported
+from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
+from livesight.settings import Settings
+from livesight.store.keys import KeyStore, SQLiteKeyStore
+
+log = logging.getLogger("livesight")
+MB = 1024 * 1024
+
+
+@dataclass
+class Components:
+    """Everything create_app built, for the CLI and tests to reach (never looked up by routes)."""
+
+    settings: Settings
+    clock: Clock
+    keys: KeyStore
+    registry: StreamRegistry
+    tokens: TokenIssuer
+    models: ModelRegistry
+    ready: bool = False
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class LivesightApp(FastAPI):
+    """The FastAPI app, carrying the components it was built from (for the CLI and tests)."""
+
+    def __init__(self, components: Components, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.components = components
+
+
+def publish_url(settings: Settings, request: Request) -> str:
+    """Where publishers connect: an external LiveKit, the configured public URL, or this server."""
+    if settings.livekit_url:
+        return settings.livekit_url
+    if settings.public_url:
+        return settings.public_url
+    scheme = "wss" if request.url.scheme in ("https", "wss") else "ws"
+    host = request.headers.get("host") or f"{settings.host}:{settings.port}"
+    return f"{scheme}://{host}"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    keys: KeyStore | None = None,
+) -> LivesightApp:
+    clock = clock or SystemClock()
+    own_keys = keys is None
+    key_store: KeyStore = keys if keys is not None else SQLiteKeyStore(settings.resolved_db_path)
+    pool = BufferPool(
+        clock,
+        BufferLimits(
+            retention_ms=settings.retention_seconds * 1000,
+            stream_budget_bytes=settings.stream_buffer_mb * MB,
+            global_budget_bytes=settings.global_buffer_mb * MB,
+        ),
+    )
+    registry = StreamRegistry(
+        clock,
+        pool,
+        RegistryLimits(
+            ttl_seconds=settings.stream_ttl_seconds,
+            tombstone_ms=settings.tombstone_seconds * 1000,
+            max_active_per_owner=settings.max_active_streams_per_key,
+        ),
+    )
+    secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
+    tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
+    model_registry = ModelRegistry(settings.models)
+    parts = Components(settings, clock, key_store, registry, tokens, model_registry)
+
+    def publish_for(stream: Stream, request: Request) -> Publish | None:
+        if stream.source is not None:
+            return None
+        return Publish(url=publish_url(settings, request), token=tokens.publish_token(stream.id))
+
+    def start_source(stream: Stream) -> None:
+        raise SourceUnsupported(
+            f"server-pulled sources ({(stream.source or {}).get('type')}) are not supported by this "
+            "server yet; publish with a LiveKit SDK instead (omit 'source')"
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        parts.background.append(asyncio.create_task(_reap_forever(registry, settings.reaper_interval_ms)))
+        parts.ready = True
+        try:
+            yield
+        finally:
+            parts.ready = False
+            registry.end_all("deleted")
+            for task in parts.background:
+                task.cancel()
+            await asyncio.gather(*parts.background, return_exceptions=True)
+            if own_keys:
+                key_store.close()
+
+    app = LivesightApp(
+        parts,
+        title="livesight",
+        version=__version__,
+        summary="Ask any vision-language model about any moment of a live video (Overshoot v1 compatible).",
+        description="Every endpoint under /v1 is also served under /v1beta.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    authenticate = make_authenticate(key_store)
+    for prefix in ("/v1", "/v1beta"):
+        schema = prefix == "/v1"
+        app.include_router(
+            streams.build_router(registry, authenticate, publish_for, start_source),
+            prefix=prefix,
+            include_in_schema=schema,
+        )
+        app.include_router(models.build_router(model_registry), prefix=prefix, include_in_schema=schema)
+    app.include_router(models.build_router(model_registry), include_in_schema=False)
+    app.include_router(health.build_router(lambda: None if parts.ready else "starting up"))
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _reap_forever(registry: StreamRegistry, interval_ms: int) -> None:
+    while True:
+        try:
+            for stream_id in registry.reap():
+                log.info("stream expired", extra={"stream_id": stream_id})
+        except Exception:
+            log.exception("reaper tick failed")
+        await asyncio.sleep(interval_ms / 1000)

@@ -1,0 +1,116 @@
+"""The one place errors become responses: the three envelopes of CONTRACT §2.
+
+1. non-chat endpoints: {"detail": "<message>"}
+2. /chat/completions:  {"detail": {"error": {"message", "type", "code", "upstream"}}}
+3. request validation: {"error": "validation_error", "message": ..., "details": [{"loc", "msg", "type"}]}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from livesight.core.errors import InternalError, LivesightError, StreamUnauthorized, Unauthorized
+
+log = logging.getLogger("livesight.api")
+
+
+def is_chat_path(path: str) -> bool:
+    return path.rstrip("/").endswith("/chat/completions")
+
+
+def chat_error_body(exc: LivesightError) -> dict[str, Any]:
+    """The `{"error": {...}}` object, also used as the mid-stream SSE error event."""
+    return {
+        "error": {
+            "message": exc.message,
+            "type": exc.type,
+            "code": exc.code_for_envelope(),
+            "upstream": exc.upstream,
+        }
+    }
+
+
+def error_response(exc: LivesightError, path: str) -> JSONResponse:
+    headers = dict(exc.headers)
+    if isinstance(exc, Unauthorized):
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    if is_chat_path(path):
+        return JSONResponse({"detail": chat_error_body(exc)}, status_code=exc.status_for_envelope(), headers=headers)
+    if isinstance(exc, StreamUnauthorized):
+        # Stream endpoints never reveal that another owner's stream exists.
+        return JSONResponse({"detail": f"stream {exc.stream_id} not found"}, status_code=404, headers=headers)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_for_envelope(), headers=headers)
+
+
+def internal_error_response(path: str) -> JSONResponse:
+    return error_response(InternalError("internal server error; see the server log for this request id"), path)
+
+
+def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in errors
+    ]
+
+
+def validation_response(errors: Sequence[Mapping[str, Any]]) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": "validation_error",
+            "message": "Request validation failed",
+            "details": validation_details(errors),
+        },
+        status_code=422,
+    )
+
+
+async def _livesight_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LivesightError)
+    return error_response(exc, request.url.path)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return validation_response(exc.errors())
+
+
+class _HTTPStatus(LivesightError):
+    """A Starlette HTTPException (404 route, 405 method, ...) in the livesight error tree."""
+
+    type = "validation_error"
+
+    def __init__(self, exc: StarletteHTTPException) -> None:
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        super().__init__(message, headers=dict(exc.headers or {}))
+        self._status = exc.status_code
+
+    def status_for_envelope(self) -> int:
+        return self._status
+
+    def code_for_envelope(self) -> str:
+        return f"http_{self._status}"
+
+
+async def _http_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return error_response(_HTTPStatus(exc), request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LivesightError, _livesight_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)

@@ -1,0 +1,161 @@
+"""Wire models of the non-chat endpoints and of the three error envelopes (CONTRACT §2, §3, §7)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- error envelopes ------------------------------------------------------------------------------
+
+
+class DetailError(BaseModel):
+    """Envelope 1: stream, key and other non-chat endpoints."""
+
+    detail: str
+
+
+class UpstreamInfo(BaseModel):
+    provider: str
+    status: int | None
+    body: Any = Field(description="Upstream response body, bounded to 4 KiB")
+    rate_limits: dict[str, Any] | None = None
+
+
+class ChatErrorBody(BaseModel):
+    message: str
+    type: Literal[
+        "stream_error",
+        "validation_error",
+        "provider_error",
+        "upstream_error",
+        "billing_error",
+        "rate_limit_error",
+        "internal_error",
+    ]
+    code: str
+    upstream: UpstreamInfo | None = None
+
+
+class ChatErrorDetail(BaseModel):
+    error: ChatErrorBody
+
+
+class ChatError(BaseModel):
+    """Envelope 2: /chat/completions."""
+
+    detail: ChatErrorDetail
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorEnvelope(BaseModel):
+    """Envelope 3: request validation (422) on any JSON body."""
+
+    error: Literal["validation_error"]
+    message: str
+    details: list[ValidationErrorItem]
+
+
+# --- streams ----------------------------------------------------------------------------------------
+
+
+class PulledSource(BaseModel):
+    type: Literal["rtsp", "hls", "file"]
+    url: str = Field(min_length=1, max_length=4096)
+
+
+class StreamCreateRequest(BaseModel):
+    """Empty, `{}`, or a server-pulled source. Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    source: PulledSource | None = None
+
+
+class Publish(BaseModel):
+    type: Literal["livekit"] = "livekit"
+    url: str = Field(description="LiveKit URL, ws:// or wss://")
+    token: str = Field(description="LiveKit access token (JWT) allowed to publish video into this room")
+
+
+class StreamCreated(BaseModel):
+    id: str = Field(description="The stream_id (UUID)")
+    state: Literal["active"]
+    publish: Publish | None
+    expires_at_ms: int
+    ttl_seconds: int
+
+
+class StreamStatus(BaseModel):
+    id: str
+    state: Literal["active", "ended"]
+    stream_time_ms: int
+    first_frame_at_ms: int | None
+    last_frame_at_ms: int | None
+    last_frame_index: int | None
+    first_available_frame_at_ms: int | None
+    first_available_frame_index: int | None
+    created_at_ms: int
+    recent_fps: float
+    retained_frame_count: int
+    evicted_frame_count: int
+    expires_at_ms: int | None
+    ttl_seconds: int
+    ended_at_ms: int | None
+    end_reason: Literal["expired", "deleted"] | None
+    audio: bool
+    # livesight's own fields
+    retained_bytes: int
+    width: int | None
+    height: int | None
+    codec: str | None
+    publisher_connected: bool
+    last_error: str | None
+    last_error_at_ms: int | None
+    source: PulledSource | None
+
+
+class Keepalive(BaseModel):
+    id: str
+    expires_at_ms: int
+    ttl_seconds: int
+    stream_time_ms: int
+    publish: Publish | None
+
+
+class StreamDeleted(BaseModel):
+    id: str
+    deleted: Literal[True]
+
+
+# --- models -----------------------------------------------------------------------------------------
+
+
+class ModelCapabilities(BaseModel):
+    image: bool
+    video: bool
+    max_frames: int
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    status: Literal["ready", "unavailable"]
+    capabilities: ModelCapabilities
+    backend: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

@@ -1,0 +1,110 @@
+"""Stream endpoints (CONTRACT §3): create, inspect, keep alive, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from livesight.api.auth import Authenticate
+from livesight.api.schemas import (
+    DetailError,
+    Keepalive,
+    Publish,
+    StreamCreated,
+    StreamCreateRequest,
+    StreamDeleted,
+    StreamStatus,
+    ValidationErrorEnvelope,
+)
+from livesight.buffer.registry import Stream, StreamRegistry
+from livesight.store.keys import ApiKey
+
+PublishFactory = Callable[[Stream, Request], Publish | None]
+SourceStarter = Callable[[Stream], None]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": DetailError, "description": "Missing, unknown or revoked API key"},
+    413: {"model": DetailError, "description": "Request body too large"},
+    422: {"model": ValidationErrorEnvelope, "description": "Request validation failed"},
+    500: {"model": DetailError, "description": "Internal error (details in the server log)"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": DetailError,
+        "description": "Unknown stream, another key's stream, or an expired tombstone",
+    }
+}
+
+
+def build_router(
+    registry: StreamRegistry,
+    authenticate: Authenticate,
+    publish_for: PublishFactory,
+    start_source: SourceStarter,
+) -> APIRouter:
+    router = APIRouter(tags=["streams"], responses=_ERRORS)
+    auth = Depends(authenticate)
+
+    def lookup(stream_id: str, key: ApiKey, *, active: bool) -> Stream:
+        # Another owner's stream raises StreamUnauthorized, which api.errors reports as 404 here.
+        return registry.get_active(stream_id, key.owner) if active else registry.get(stream_id, key.owner)
+
+    @router.post(
+        "/streams",
+        status_code=201,
+        response_model=StreamCreated,
+        responses={
+            429: {"model": DetailError, "description": "Too many active streams for this key"},
+            400: {"model": DetailError, "description": "Unsupported pulled source"},
+        },
+        summary="Create a stream",
+    )
+    async def create_stream(
+        request: Request, body: Annotated[StreamCreateRequest | None, Body()] = None, key: ApiKey = auth
+    ) -> StreamCreated:
+        source = body.source.model_dump() if body and body.source else None
+        stream = registry.create(key.owner, source=source)
+        if source is not None:
+            try:
+                start_source(stream)
+            except Exception:
+                registry.end(stream, "deleted")
+                raise
+        return StreamCreated(
+            id=stream.id,
+            state="active",
+            publish=publish_for(stream, request),
+            expires_at_ms=stream.expires_at_ms,
+            ttl_seconds=stream.ttl_seconds,
+        )
+
+    @router.get("/streams/{stream_id}", response_model=StreamStatus, responses=_NOT_FOUND, summary="Inspect a stream")
+    async def get_stream(stream_id: str, key: ApiKey = auth) -> dict[str, Any]:
+        return registry.telemetry(lookup(stream_id, key, active=False))
+
+    @router.post(
+        "/streams/{stream_id}/keepalive",
+        response_model=Keepalive,
+        responses=_NOT_FOUND,
+        summary="Renew the lease (and the publish token)",
+    )
+    async def keepalive(stream_id: str, request: Request, key: ApiKey = auth) -> Keepalive:
+        lookup(stream_id, key, active=True)
+        stream = registry.keepalive(stream_id, key.owner)
+        return Keepalive(
+            id=stream.id,
+            expires_at_ms=stream.expires_at_ms,
+            ttl_seconds=stream.ttl_seconds,
+            stream_time_ms=registry.telemetry(stream)["stream_time_ms"],
+            publish=publish_for(stream, request),
+        )
+
+    @router.delete("/streams/{stream_id}", response_model=StreamDeleted, responses=_NOT_FOUND, summary="End a stream")
+    async def delete_stream(stream_id: str, key: ApiKey = auth) -> StreamDeleted:
+        stream = lookup(stream_id, key, active=False)
+        registry.end(stream, "deleted")
+        return StreamDeleted(id=stream.id, deleted=True)
+
+    return router

@@ -1,0 +1,1 @@
+"""Per-stream frame rings, the stream clock, memory budgets, and the stream registry with leases."""

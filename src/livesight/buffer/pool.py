@@ -1,0 +1,79 @@
+"""All rings of a process and their budgets: retention time, per-stream bytes, global bytes.
+
+Eviction always takes the oldest frame: of the appending stream for its own budget, of the whole
+process (the ring whose oldest frame arrived first) for the global budget. The frame just appended
+is never evicted, so every stream that produces frames keeps at least its newest one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livesight.buffer.ring import FrameRing
+from livesight.core.clock import Clock
+from livesight.core.frame import FrameInfo, IngestFrame
+
+
+@dataclass(frozen=True, slots=True)
+class BufferLimits:
+    retention_ms: int = 600_000
+    stream_budget_bytes: int = 1024 * 1024 * 1024
+    global_budget_bytes: int = 4 * 1024 * 1024 * 1024
+
+
+class BufferPool:
+    def __init__(self, clock: Clock, limits: BufferLimits | None = None) -> None:
+        self._clock = clock
+        self.limits = limits or BufferLimits()
+        self._rings: dict[str, FrameRing] = {}
+        self.nbytes = 0
+        self.budget_evictions = 0
+
+    def ring(self, stream_id: str) -> FrameRing:
+        ring = self._rings.get(stream_id)
+        if ring is None:
+            ring = self._rings[stream_id] = FrameRing()
+        return ring
+
+    def get(self, stream_id: str) -> FrameRing | None:
+        return self._rings.get(stream_id)
+
+    def drop(self, stream_id: str) -> None:
+        """Free a stream's frames (the ring object stays usable by windows already taken)."""
+        ring = self._rings.pop(stream_id, None)
+        if ring is not None:
+            self.nbytes -= ring.clear()
+
+    def append(self, stream_id: str, frame: IngestFrame) -> FrameInfo:
+        ring = self.ring(stream_id)
+        now = self._clock.now_ms()
+        info = ring.append(frame, now)
+        self.nbytes += frame.payload.nbytes
+        self.nbytes -= ring.evict_arrived_before(now - self.limits.retention_ms)
+        while ring.nbytes > self.limits.stream_budget_bytes and ring.retained_count > 1:
+            self.nbytes -= ring.evict_oldest()
+            self.budget_evictions += 1
+        while self.nbytes > self.limits.global_budget_bytes:
+            victim = self._globally_oldest(keep=info)
+            if victim is None:
+                break
+            self.nbytes -= victim.evict_oldest()
+            self.budget_evictions += 1
+        return info
+
+    def sweep(self) -> None:
+        """Evict by retention time; call periodically so idle streams age out too."""
+        cutoff = self._clock.now_ms() - self.limits.retention_ms
+        for ring in self._rings.values():
+            self.nbytes -= ring.evict_arrived_before(cutoff)
+
+    def _globally_oldest(self, keep: FrameInfo) -> FrameRing | None:
+        best: FrameRing | None = None
+        best_at = 0
+        for ring in self._rings.values():
+            oldest = ring.oldest
+            if oldest is None or (ring.retained_count == 1 and ring.newest is keep):
+                continue
+            if best is None or oldest.arrived_at_ms < best_at:
+                best, best_at = ring, oldest.arrived_at_ms
+        return best

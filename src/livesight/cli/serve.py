@@ -1,0 +1,63 @@
+"""`livesight serve`: run the server (creating the first API key on a fresh install)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from livesight.api.app import create_app
+from livesight.cli.common import add_config_argument, settings_from
+from livesight.core.logs import configure
+from livesight.settings import Settings
+from livesight.store.keys import SQLiteKeyStore
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the server", description="Run the livesight server.")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, help="port (default 7880)")
+    add_config_argument(p)
+    p.set_defaults(func=run)
+
+
+def first_key_banner(settings: Settings, store: SQLiteKeyStore) -> str | None:
+    """On an empty key store, create one key and return the text that shows it (once)."""
+    if store.count():
+        return None
+    _, plain = store.create("first key")
+    local = settings.host in ('0.0.0.0', '::')  # noqa: S104 (a comparison, not a bind)
+    base = f"http://{'127.0.0.1' if local else settings.host}:{settings.port}"
+    return (
+        "\nlivesight: created your first API key (shown only this once; `livesight keys create` makes more):\n\n"
+        f"    export LIVESIGHT_API_KEY={plain}\n\n"
+        "try it:\n"
+        f'    curl -s -X POST {base}/v1/streams -H "Authorization: Bearer $LIVESIGHT_API_KEY"\n'
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args, host=args.host, port=args.port)
+    configure(settings.log_level, json_lines=settings.log_json)
+    store = SQLiteKeyStore(settings.resolved_db_path)
+    banner = first_key_banner(settings, store)
+    if banner:
+        print(banner, file=sys.stderr, flush=True)
+    app = create_app(settings, keys=store)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        ws_max_size=16 * 1024 * 1024,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        store.close()
+    return 0

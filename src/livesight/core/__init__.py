@@ -1,0 +1,1 @@
+"""Shared vocabulary. Imports nothing else of livesight."""

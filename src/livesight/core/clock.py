@@ -1,0 +1,48 @@
+"""The one source of time. Everything time-dependent takes a Clock, so tests never sleep."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Wall-clock Unix time in milliseconds, never decreasing within one process."""
+        ...
+
+
+class SystemClock:
+    """Wall clock that never runs backwards (a stepped system clock holds until it catches up)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        now = time.time_ns() // 1_000_000
+        with self._lock:
+            if now < self._last:
+                return self._last
+            self._last = now
+            return now
+
+
+class FakeClock:
+    """A clock that moves only when told to. Thread-safe (servers under test run in a thread)."""
+
+    def __init__(self, start_ms: int = 1_800_000_000_000) -> None:
+        self._now = start_ms
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            return self._now
+
+    def advance(self, ms: int) -> int:
+        if ms < 0:
+            raise ValueError("a clock never goes backwards")
+        with self._lock:
+            self._now += ms
+            return self._now

@@ -1,0 +1,196 @@
+"""The error tree. Each class carries its HTTP status, error type and code (CONTRACT.md §2).
+
+Code raises these; `livesight.api.errors` is the one place that turns them into the three
+envelopes. Third-party exceptions are translated into these at the adapter that imports the library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class LivesightError(Exception):
+    """Base of every error a client may see. `message` is safe to show to the caller."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "internal_error"
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+    @property
+    def upstream(self) -> dict[str, Any] | None:
+        return None
+
+    def code_for_envelope(self) -> str:
+        return self.code
+
+    def status_for_envelope(self) -> int:
+        return self.status
+
+
+class InternalError(LivesightError):
+    """Generic 500; the message never carries internals."""
+
+
+# --- auth and request shape -------------------------------------------------------------------
+
+
+class Unauthorized(LivesightError):
+    status = 401
+    type = "validation_error"
+    code = "unauthorized"
+
+
+class RequestTooLarge(LivesightError):
+    status = 413
+    type = "validation_error"
+    code = "request_too_large"
+
+
+class RequestInvalid(LivesightError):
+    """A request that parsed but asks for something impossible (400)."""
+
+    status = 400
+    type = "validation_error"
+    code = "invalid_request"
+
+
+class RateLimited(LivesightError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+# --- streams ------------------------------------------------------------------------------------
+
+
+class StreamError(LivesightError):
+    type = "stream_error"
+
+
+class StreamNotFound(StreamError):
+    status = 404
+    code = "stream_not_found"
+
+
+class StreamUnauthorized(StreamError):
+    """The stream exists but belongs to another owner. Stream endpoints report it as 404."""
+
+    status = 403
+    code = "stream_unauthorized"
+
+    def __init__(self, message: str, *, stream_id: str) -> None:
+        super().__init__(message)
+        self.stream_id = stream_id
+
+
+class StreamLimitExceeded(StreamError):
+    status = 429
+    code = "stream_limit_exceeded"
+
+
+class SourceUnsupported(StreamError):
+    status = 400
+    code = "source_unsupported"
+
+
+class StreamUrlInvalid(StreamError):
+    status = 400
+    code = "stream_url_invalid"
+
+
+class QueryParamInvalid(StreamError):
+    status = 400
+    code = "query_param_invalid"
+
+
+class FrameEvicted(StreamError):
+    status = 410
+    code = "frame_evicted"
+
+
+class FrameNotYetProduced(StreamError):
+    status = 409
+    code = "frame_not_yet_produced"
+
+
+class SegmentEmpty(StreamError):
+    status = 404
+    code = "segment_empty"
+
+
+class SegmentInvalid(StreamError):
+    status = 400
+    code = "segment_invalid"
+
+
+# --- models and upstreams ---------------------------------------------------------------------
+
+
+class ModelVideoUnsupported(LivesightError):
+    status = 400
+    type = "validation_error"
+    code = "model_video_unsupported"
+
+
+class ModelUnavailable(LivesightError):
+    status = 404
+    type = "provider_error"
+    code = "model_unavailable"
+
+
+class UpstreamError(LivesightError):
+    """An upstream model server failed. `provider` names the backend (e.g. the model's base URL host)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_request_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        upstream_status: int | None = None,
+        body: Any = None,
+        rate_limits: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, headers=headers)
+        self.provider = provider
+        self.upstream_status = upstream_status
+        self.body = body
+        self.rate_limits = rate_limits
+
+    @property
+    def upstream(self) -> dict[str, Any] | None:
+        return {
+            "provider": self.provider,
+            "status": self.upstream_status,
+            "body": self.body,
+            "rate_limits": self.rate_limits,
+        }
+
+
+class UpstreamHTTPError(UpstreamError):
+    """Upstream answered non-2xx: 502 `upstream_http_<status>`, except upstream 429 stays 429."""
+
+    def code_for_envelope(self) -> str:
+        return f"upstream_http_{self.upstream_status}"
+
+    def status_for_envelope(self) -> int:
+        return 429 if self.upstream_status == 429 else 502
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamRequestFailed(UpstreamError):
+    status = 502
+    code = "upstream_request_failed"

@@ -1,0 +1,112 @@
+"""Frames and the hand-off between ingest and the buffer.
+
+A frame in the buffer is a `FrameInfo` (who and when) plus a `FramePayload` (the pixels, in whatever
+form the store keeps them). The payload interface does not assume one JPEG per frame: a store that
+keeps the encoded bitstream and decodes on demand can implement `FramePayload` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInfo:
+    """One retained frame. `timestamp_ms` is stream-clock time (ms since the stream's first frame)."""
+
+    index: int
+    timestamp_ms: int
+    arrived_at_ms: int
+    width: int
+    height: int
+
+
+class FramePayload(Protocol):
+    """The pixels of one frame."""
+
+    @property
+    def nbytes(self) -> int:
+        """Memory this payload holds, for the buffer's budgets."""
+        ...
+
+    def jpeg(self) -> bytes:
+        """The frame as a JPEG. May cost CPU (decode on demand): call it off the event loop if so."""
+        ...
+
+    @property
+    def jpeg_is_cheap(self) -> bool:
+        """True when `jpeg()` only returns stored bytes (safe to call on the event loop)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JpegPayload:
+    """A frame stored as one JPEG."""
+
+    data: bytes
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+    def jpeg(self) -> bytes:
+        return self.data
+
+    @property
+    def jpeg_is_cheap(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFrame:
+    """What ingest hands to the buffer.
+
+    `media_ms` is the frame's media timestamp in ms on the publisher's clock; it only has to be
+    consistent within one `session` (one publication; a reconnecting publisher starts a new session).
+    The buffer turns it into the monotonic stream clock and assigns the lifetime index.
+    """
+
+    session: str
+    media_ms: float
+    width: int
+    height: int
+    payload: FramePayload
+
+
+class IngestTarget(Protocol):
+    """One active stream, as ingest sees it."""
+
+    @property
+    def stream_id(self) -> str: ...
+
+    @property
+    def active(self) -> bool: ...
+
+    def push_frame(self, frame: IngestFrame) -> None:
+        """Append a frame (assigns its lifetime index and stream time). Call on the event loop."""
+        ...
+
+    def publisher_connected(self, identity: str, *, codec: str | None = None) -> None: ...
+
+    def publisher_disconnected(self, reason: str | None = None) -> None: ...
+
+    def report_error(self, message: str | None) -> None:
+        """Set (or clear, with None) the stream's `last_error`, visible in GET /streams/{id}."""
+        ...
+
+
+StreamEndHook = Callable[[str], None]
+"""Called synchronously with a stream_id when that stream ends (deleted, expired, shutdown).
+Must not block: schedule any async work (e.g. disconnecting a publisher) as a task."""
+
+
+class StreamDirectory(Protocol):
+    """What ingest may know of the stream registry."""
+
+    def ingest_target(self, stream_id: str) -> IngestTarget | None:
+        """The active stream with this id, or None (unknown, ended or not a UUID)."""
+        ...
+
+    def add_end_hook(self, hook: StreamEndHook) -> None: ...

@@ -1,0 +1,1 @@
+"""ovs:// URIs: parse (pure), select frames (pure), rewrite chat requests for a model."""

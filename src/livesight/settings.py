@@ -1,0 +1,132 @@
+"""The one reader of environment variables and the config file.
+
+Precedence: explicit arguments > `LIVESIGHT_*` environment variables > the TOML config file
+(`--config PATH` or `LIVESIGHT_CONFIG`) > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_config_file: ContextVar[Path | None] = ContextVar("livesight_config_file", default=None)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message says which setting and why."""
+
+
+class ModelConfig(BaseModel):
+    """One entry of `[[models]]`: a model id clients use, and the backend that serves it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, description="Model id clients send, case-sensitive.")
+    backend: Literal["openai", "builtin"] = "openai"
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://gpu:8000/v1")
+    upstream_model: str | None = Field(None, description="Model name sent upstream (default: id).")
+    api_key: str | None = None
+    api_key_env: str | None = Field(None, description="Read the upstream API key from this variable.")
+    profile: Literal["vllm", "mp4", "frames"] = "frames"
+    image: bool = True
+    video: bool = True
+    max_frames: int = Field(32, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    owned_by: str | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVESIGHT_", extra="forbid", validate_default=True)
+
+    # server
+    host: str = "127.0.0.1"
+    port: int = Field(7880, ge=0, le=65535)
+    public_url: str | None = Field(
+        None,
+        description="ws(s)://host:port publishers should use; default: derived from the request's Host.",
+    )
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("livesight")))
+    db_path: Path | None = Field(None, description="SQLite file for API keys; default <data_dir>/livesight.db")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    log_level: str = "info"
+    log_json: bool = True
+
+    # streams (CONTRACT §3)
+    stream_ttl_seconds: int = Field(300, ge=1)
+    tombstone_seconds: int = Field(3600, ge=0)
+    max_active_streams_per_key: int = Field(20, ge=1)
+    reaper_interval_ms: int = Field(200, ge=10, le=1000)
+
+    # LiveKit tokens and rooms
+    livekit_api_key: str = "livesight"
+    livekit_api_secret: str | None = Field(
+        None, description="HS256 secret; default: generated once and kept in <data_dir>/livekit.secret"
+    )
+    livekit_url: str | None = Field(None, description="External LiveKit server; default: embedded endpoint.")
+    publish_token_ttl_seconds: int = Field(600, ge=10)
+
+    # buffer (CONTRACT §4)
+    retention_seconds: int = Field(600, ge=1)
+    stream_buffer_mb: int = Field(1024, ge=1)
+    global_buffer_mb: int = Field(4096, ge=1)
+
+    # ingest
+    frame_max_side: int = Field(1280, ge=16)
+    jpeg_quality: int = Field(80, ge=1, le=100)
+    decode_workers: int = Field(2, ge=1)
+
+    # chat
+    rate_limit_rps: float | None = Field(None, gt=0, description="Per-key requests/s on chat; off if unset.")
+    max_segment_frames: int = Field(256, ge=1)
+    models: list[ModelConfig] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def resolved_db_path(self) -> Path:
+        return self.db_path or self.data_dir / "livesight.db"
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Settings from arguments, environment and an optional TOML file; ConfigError if invalid."""
+    path = Path(config) if config else None
+    if path is None and os.environ.get("LIVESIGHT_CONFIG"):
+        path = Path(os.environ["LIVESIGHT_CONFIG"])
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    token = _config_file.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        where = f" (config file {path})" if path else ""
+        raise ConfigError("invalid settings" + where + ":\n" + "\n".join(lines)) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    finally:
+        _config_file.reset(token)

@@ -1,0 +1,1 @@
+"""Durable state: API keys (SQLite by default; the KeyStore protocol lets Redis/Postgres replace it)."""

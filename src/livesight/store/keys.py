@@ -1,0 +1,148 @@
+"""API keys: `ovs-` + 43 url-safe random characters, stored only as SHA-256 digests.
+
+Keys are 256-bit random secrets, so a fast hash is enough (no password stretching needed); the
+lookup is by digest and the final comparison is constant-time. Plain keys exist only in the return
+value of `create` and are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+KEY_PREFIX = "ovs-"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    prefix: str  # first characters of the key, for humans to recognise it
+    created_at_ms: int
+    revoked_at_ms: int | None = None
+
+    @property
+    def owner(self) -> str:
+        """Streams belong to the key that created them."""
+        return self.id
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at_ms is not None
+
+
+class KeyStore(Protocol):
+    def create(self, name: str = "") -> tuple[ApiKey, str]:
+        """A new key record and the plain key (shown once)."""
+        ...
+
+    def verify(self, presented: str) -> ApiKey | None:
+        """The active key matching `presented`, or None (unknown or revoked)."""
+        ...
+
+    def list(self) -> list[ApiKey]: ...
+
+    def revoke(self, key_id_or_key: str) -> ApiKey | None: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def digest(presented: str) -> str:
+    return hashlib.sha256(presented.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    prefix TEXT NOT NULL,
+    digest TEXT NOT NULL UNIQUE,
+    created_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER
+);
+"""
+
+
+class SQLiteKeyStore:
+    """KeyStore on one SQLite file (WAL mode, safe to share with `livesight keys` in another process)."""
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        if str(path) != ":memory:":
+            self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.executescript(_SCHEMA)
+
+    def create(self, name: str = "") -> tuple[ApiKey, str]:
+        plain = generate_key()
+        key = ApiKey(
+            id="key_" + secrets.token_hex(6),
+            name=name,
+            prefix=plain[:10],
+            created_at_ms=int(time.time() * 1000),
+        )
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO api_keys (id, name, prefix, digest, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+                (key.id, key.name, key.prefix, digest(plain), key.created_at_ms),
+            )
+        return key, plain
+
+    def verify(self, presented: str) -> ApiKey | None:
+        if not presented or len(presented) > 512:
+            return None
+        wanted = digest(presented)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, name, prefix, created_at_ms, revoked_at_ms, digest FROM api_keys WHERE digest = ?",
+                (wanted,),
+            ).fetchone()
+        if row is None or not hmac.compare_digest(row[5], wanted) or row[4] is not None:
+            return None
+        return ApiKey(*row[:5])
+
+    def list(self) -> list[ApiKey]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, name, prefix, created_at_ms, revoked_at_ms FROM api_keys ORDER BY created_at_ms"
+            ).fetchall()
+        return [ApiKey(*row) for row in rows]
+
+    def revoke(self, key_id_or_key: str) -> ApiKey | None:
+        """Revoke by key id (`key_…`) or by the plain key itself."""
+        now = int(time.time() * 1000)
+        with self._lock:
+            self._db.execute(
+                "UPDATE api_keys SET revoked_at_ms = ? WHERE (id = ? OR digest = ?) AND revoked_at_ms IS NULL",
+                (now, key_id_or_key, digest(key_id_or_key)),
+            )
+            row = self._db.execute(
+                "SELECT id, name, prefix, created_at_ms, revoked_at_ms FROM api_keys WHERE id = ? OR digest = ?",
+                (key_id_or_key, digest(key_id_or_key)),
+            ).fetchone()
+        return ApiKey(*row) if row else None
+
+    def count(self) -> int:
+        with self._lock:
+            (n,) = self._db.execute("SELECT COUNT(*) FROM api_keys").fetchone()
+        return int(n)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
