@@ -27,7 +27,7 @@ def first_key_banner(settings: Settings, store: SQLiteKeyStore) -> str | None:
     if store.count():
         return None
     _, plain = store.create("first key")
-    local = settings.host in ('0.0.0.0', '::')  # noqa: S104 (a comparison, not a bind)
+    local = settings.host in ("0.0.0.0", "::")  # noqa: S104 (a comparison, not a bind)
     base = f"http://{'127.0.0.1' if local else settings.host}:{settings.port}"
     return (
         "\nlivesight: created your first API key (shown only this once; `livesight keys create` makes more):\n\n"
