@@ -131,7 +131,7 @@ class AllowedMethods:
         for route in router.routes:
             if isinstance(route, APIRoute):
                 regex, _, _ = compile_path(prefix + route.path)
-                self._routes.append((regex, set(route.methods)))
+                self._routes.append((regex, set(route.methods or ())))
 
     def for_path(self, path: str) -> set[str]:
         methods: set[str] = set()
