@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from livesight import __version__
-from livesight.api import errors, health, models, streams
+from livesight.api import errors, health, models, streams, web
 from livesight.api.auth import make_authenticate
 from livesight.api.middleware import RequestContextMiddleware
 from livesight.api.schemas import Publish
@@ -143,6 +143,7 @@ def create_app(
         include(models.build_router(model_registry), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     include(health.build_router(lambda: None if parts.ready else "starting up"))
+    include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 
