@@ -18,7 +18,6 @@ from fastapi import APIRouter
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
 
-
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 LIVEKIT_CLIENT_JS = Path("node_modules/livekit-client/dist/livekit-client.umd.js")
 INSTALL_HINT = "livekit-client is not installed: run `make setup` (it runs `npm ci --prefix src/livesight/web`)"

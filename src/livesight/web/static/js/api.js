@@ -74,11 +74,14 @@ export function explain(status, code, message) {
   if (code === "model_unavailable") {
     return `Model unavailable: ${message}`;
   }
+  if (code && code.startsWith("upstream_")) {
+    return `The model could not answer (${code}): ${message}`;
+  }
   if (code === "stream_not_found" || (status === 404 && /stream .* not found/i.test(message))) {
     return `The stream is gone (expired or deleted): ${message}. Start the camera again.`;
   }
   if (status === 429) return `Too many requests or streams (429): ${message}`;
-  if (status >= 500) return `The server failed (${status}): ${message}`;
+  if (status >= 500) return `The livesight server failed (${status}): ${message}`;
   return message;
 }
 

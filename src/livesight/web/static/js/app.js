@@ -17,7 +17,7 @@ const el = {
   banner: $("global-error"),
   streamState: $("stream-state"), stage: $("stage"), preview: $("preview"), stageEmpty: $("stage-empty"),
   stageBadge: $("stage-badge"), stageBadgeText: $("stage-badge-text"), stepKey: $("step-key"),
-  startCamera: $("start-camera"), shareScreen: $("share-screen"), stop: $("stop"), cameraNotice: $("camera-notice"),
+  actions: $("actions"), startCamera: $("start-camera"), shareScreen: $("share-screen"), stop: $("stop"), cameraNotice: $("camera-notice"),
   tState: $("t-state"), tFps: $("t-fps"), tLast: $("t-last"), tRetained: $("t-retained"), tLease: $("t-lease"),
   tRes: $("t-res"), tPublisher: $("t-publisher"),
   streamIdRow: $("stream-id-row"), streamId: $("stream-id"), copyStreamId: $("copy-stream-id"),
@@ -35,6 +35,7 @@ const state = {
   starting: false,
   telemetry: null,
   models: [],
+  modelSignature: "",
   lang: "curl",
   followLive: true,
   asking: null, // AbortController of the answer being streamed
@@ -282,6 +283,9 @@ async function refreshModels() {
     notice(el.askNotice, `Could not list models: ${err.message}`, "error");
     return;
   }
+  const signature = JSON.stringify(state.models.map((m) => [m.id, m.status]));
+  if (signature === state.modelSignature) return;
+  state.modelSignature = signature;
   const previous = el.model.value || loadPrefs().model;
   el.model.replaceChildren(
     ...state.models.map((m) => {
@@ -431,6 +435,8 @@ function renderControls() {
   el.startCamera.disabled = !!state.session || state.starting;
   el.shareScreen.disabled = !!state.session || state.starting;
   el.stop.disabled = !state.session;
+  el.actions.toggleAttribute("data-live", !!state.session);
+  el.stop.lastChild.textContent = state.starting ? " Cancel" : " Stop";
   const hasFrames = live && state.telemetry && state.telemetry.last_frame_index != null;
   const canAsk = live && !!el.model.value;
   el.ask.disabled = !canAsk && !state.asking;
@@ -677,9 +683,16 @@ function init() {
   window.addEventListener("pagehide", () => state.session && state.session.abandon());
 
   setInterval(tickLease, 250);
+  // Poll models: every 3 s while the chosen one is not ready (a built-in model may still be loading), else 15 s.
+  let lastModelPoll = 0;
   setInterval(() => {
-    if (document.visibilityState === "visible") refreshModels();
-  }, 15000);
+    const m = currentModel();
+    const every = m && m.status === "ready" ? 15000 : 3000;
+    if (document.visibilityState === "visible" && Date.now() - lastModelPoll >= every) {
+      lastModelPoll = Date.now();
+      refreshModels();
+    }
+  }, 1000);
 
   onRefChange();
   renderControls();
