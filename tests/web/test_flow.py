@@ -7,10 +7,12 @@ first publish token expired. Screenshots (1280x800 and 390x844) go to test-artif
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,12 +37,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield live
 
 
-def started(browser: Any, site: LiveServer, key: str) -> Playground:
+def started(browser: Any, site: LiveServer, key: str, timings: dict[str, float] | None = None) -> Playground:
     pg = Playground.open(browser, site)
     pg.set_key(key)
     expect(pg.loc("#key-status")).to_have_text("key works")
+    t0 = time.perf_counter()
     pg.start_camera()
     pg.wait_for_frames()
+    if timings is not None:
+        timings["start_camera_to_first_frame_s"] = round(time.perf_counter() - t0, 2)
     expect(pg.loc("#stream-state")).to_have_text("live")
     return pg
 
@@ -69,7 +74,8 @@ def run_snippet(pg: Playground, tab: str, key: str) -> str:
 
 def test_camera_to_answer_with_thumbnails_then_stop(browser: Any, site: LiveServer, artifacts: Path) -> None:
     key = site.new_key()
-    pg = started(browser, site, key)
+    timings: dict[str, float] = {}
+    pg = started(browser, site, key, timings)
     try:
         sid = pg.stream_id()
         expect(pg.loc("#t-res")).to_have_text(re.compile(r"^\d+×\d+"))
@@ -78,7 +84,11 @@ def test_camera_to_answer_with_thumbnails_then_stop(browser: Any, site: LiveServ
         pg.choose_model(OCR)
         expect(pg.loc("#model-status")).to_have_text("ready", timeout=60_000)
 
+        t0 = time.perf_counter()
         answer = pg.ask("What do you see?")
+        timings["ask_to_full_answer_s"] = round(time.perf_counter() - t0, 2)
+        # a record for docs/playground.md, not an assertion (no timed asserts)
+        (artifacts / "playground-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
         expect(pg.loc("#ask-notice")).to_be_hidden()
         assert OCR in answer or "text" in answer, answer  # the OCR model says what it can and cannot read
         used = thumbnails(pg)
