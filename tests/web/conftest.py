@@ -31,7 +31,8 @@ CHROMIUM_FLAGS = [
     "--use-fake-device-for-media-stream",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
-GRANT_CAMERA = "--use-fake-ui-for-media-stream"  # answers the permission prompt with "allow"
+# answer the camera prompt with "allow", and the screen picker with the (fake) entire screen
+GRANT_CAMERA = ["--use-fake-ui-for-media-stream", "--auto-select-desktop-capture-source=Entire screen"]
 
 
 def _missing(reason: str) -> None:
@@ -76,7 +77,7 @@ def _launch(pw: Any, extra: list[str]) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def browser(playwright_driver: Any) -> Iterator[Any]:
     """Chromium whose fake camera is granted without a prompt."""
-    yield from _launch(playwright_driver, [GRANT_CAMERA])
+    yield from _launch(playwright_driver, GRANT_CAMERA)
 
 
 @pytest.fixture(scope="module")

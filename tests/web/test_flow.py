@@ -164,6 +164,25 @@ def test_other_references_and_an_unavailable_model(browser: Any, site: LiveServe
         pg.close()
 
 
+def test_share_screen_publishes_and_stops(browser: Any, site: LiveServer) -> None:
+    key = site.new_key()
+    pg = Playground.open(browser, site)
+    try:
+        pg.set_key(key)
+        expect(pg.loc("#key-status")).to_have_text("key works")
+        pg.loc("#share-screen").click()
+        pg.wait_for_frames()
+        expect(pg.loc("#stage-badge-text")).to_have_text("SCREEN")
+        sid = pg.stream_id()
+        pg.loc("#stop").click()
+        expect(pg.loc("#stream-state")).to_have_text("ended")
+        with site.client(key) as c:
+            assert c.get(f"/v1/streams/{sid}").json()["end_reason"] == "deleted"
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()
+
+
 def test_stream_ended_elsewhere_is_shown_and_the_camera_released(browser: Any, site: LiveServer) -> None:
     key = site.new_key()
     owner = site.keys.verify(key).owner  # type: ignore[union-attr]

@@ -542,7 +542,10 @@ function thumbTile(streamId, index, timestampMs) {
       const img = new Image();
       img.alt = `frame ${index}`;
       img.src = url;
-      img.onload = () => fig.classList.remove("loading");
+      img.onload = () => {
+        fig.classList.remove("loading");
+        URL.revokeObjectURL(url);
+      };
       fig.prepend(img);
       fig.title = `frame_index ${index}` + (timestampMs != null ? `, timestamp_ms ${timestampMs}` : "");
     })

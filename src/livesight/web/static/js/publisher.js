@@ -110,6 +110,7 @@ export class StreamSession {
     try {
       await this.join();
     } catch (err) {
+      if (this.closed) return; // stopped while connecting: stop() already cleaned up
       const url = this.stream.publish.url;
       await this.discard();
       throw new Error(`Could not publish to ${url}: ${err && err.message ? err.message : err}`);
