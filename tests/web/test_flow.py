@@ -106,6 +106,10 @@ def test_camera_to_answer_with_thumbnails_then_stop(browser: Any, site: LiveServ
         assert pg.page.evaluate("() => document.documentElement.scrollWidth") <= MOBILE["width"]
         pg.screenshot(artifacts / "playground-answer-390x844.png", full_page=True)
         pg.page.set_viewport_size({"width": 1280, "height": 800})
+        pg.page.emulate_media(color_scheme="dark")
+        pg.page.wait_for_timeout(400)  # let the colour transitions settle before the picture
+        pg.screenshot(artifacts / "playground-answer-1280x800-dark.png")
+        pg.page.emulate_media(color_scheme="light")
 
         # The snippets are the exact request, ready to run: run them.
         streamed = run_snippet(pg, "curl", key)
