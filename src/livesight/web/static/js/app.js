@@ -253,7 +253,7 @@ function renderTelemetry(session, t) {
   el.tRetained.textContent = span == null ? "–" : `${fmtSeconds(span)} · ${fmtInt(t.retained_frame_count)} frames`;
   el.tRes.textContent = t.width && t.height ? `${t.width}×${t.height}${t.codec ? " " + t.codec : ""}` : "–";
   let pub = session.publisherState;
-  if (t.publisher_connected === false && t.state === "active") pub = pub === "connected" ? "connected (server: not yet)" : pub;
+  if (t.publisher_connected === false && t.state === "active" && pub === "connected") pub = "connecting (the server has not seen the publisher yet)";
   if (t.last_error) pub = `${pub} · error: ${t.last_error}`;
   el.tPublisher.textContent = pub;
   el.tPublisher.dataset.tone = t.last_error ? "bad" : "";
