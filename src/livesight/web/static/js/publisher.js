@@ -106,6 +106,12 @@ export class StreamSession {
       throw new Error("The server gave no publish URL for this stream.");
     }
 
+    const publishUrl = this.stream.publish.url;
+    if (location.protocol === "https:" && publishUrl.startsWith("ws://")) {
+      await this.discard();
+      throw new Error(`This page is served over https but the server's publish URL is ${publishUrl}, which the browser ` +
+        "blocks as mixed content. Set livesight's public_url to the wss:// address of this server.");
+    }
     this.onStatus({ state: "starting", text: "connecting the publisher…" });
     try {
       await this.join();
