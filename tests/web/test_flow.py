@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -111,7 +112,10 @@ def test_camera_to_answer_with_thumbnails_then_stop(browser: Any, site: LiveServ
         pg.screenshot(artifacts / "playground-answer-1280x800-dark.png")
         pg.page.emulate_media(color_scheme="light")
 
-        # The snippets are the exact request, ready to run: run them.
+        # The snippets are the exact request the page sent, ready to run: compare, then run them.
+        sent = [r for r in pg.requests if r.url.endswith("/v1/chat/completions") and r.method == "POST"]
+        argv = shlex.split(str(pg.loc("#snippet").text_content()))
+        assert json.loads(argv[argv.index("-d") + 1]) == json.loads(sent[-1].post_data)
         streamed = run_snippet(pg, "curl", key)
         assert "data: [DONE]" in streamed and '"overshoot"' in streamed and sid in streamed
         printed = run_snippet(pg, "python", key)
