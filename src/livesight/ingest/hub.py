@@ -56,12 +56,20 @@ class EmbeddedIngest:
         self.clock = clock
         self.options = options or IngestOptions()
         self.sessions: dict[str, PublisherSession] = {}
-        self._connected_once: set[str] = set()
+        self.joins: dict[str, int] = {}  # signal connections served per stream (rejoins included)
+        self.refused = 0  # connections and validations refused (tests check there is no retry storm)
         self._kicks: set[asyncio.Task[Any]] = set()
         directory.add_end_hook(self.on_stream_end)
 
     def admit(self, token: str | None, *, check_busy: bool = True) -> Admission:
         """Verify the token (signature, expiry, issuer, roomJoin, canPublish) and the stream."""
+        try:
+            return self._admit(token, check_busy)
+        except Refused:
+            self.refused += 1
+            raise
+
+    def _admit(self, token: str | None, check_busy: bool) -> Admission:
         if not token:
             raise Refused(401, "missing access token (Authorization: Bearer or ?access_token=)")
         try:
@@ -100,9 +108,9 @@ class EmbeddedIngest:
             mint_token=lambda: self.tokens.publish_token(stream_id),
         )
         self.sessions[stream_id] = session
-        if self.options.drop_first_signal_after_s is not None and stream_id not in self._connected_once:
+        if self.options.drop_first_signal_after_s is not None and stream_id not in self.joins:
             session.drop_signal_later(self.options.drop_first_signal_after_s)
-        self._connected_once.add(stream_id)
+        self.joins[stream_id] = self.joins.get(stream_id, 0) + 1
         try:
             await session.run(join_request)
         finally:
@@ -111,7 +119,7 @@ class EmbeddedIngest:
 
     def on_stream_end(self, stream_id: str) -> None:
         """Registry end hook: disconnect the stream's publisher (scheduled; done well within 1 s)."""
-        self._connected_once.discard(stream_id)
+        self.joins.pop(stream_id, None)
         session = self.sessions.get(stream_id)
         if session is None:
             return

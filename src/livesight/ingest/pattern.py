@@ -130,7 +130,7 @@ class TestPattern:
 
 def read_frame_number(luma: NDArray[np.uint8]) -> int | None:
     """Read `n mod 65536` back from a frame's luma plane (any size); None if unreadable."""
-    height, width = luma.shape[:2]
+    width = luma.shape[1]
     block = width / BLOCKS_PER_WIDTH
     if block < 2:
         return None

@@ -112,7 +112,9 @@ class AVSource(Source):
         def reader() -> None:
             try:
                 while not stop:
-                    self._read_once(lambda f: asyncio.run_coroutine_threadsafe(queue.put(f), loop).result(), lambda: stop)
+                    self._read_once(
+                        lambda f: asyncio.run_coroutine_threadsafe(queue.put(f), loop).result(), lambda: stop
+                    )
                     if not (self.loop and self.is_file):
                         break
                 asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
@@ -185,7 +187,7 @@ def publish_options(codec: str, fps: float, max_bitrate: int | None = None) -> r
         source=rtc.TrackSource.SOURCE_CAMERA,
         simulcast=False,
         video_codec=CODECS[codec.lower()],
-        degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,
+        degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION.value,
     )
     if max_bitrate:
         options.video_encoding.max_bitrate = max_bitrate
