@@ -79,7 +79,23 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
 
+class _DenialNoiseFilter(logging.Filter):
+    """uvicorn 0.54's websockets-sansio protocol logs "ASGI callable returned without completing
+    handshake" after a correct denial response (the refusal itself is sent fine). Refusals are
+    logged by us at INFO with their reason; drop that misleading ERROR line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+def _quiet_uvicorn_denials() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DenialNoiseFilter) for f in logger.filters):
+        logger.addFilter(_DenialNoiseFilter())
+
+
 def build_router(ingest: EmbeddedIngest) -> APIRouter:
+    _quiet_uvicorn_denials()
     router = APIRouter(include_in_schema=False)
 
     async def validate(request: Request, v1: bool) -> PlainTextResponse:
