@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from dataclasses import dataclass
 
 import av
 import numpy as np
 import simplejpeg
+from av.video.reformatter import VideoReformatter
 from numpy.typing import NDArray
 
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG (full range)
+_local = threading.local()  # one reformatter (cached swscale context) per worker thread
+
+
+def _reformatter() -> VideoReformatter:
+    reformatter: VideoReformatter | None = getattr(_local, "reformatter", None)
+    if reformatter is None:
+        reformatter = _local.reformatter = VideoReformatter()
+    return reformatter
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +57,9 @@ def encode_jpeg(frame: av.VideoFrame, *, max_side: int, quality: int) -> Encoded
     is_i420 = frame.format.name in ("yuv420p", "yuvj420p")
     full_range = frame.format.name == "yuvj420p" or frame.color_range == _JPEG_RANGE
     if (width, height) != (frame.width, frame.height) or not is_i420 or not full_range:
-        frame = frame.reformat(width=width, height=height, format="yuv420p", dst_color_range=_JPEG_RANGE)
+        frame = _reformatter().reformat(
+            frame, width=width, height=height, format="yuv420p", dst_color_range=_JPEG_RANGE
+        )
     y, u, v = (_plane(p) for p in frame.planes[:3])
     data = simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality)
     return EncodedFrame(jpeg=bytes(data), width=width, height=height)
