@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pickle
 import platform
 import resource
 import subprocess
@@ -114,9 +115,9 @@ async def child_pre_encoded(args: argparse.Namespace) -> dict[str, Any]:
     """Publish pre-encoded VP8 through the SDK (no encoding at publish time: cheap publishers)."""
     from livekit import rtc
 
-    encoded = pre_encode(args.width, args.height, args.fps, args.max_bitrate)
+    encoded = pickle.loads(Path(args.encoded).read_bytes())  # noqa: ASYNC240 (before connecting)
     room = rtc.Room()
-    await room.connect(args.url, args.token, rtc.RoomOptions(auto_subscribe=False))
+    await asyncio.wait_for(room.connect(args.url, args.token, rtc.RoomOptions(auto_subscribe=False)), 30)
     source = rtc.EncodedVideoSource(args.width, args.height)
     track = rtc.LocalVideoTrack.create_video_track("camera", source)
     options = rtc.TrackPublishOptions(
@@ -143,6 +144,7 @@ async def child_pre_encoded(args: argparse.Namespace) -> dict[str, Any]:
         n += 1
     cpu = (cpu_seconds() - cpu0) / (time.monotonic() - t0)
     await room.disconnect()
+    await source.aclose()
     return {"sent": n, "captured": captured, "cpu_per_s": cpu, "loop": len(encoded)}
 
 
@@ -219,6 +221,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with server.client(key) as c:
             streams = [c.post("/v1/streams").json() for _ in range(args.streams)]
         ids = [s["id"] for s in streams]
+        encoded = workdir / "encoded.pickle"
+        if args.publisher == "pre-encoded":
+            encoded.write_bytes(pickle.dumps(pre_encode(args.width, args.height, args.fps, args.max_bitrate)))
         rss_before = rss_bytes()
         children = []
         for i, stream in enumerate(streams):
@@ -227,7 +232,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "--token", stream["publish"]["token"], "--seconds", str(total), "--out", str(out),
                    "--width", str(args.width), "--height", str(args.height), "--fps", str(args.fps),
                    "--codec", args.codec, "--max-bitrate", str(args.max_bitrate),
-                   "--publisher", args.publisher, "--stop-file", str(stop_file)]  # fmt: skip
+                   "--publisher", args.publisher, "--stop-file", str(stop_file),
+                   "--encoded", str(encoded)]  # fmt: skip
             children.append((subprocess.Popen(cmd, cwd=Path(__file__).parents[1]), out))
 
         def last_indexes() -> list[int]:
@@ -318,6 +324,7 @@ def main() -> None:
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--stop-file", help=argparse.SUPPRESS)
+    parser.add_argument("--encoded", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         Path(args.out).write_text(json.dumps(asyncio.run(child_main(args))))
