@@ -14,6 +14,10 @@ from livekit import rtc
 from livesight.ingest.pattern import TestPattern, read_frame_number
 from tests.support.server import LiveServer
 
+PREROLL_BASE = 60000
+"""Warm-up frames are numbered from here: media needs a moment to flow after publish_track returns
+(ICE, DTLS, first keyframe), so frames captured then are not counted as sent."""
+
 
 @dataclass
 class Published:
@@ -35,8 +39,9 @@ async def publish_pattern(
     room_options: rtc.RoomOptions | None = None,
     capture: bool = True,
     connect_timeout: float = 20,
+    preroll: float = 1.0,
 ) -> Published:
-    """Publish frames numbered 0, 1, 2, ... for `seconds`; returns what happened."""
+    """Publish `preroll` seconds of warm-up frames, then frames numbered 0, 1, 2, ... for `seconds`."""
     out = Published()
     room = rtc.Room()
 
@@ -66,15 +71,18 @@ async def publish_pattern(
         except Exception as exc:
             out.publish_error = str(exc) or type(exc).__name__
         start = time.monotonic()
+        warmup = round(preroll * fps) if capture else 0
         n = 0
-        while time.monotonic() - start < seconds:
+        while time.monotonic() - start < seconds + warmup / fps:
             delay = start + n / fps - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             if capture:
-                frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, pattern.render(n))
+                number = PREROLL_BASE + n if n < warmup else n - warmup
+                frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, pattern.render(number))
                 source.capture_frame(frame, timestamp_us=int(time.time() * 1_000_000))
-                out.sent.append(n)
+                if n >= warmup:
+                    out.sent.append(number)
             n += 1
         await asyncio.sleep(0.5)  # let the last frames arrive
     finally:

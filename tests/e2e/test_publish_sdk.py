@@ -17,7 +17,7 @@ from livekit import api, rtc
 
 from livesight.core.clock import SystemClock
 from livesight.ingest.options import IngestOptions
-from tests.e2e.media import ReadFrame, publish_pattern, read_frames, wait_for
+from tests.e2e.media import PREROLL_BASE, ReadFrame, publish_pattern, read_frames, wait_for
 from tests.support.server import LiveServer, run_server
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(90)]
@@ -50,9 +50,13 @@ def status(server: LiveServer, key: str, stream_id: str) -> dict[str, object]:
         return dict(c.get(f"/v1/streams/{stream_id}").json())
 
 
-def check_frames(frames: list[ReadFrame], sent: list[int], *, min_ratio: float = 0.9, fps: float = FPS) -> None:
-    """Order, count, contiguous lifetime indexes, and stream times that follow the media timing."""
-    assert frames, "no frame reached the buffer"
+def check_frames(all_frames: list[ReadFrame], sent: list[int], *, min_ratio: float = 0.9) -> list[ReadFrame]:
+    """Order, count, contiguous lifetime indexes, increasing stream times; returns the counted frames."""
+    assert all_frames, "no frame reached the buffer"
+    warmup = [f for f in all_frames if f.number is not None and f.number >= PREROLL_BASE]
+    frames = all_frames[len(warmup) :]
+    assert warmup == all_frames[: len(warmup)], "warm-up frames must all come first"
+    assert frames, "no counted frame reached the buffer"
     numbers = [f.number for f in frames]
     assert None not in numbers, f"unreadable frame numbers: {numbers}"
     assert numbers == sorted(set(numbers)), f"frames out of order or duplicated: {numbers}"
@@ -60,10 +64,11 @@ def check_frames(frames: list[ReadFrame], sent: list[int], *, min_ratio: float =
     assert len(frames) >= min_ratio * len(sent), f"{len(frames)} of {len(sent)} sent frames arrived"
     assert [f.index for f in frames] == list(range(frames[0].index, frames[0].index + len(frames)))
     stamps = [f.timestamp_ms for f in frames]
-    assert stamps[0] == 0 if frames[0].index == 0 else stamps[0] > 0
+    assert all_frames[0].timestamp_ms == 0 if all_frames[0].index == 0 else all_frames[0].timestamp_ms > 0
     assert all(b > a for a, b in itertools.pairwise(stamps)), "stream clock not increasing"
-    arrivals = [f.arrived_at_ms for f in frames]
+    arrivals = [f.arrived_at_ms for f in all_frames]
     assert arrivals == sorted(arrivals)
+    return frames
 
 
 def test_vp8_v1_frames_arrive_in_order(server: LiveServer, key: str) -> None:
@@ -73,8 +78,8 @@ def test_vp8_v1_frames_arrive_in_order(server: LiveServer, key: str) -> None:
     result = asyncio.run(publish_pattern(publish["url"], publish["token"], seconds=3, fps=FPS))
     assert result.connect_error is None
     assert result.publish_error is None
-    frames = read_frames(server, str(stream["id"]))
-    check_frames(frames, result.sent)
+    all_frames = read_frames(server, str(stream["id"]))
+    frames = check_frames(all_frames, result.sent)
     # within one publication, stream time follows the media timestamps (1/15 s per frame number)
     first, last = frames[0], frames[-1]
     expected = (last.number - first.number) * 1000 / FPS  # type: ignore[operator]
@@ -84,7 +89,7 @@ def test_vp8_v1_frames_arrive_in_order(server: LiveServer, key: str) -> None:
     assert got["codec"] == "VP8"
     assert got["last_frame_index"] == frames[-1].index
     assert got["first_available_frame_index"] == 0
-    assert got["retained_frame_count"] == len(frames)
+    assert got["retained_frame_count"] == len(all_frames)
     assert got["last_error"] is None
 
 
@@ -121,8 +126,7 @@ def test_simulcast_publisher_sends_its_top_layer(server: LiveServer, key: str) -
     )
     assert result.connect_error is None
     assert result.publish_error is None
-    frames = read_frames(server, str(stream["id"]))
-    check_frames(frames, result.sent, min_ratio=0.8)
+    frames = check_frames(read_frames(server, str(stream["id"])), result.sent)
     assert {(f.width, f.height) for f in frames} == {(1280, 720)}
 
 
@@ -223,11 +227,11 @@ def test_v0_publisher_rejoins_after_a_drop_and_the_stream_continues(flaky_server
     result = asyncio.run(publish_pattern(publish["url"], publish["token"], seconds=6, fps=FPS))
     assert result.connect_error is None
     assert result.publish_error is None
-    frames = read_frames(flaky_server, str(stream["id"]))
+    all_frames = read_frames(flaky_server, str(stream["id"]))
     # the rejoin costs some frames (resume refused, new join, new PC) but indexes, order and the
     # stream clock continue across it
-    check_frames(frames, result.sent, min_ratio=0.5)
-    assert frames[0].index == 0
+    frames = check_frames(all_frames, result.sent, min_ratio=0.5)
+    assert all_frames[0].index == 0
     assert flaky_server.components.ingest.joins.get(str(stream["id"])) == 2
     before = [f for f in frames if f.number is not None and f.number < 25]
     after = [f for f in frames if f.number is not None and f.number > 45]
