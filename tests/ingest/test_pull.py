@@ -108,3 +108,52 @@ def test_unsupported_source_is_400_and_ends_the_stream(tmp_path: Path) -> None:
             response = c.post("/v1/streams", json={"source": {"type": "file", "url": "/etc/passwd"}})
             assert response.status_code == 400
             assert "source_file_dir" in response.json()["detail"]
+
+
+def write_hls(directory: Path, frames: int = 30, fps: int = 10) -> None:
+    pattern = TestPattern(320, 240)
+    options = {"hls_time": "1", "hls_playlist_type": "vod"}
+    with av.open(str(directory / "live.m3u8"), "w", format="hls", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for n in range(frames):
+            data = np.frombuffer(pattern.render(n), np.uint8).reshape(360, 320)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(data, format="yuv420p")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_hls_source_over_http(tmp_path: Path) -> None:
+    """A network source (HLS over HTTP on loopback): frames arrive; when it ends it is reopened and
+    the stream says so in last_error."""
+    import functools
+    import http.server
+    import threading
+
+    media = tmp_path / "hls"
+    media.mkdir()
+    write_hls(media)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(media))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/live.m3u8"
+    try:
+        with run_server(tmp_path, clock=SystemClock()) as live, live.client(live.new_key()) as c:
+            created = c.post("/v1/streams", json={"source": {"type": "hls", "url": url}})
+            assert created.status_code == 201, created.text
+            sid = created.json()["id"]
+            deadline = time.monotonic() + 20
+            status = c.get(f"/v1/streams/{sid}").json()
+            while time.monotonic() < deadline and not (
+                status["last_error"] and (status["last_frame_index"] or 0) >= 29
+            ):
+                time.sleep(0.1)
+                status = c.get(f"/v1/streams/{sid}").json()
+            assert (status["last_frame_index"] or 0) >= 29, status
+            assert "ended" in str(status["last_error"])
+            assert (status["width"], status["height"]) == (320, 240)
+            c.delete(f"/v1/streams/{sid}")
+    finally:
+        httpd.shutdown()
