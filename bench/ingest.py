@@ -207,6 +207,18 @@ def poll_newest(
     return seen
 
 
+async def loop_lag(seconds: float, interval: float = 0.01) -> list[float]:
+    """How late the server's event loop wakes a 10 ms timer, in ms (its blocking, seen from inside)."""
+    loop = asyncio.get_running_loop()
+    lags = []
+    end = loop.time() + seconds
+    while loop.time() < end:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        lags.append((loop.time() - due) * 1000)
+    return lags
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
@@ -246,9 +258,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(args.warmup)
 
         start_idx, cpu0, threads0, t0 = last_indexes(), cpu_seconds(), thread_cpu(), time.monotonic()
+        lag_future = asyncio.run_coroutine_threadsafe(loop_lag(args.seconds), server._loop)
         time.sleep(args.seconds)
         end_idx, cpu1, threads1, t1 = last_indexes(), cpu_seconds(), thread_cpu(), time.monotonic()
         roles = cpu_by_role(threads0, threads1)
+        lags = lag_future.result(timeout=30)
         rss_after = rss_bytes()
         window = t1 - t0
         fps = [(b - a) / window for a, b in zip(start_idx, end_idx, strict=True)]
@@ -294,6 +308,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms_p50": round(percentile(latencies, 50), 1) if latencies else None,
         "latency_ms_p95": round(percentile(latencies, 95), 1) if latencies else None,
         "latency_samples": len(latencies),
+        "event_loop_lag_ms_p50_p99_max": [
+            round(percentile(lags, 50), 1),
+            round(percentile(lags, 99), 1),
+            round(max(lags), 1),
+        ],
         "resolution_received": sorted({(f["width"], f["height"]) for f in final}),
     }
 
