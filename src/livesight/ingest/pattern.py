@@ -84,7 +84,16 @@ class TestPattern:
         self._y[height * 2 // 3 :, :] = ramp
         self._u[height // 3 :, :], self._v[height // 3 :, :] = 128, 128
 
-    def _text(self, y: NDArray[np.uint8], text: str, x: int, top: int, scale: int) -> None:
+    def _text(
+        self,
+        planes: tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]],
+        text: str,
+        x: int,
+        top: int,
+        scale: int,
+    ) -> None:
+        """White text on a black box (neutral chroma, so it reads on any colour bar)."""
+        y, u, v = planes
         for i, char in enumerate(text):
             key = (char, scale)
             glyph = self._glyphs.get(key)
@@ -94,9 +103,11 @@ class TestPattern:
             h, w = glyph.shape
             if x0 + w > self.width or top + h > self.height:
                 return
-            region = y[top : top + h, x0 : x0 + w]
-            region[glyph] = _WHITE
-            region[~glyph] = _BLACK
+            region = y[top : top + h, x0 : x0 + w + scale]
+            region[:] = _BLACK
+            region[:, :w][glyph] = _WHITE
+            u[top // 2 : (top + h + 1) // 2, x0 // 2 : (x0 + w + scale + 1) // 2] = 128
+            v[top // 2 : (top + h + 1) // 2, x0 // 2 : (x0 + w + scale + 1) // 2] = 128
 
     def render(self, n: int, now: float | None = None) -> bytes:
         y, u, v = self._y.copy(), self._u.copy(), self._v.copy()
@@ -122,9 +133,9 @@ class TestPattern:
         stamp = time.time() if now is None else now
         clock = time.strftime("%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}"
         line = 9 * scale
-        self._text(y, f"FRAME {n}", b, b + line // 2, scale * 2)
-        self._text(y, clock, b, b + line * 3, scale * 2)
-        self._text(y, self.label, b, b + line * 5 + line // 2, scale)
+        self._text((y, u, v), f"FRAME {n}", b, b + line // 2, scale * 2)
+        self._text((y, u, v), clock, b, b + line * 3, scale * 2)
+        self._text((y, u, v), self.label, b, b + line * 5 + line // 2, scale)
         return y.tobytes() + u.tobytes() + v.tobytes()
 
 
