@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run test check fmt bench clean
 
 setup: $(STAMP)
+	@scripts/setup-media
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -60,6 +60,7 @@ def run_server(
     *,
     clock: Clock | None = None,
     host: str = "127.0.0.1",
+    create_app_kwargs: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Iterator[LiveServer]:
     overrides.setdefault("data_dir", tmp_path)
@@ -67,7 +68,7 @@ def run_server(
     settings: Settings = load_settings(None, host=host, port=0, **overrides)
     clock = clock or FakeClock()
     keys = SQLiteKeyStore(tmp_path / "keys.db")
-    app = create_app(settings, clock=clock, keys=keys)
+    app = create_app(settings, clock=clock, keys=keys, **(create_app_kwargs or {}))
     config = uvicorn.Config(app, host=host, port=0, lifespan="on", log_config=None, access_log=False)
     server = uvicorn.Server(config)
     loops: list[Any] = []
