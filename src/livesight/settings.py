@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     ingest_remb_bps: int = Field(
         8_000_000, ge=0, description="Fixed bitrate estimate sent to publishers (0: aiortc's own estimator)."
     )
+    source_allowed_hosts: list[str] | None = Field(
+        None,
+        description="Hosts that pulled rtsp/hls sources may connect to (as written in the URL); unset = any.",
+    )
     source_file_dir: Path | None = Field(
         None, description="Directory that pulled `file` sources may read; file sources are refused when unset."
     )

@@ -100,7 +100,7 @@ def create_app(
     model_registry = ModelRegistry(settings.models)
     encoder = FrameEncoder(settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality)
     ingest = EmbeddedIngest(registry, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))
-    pulls = PullSources(registry, encoder, settings.source_file_dir)
+    pulls = PullSources(registry, encoder, settings.source_file_dir, settings.source_allowed_hosts)
     parts = Components(settings, clock, key_store, registry, tokens, model_registry, ingest, pulls)
 
     def publish_for(stream: Stream, request: Request) -> Publish | None:
