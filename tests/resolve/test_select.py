@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -205,7 +206,8 @@ def test_frame_is_retained_or_a_typed_error(window: FrameWindow, anchor: str, to
         index = frame(f"{anchor}&tolerance_ms={tolerance}&direction={direction}", window)
     except (FrameEvicted, FrameNotYetProduced, SegmentEmpty):
         return
-    assert window.first_index is not None and window.last_index is not None
+    assert window.first_index is not None
+    assert window.last_index is not None
     assert window.first_index <= index <= window.last_index
 
 
@@ -231,10 +233,11 @@ def test_segment_properties(window: FrameWindow, start: str, end: str | None, fp
         picked = segment(query, window, limit)
     except (SegmentEmpty, SegmentInvalid):
         return
-    assert window.first_index is not None and window.last_index is not None
+    assert window.first_index is not None
+    assert window.last_index is not None
     assert picked, "a selected segment is never empty"
     assert all(window.first_index <= i <= window.last_index for i in picked)
-    assert all(a < b for a, b in zip(picked, picked[1:], strict=False)), "strictly increasing"
+    assert all(a < b for a, b in itertools.pairwise(picked)), "strictly increasing"
     assert len(picked) <= limit
     times = [window.info(i).timestamp_ms for i in picked]
     span_s = (times[-1] - times[0]) / 1000

@@ -75,7 +75,8 @@ def test_bad_urls(url: str) -> None:
     with pytest.raises(StreamUrlInvalid) as err:
         parse_frame_uri(url)
     assert url[:40] in err.value.message
-    assert err.value.status == 400 and err.value.code == "stream_url_invalid"
+    assert err.value.status == 400
+    assert err.value.code == "stream_url_invalid"
 
 
 @pytest.mark.parametrize(
@@ -101,8 +102,10 @@ def test_bad_image_params(query: str, param: str) -> None:
     url = f"{BASE}?{query}"
     with pytest.raises(QueryParamInvalid) as err:
         parse_frame_uri(url)
-    assert url in err.value.message and param in err.value.message
-    assert err.value.status == 400 and err.value.code == "query_param_invalid"
+    assert url in err.value.message
+    assert param in err.value.message
+    assert err.value.status == 400
+    assert err.value.code == "query_param_invalid"
 
 
 @pytest.mark.parametrize(
@@ -129,7 +132,8 @@ def test_bad_video_params(query: str, param: str) -> None:
     url = f"{BASE}?{query}"
     with pytest.raises(QueryParamInvalid) as err:
         parse_segment_uri(url)
-    assert url in err.value.message and param in err.value.message
+    assert url in err.value.message
+    assert param in err.value.message
 
 
 _PARAM_NAMES = st.sampled_from(
@@ -167,7 +171,7 @@ def test_any_input_gives_a_reference_or_a_typed_error(prefix: str, query: str, r
             try:
                 ref = parse(url)
             except (StreamUrlInvalid, QueryParamInvalid) as exc:
-                assert exc.message
+                assert exc.message  # noqa: PT017
             else:
                 assert ref.stream_id == SID
                 if isinstance(ref, SegmentRef):

@@ -12,7 +12,8 @@ START_MS = 1_800_000_000_000
 
 def make_window(timestamps: Sequence[int], evicted: int = 0) -> FrameWindow:
     """A ring holding frames at these stream times (the first must be 0), the oldest `evicted` evicted."""
-    assert timestamps and timestamps[0] == 0
+    assert timestamps
+    assert timestamps[0] == 0
     ring = FrameRing()
     for ts in timestamps:
         info = ring.append(IngestFrame("s", float(ts), 64, 48, JpegPayload(b"x")), START_MS + ts)
