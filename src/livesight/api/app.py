@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 
 from livesight import __version__
-from livesight.api import errors, health, models, streams
+from livesight.api import chat, errors, frames, health, models, streams
 from livesight.api.auth import make_authenticate
+from livesight.api.chat_ratelimit import RateLimiter
 from livesight.api.middleware import RequestContextMiddleware
 from livesight.api.schemas import Publish
 from livesight.backends.registry import ModelRegistry
@@ -22,6 +24,7 @@ from livesight.buffer.registry import RegistryLimits, Stream, StreamRegistry
 from livesight.core.clock import Clock, SystemClock
 from livesight.core.errors import SourceUnsupported
 from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
+from livesight.resolve.request import ChatResolver
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
 
@@ -90,7 +93,17 @@ def create_app(
     )
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
-    model_registry = ModelRegistry(settings.models)
+    # Bounded pool for media CPU work on the request path (mp4 encode, thumbnails).
+    media_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="livesight-media")
+    model_registry = ModelRegistry(
+        settings.models,
+        clock=clock,
+        builtins=settings.builtin_models,
+        executor=media_executor,
+        probe_ttl_ms=round(settings.model_probe_ttl_s * 1000),
+    )
+    resolver = ChatResolver(registry, settings.max_segment_frames)
+    limiter = RateLimiter(settings.rate_limit_rps, clock)
     parts = Components(settings, clock, key_store, registry, tokens, model_registry)
 
     def publish_for(stream: Stream, request: Request) -> Publish | None:
@@ -107,6 +120,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         parts.background.append(asyncio.create_task(_reap_forever(registry, settings.reaper_interval_ms)))
+        model_registry.start(preload=settings.preload_builtin_models)
         parts.ready = True
         try:
             yield
@@ -116,6 +130,8 @@ def create_app(
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)
+            await model_registry.aclose()
+            media_executor.shutdown(wait=False, cancel_futures=True)
             if own_keys:
                 key_store.close()
 
@@ -133,6 +149,14 @@ def create_app(
         schema = prefix == "/v1"
         app.include_router(
             streams.build_router(registry, authenticate, publish_for, start_source),
+            prefix=prefix,
+            include_in_schema=schema,
+        )
+        app.include_router(
+            frames.build_router(registry, authenticate, media_executor), prefix=prefix, include_in_schema=schema
+        )
+        app.include_router(
+            chat.build_router(model_registry, resolver, authenticate, limiter, clock),
             prefix=prefix,
             include_in_schema=schema,
         )
