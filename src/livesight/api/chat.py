@@ -17,8 +17,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from livesight.api.auth import Authenticate
 from livesight.api.chat_ratelimit import RateLimiter
@@ -117,13 +119,36 @@ def build_router(
             await _aclose(chunks)
             raise
         report.first_token_ms = (time.perf_counter() - upstream_started) * 1000
-        return StreamingResponse(
+        return _EventStream(
             _events(first, chunks, report, include_usage),
             media_type="text/event-stream",
             headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
     return router
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response that stops (closing its generator, hence the upstream request) as soon as the
+    client disconnects, whatever ASGI spec version the server speaks."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def respond() -> None:
+                    try:
+                        await self.stream_response(send)
+                    finally:
+                        group.cancel_scope.cancel()
+
+                group.start_soon(respond)
+                await self.listen_for_disconnect(receive)
+                group.cancel_scope.cancel()
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
 
 
 class _Report:
