@@ -32,8 +32,8 @@ class ChatEnv:
     def api(self) -> str:
         return self.server.base_url + "/v1"
 
-    def client(self, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.api, api_key=key or self.key, max_retries=0, timeout=20, **kwargs)
+    def client(self, key: str | None = None, *, timeout: float = 20) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.api, api_key=key or self.key, max_retries=0, timeout=timeout)
 
     def async_client(self, key: str | None = None) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.api, api_key=key or self.key, max_retries=0, timeout=20)

@@ -91,7 +91,12 @@ class FakeUpstream:
         if b.hang:
             await asyncio.sleep(3600)
         if b.delay_s:
-            await asyncio.sleep(b.delay_s)
+            deadline = time.monotonic() + b.delay_s
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                if await request.is_disconnected():
+                    self.cancelled += 1
+                    return Response(status_code=499)
         if b.fail_status is not None:
             return _error(b.fail_status, b.fail_message, headers=b.rate_limit_headers)
         if body.get("model") not in self.served:
