@@ -164,7 +164,8 @@ def _split(url: str) -> tuple[str, dict[str, str]]:
         if not piece:
             continue
         name, eq, value = piece.partition("=")
-        name, value = unquote(name), unquote(value)
+        if "%" in piece:
+            name, value = unquote(name), unquote(value)
         if not eq or not name:
             raise QueryParamInvalid(f"{shown(url)}: malformed query parameter {piece!r} (expected name=value)")
         if name in params:
