@@ -230,21 +230,20 @@ def _seg_anchor(prefix: str) -> st.SearchStrategy[str]:
 def test_segment_properties(window: FrameWindow, start: str, end: str | None, fps: str, limit: int) -> None:
     query = f"{start}&max_fps={fps}" + (f"&{end}" if end else "")
     try:
-        picked = segment(query, window, limit)
+        sample = select_segment(window, parse_segment_uri(URL + query), limit)
     except (SegmentEmpty, SegmentInvalid):
         return
+    picked = list(sample.indexes)
     assert window.first_index is not None
     assert window.last_index is not None
+    assert window.first_index <= sample.lo < sample.hi <= window.last_index + 1, "inside the retained range"
     assert picked, "a selected segment is never empty"
-    assert all(window.first_index <= i <= window.last_index for i in picked)
+    assert picked[0] == sample.lo, "the grid starts at the first frame in range"
+    assert all(sample.lo <= i < sample.hi for i in picked)
     assert all(a < b for a, b in itertools.pairwise(picked)), "strictly increasing"
     assert len(picked) <= limit
-    times = [window.info(i).timestamp_ms for i in picked]
-    span_s = (times[-1] - times[0]) / 1000
-    # One frame per grid point at most; the grid starts at the first pick and its last point is at most
-    # half a step past the last pick (which is that point's nearest frame).
-    assert len(picked) <= math.floor(span_s * float(fps) + 0.5 + 1e-9) + 1, "at most max_fps per second"
-    assert times[0] == window.info(picked[0]).timestamp_ms
+    span_ms = window.info(sample.hi - 1).timestamp_ms - window.info(sample.lo).timestamp_ms
+    assert len(picked) <= math.floor(span_ms * float(fps) / 1000 + 1e-9) + 1, "at most max_fps per second"
 
 
 @settings(max_examples=200, deadline=None)

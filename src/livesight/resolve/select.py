@@ -29,10 +29,13 @@ from livesight.resolve.uri import Anchor, FrameRef, SegmentRef, shown
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """A segment's selected frames (lifetime indexes, oldest first) and the grid slot each was taken for."""
+    """A segment's selected frames (lifetime indexes, oldest first), the grid slot each was taken for,
+    and the range [lo, hi) of retained frames they were sampled from."""
 
     indexes: tuple[int, ...]
     slots: tuple[int, ...]
+    lo: int
+    hi: int
 
 
 def select_frame(window: FrameWindow | None, ref: FrameRef) -> int:
@@ -236,4 +239,4 @@ def _sample(window: FrameWindow, lo: int, hi: int, max_fps: float) -> Sample:
         # (one point short of the exact boundary, so rounding can only cost one extra iteration).
         mid = (_ts(window, pick) + _ts(window, pick + 1)) / 2
         k = max(k + 1, math.floor((mid - t0) / step))
-    return Sample(tuple(indexes), tuple(slots))
+    return Sample(tuple(indexes), tuple(slots), lo, hi)
