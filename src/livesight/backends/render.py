@@ -27,6 +27,7 @@ from livesight.backends.imaging import encode_mp4
 from livesight.core.media import MediaFrame, MediaItem
 
 Profile = Literal["vllm", "mp4", "frames"]
+OFFLOAD_BYTES = 256 * 1024  # media above this is encoded (and the body serialised) in the executor
 Part = dict[str, Any]
 
 
@@ -95,6 +96,19 @@ class Renderer:
                 id(v): "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
                 for v, data in zip(videos, encoded, strict=True)
             }
+        media_bytes = sum(
+            len(f.jpeg) for m in messages for p in _parts(m) if isinstance(p, MediaItem) for f in p.frames
+        )
+        if media_bytes > OFFLOAD_BYTES:  # base64 of megabytes: keep it off the event loop
+            loop = asyncio.get_running_loop()
+            out = await loop.run_in_executor(self._executor, self._render_messages, messages, video_mode, mp4s)
+        else:
+            out = self._render_messages(messages, video_mode, mp4s)
+        return out, extra
+
+    def _render_messages(
+        self, messages: list[dict[str, Any]], video_mode: str, mp4s: dict[int, str]
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for message in messages:
             content = message.get("content")
@@ -108,7 +122,7 @@ class Renderer:
                 else:
                     parts.append(part)
             out.append({**message, "content": parts})
-        return out, extra
+        return out
 
     def _render_item(self, item: MediaItem, video_mode: str, mp4_url: str | None) -> list[Part]:
         with_uuid: Callable[[Part], Part] = (

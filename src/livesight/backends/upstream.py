@@ -9,6 +9,7 @@ sends `data: {"error": {...}}`) becomes an `UpstreamHTTPError` with the status i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from livesight.backends.base import ChatRequest, Chunk
-from livesight.backends.render import Renderer
+from livesight.backends.render import OFFLOAD_BYTES, Renderer
 from livesight.core.errors import UpstreamHTTPError, UpstreamRequestFailed, UpstreamTimeout
 from livesight.settings import ModelConfig
 
@@ -39,6 +40,7 @@ class OpenAICompatBackend:
             raise ValueError(f"model {config.id!r}: backend 'openai' needs base_url")
         self.config = config
         self.provider = urlsplit(config.base_url).netloc or config.base_url
+        self._executor = executor
         self._renderer = Renderer(config.profile, executor)
         api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -85,8 +87,15 @@ class OpenAICompatBackend:
             body.pop("stream", None)
         return body
 
+    async def _content(self, request: ChatRequest, *, stream: bool) -> bytes:
+        body = await self.body(request, stream=stream)
+        media_bytes = sum(len(f.jpeg) for item in request.media() for f in item.frames)
+        if media_bytes > OFFLOAD_BYTES:  # serialising megabytes of base64: keep it off the event loop
+            return await asyncio.get_running_loop().run_in_executor(self._executor, _dumps, body)
+        return _dumps(body)
+
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        content = _dumps(await self.body(request, stream=False))
+        content = await self._content(request, stream=False)
         try:
             response = await self._client.post("chat/completions", content=content, headers=_JSON)
         except httpx.HTTPError as exc:
@@ -113,7 +122,7 @@ class OpenAICompatBackend:
         return data
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        content = _dumps(await self.body(request, stream=True))
+        content = await self._content(request, stream=True)
         try:
             async with self._client.stream("POST", "chat/completions", content=content, headers=_JSON) as response:
                 if not response.is_success:
