@@ -3,6 +3,7 @@ the real server and a fake vLLM that checks what it receives (CONTRACT §6)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,10 @@ from tests.api.chat_env import ChatEnv, chat_env, image_message, video_message
 def env(tmp_path: Path, clock: FakeClock) -> Iterator[ChatEnv]:
     with chat_env(tmp_path, clock) as e:
         yield e
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _extra(obj: Any) -> dict[str, Any]:
@@ -73,9 +78,12 @@ def test_segment_as_vllm_frame_list_video(env: ChatEnv) -> None:
     assert frames["frame_indexes"] == [49, 59, 69, 79, 89, 99]
     assert frames["timestamps_ms"] == [4900, 5900, 6900, 7900, 8900, 9900]
     seen = json.loads(reply.choices[0].message.content or "")
+    shas = seen["videos"][0].pop("sha256")
     assert seen["videos"] == [
         {"format": "jpeg", "frames": 6, "size": [640, 360], "fps": 1.0, "frames_indices": [0, 1, 2, 3, 4, 5]}
     ]
+    with env.server.client(env.key) as c:  # the model got exactly the pixels of the frames reported
+        assert shas == [_sha(c.get(f"/v1/streams/{env.stream_id}/frames/{i}").content) for i in frames["frame_indexes"]]
     assert any("4.900s" in t and env.stream_id in t for t in seen["texts"]), seen["texts"]
     assert seen["uuids"] and seen["uuids"][0].startswith(env.stream_id)
     sent = env.fake.requests[-1]

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import io
 import json
 import threading
@@ -195,6 +196,7 @@ class FakeUpstream:
             raise BadRequest("messages must be a non-empty list")
         video_kwargs = (body.get("media_io_kwargs") or {}).get("video") or {}
         images: list[list[int]] = []
+        shas: list[str] = []
         videos: list[dict[str, Any]] = []
         texts: list[str] = []
         uuids: list[str] = []
@@ -211,12 +213,20 @@ class FakeUpstream:
                     texts.append(part["text"])
                 elif kind == "image_url":
                     images.append(list(_decode_image(part["image_url"]["url"])))
+                    shas.append(_sha(_b64(part["image_url"]["url"].partition(",")[2])))
                 elif kind == "video_url":
                     videos.append(_decode_video(part["video_url"]["url"], video_kwargs))
                 else:
                     raise BadRequest(f"Unknown part type: {kind}")
         extra = {k: v for k, v in body.items() if k not in ("model", "messages", "stream", "stream_options")}
-        return {"images": images, "videos": videos, "texts": texts, "uuids": uuids, "extra": sorted(extra)}
+        return {
+            "images": images,
+            "image_sha256": shas,
+            "videos": videos,
+            "texts": texts,
+            "uuids": uuids,
+            "extra": sorted(extra),
+        }
 
 
 def _error(status: int, message: str, kind: str = "BadRequestError", headers: dict[str, str] | None = None) -> Response:
@@ -233,6 +243,10 @@ def _b64(data: str) -> bytes:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadRequest(f"Invalid base64 data: {exc}") from None
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _jpeg(data: bytes) -> tuple[int, int]:
@@ -272,6 +286,7 @@ def _decode_video(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {
             "format": "jpeg",
             "frames": len(frames),
+            "sha256": [_sha(_b64(f)) for f in frames],
             "size": list(sizes[0]),
             "fps": kwargs.get("fps", 1),
             "frames_indices": indices if indices is not None else list(range(len(frames))),
