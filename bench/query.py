@@ -32,6 +32,12 @@ MODEL = "Qwen/Qwen3-VL-8B-Instruct"
 FPS, SECONDS = 30, 70
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -157,20 +163,24 @@ def measure(client: httpx.Client, path: str, content: bytes, n: int) -> list[flo
 
 
 async def throughput(url: str, path: str, headers: dict[str, str], content: bytes, n: int, concurrency: int) -> float:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as c:
+    """Requests/s with `concurrency` requests in flight. Each worker has its own client: one shared httpx
+    pool of 32 connections costs the load generator more CPU than the servers it measures."""
+    clients = [httpx.AsyncClient(base_url=url, headers=headers, timeout=30) for _ in range(concurrency)]
+    try:
         queue = iter(range(n))
+        json_header = {"content-type": "application/json"}
 
-        async def worker() -> None:
+        async def worker(c: httpx.AsyncClient) -> None:
             for _ in queue:
-                r = await c.post(path, content=content, headers={"content-type": "application/json"})
+                r = await c.post(path, content=content, headers=json_header)
                 assert r.status_code == 200, r.text[:300]
 
-        for _ in range(concurrency):  # warm the connections
-            await c.post(path, content=content, headers={"content-type": "application/json"})
+        await asyncio.gather(*(c.post(path, content=content, headers=json_header) for c in clients))  # warm up
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(c) for c in clients))
         return n / (time.perf_counter() - started)
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
 
 
 def main() -> None:
@@ -214,6 +224,7 @@ def main() -> None:
                     "added_p99": pct(lat_ls, 99) - pct(lat_direct, 99),
                 }
             one = scenarios(info["stream_id"])["frame_index=-1"]
+            cpu_before = cpu_seconds(ls_proc.pid)
             rps_ls = asyncio.run(
                 throughput(
                     info["url"],
@@ -224,6 +235,8 @@ def main() -> None:
                     args.concurrency,
                 )
             )
+            # livesight's own CPU per request (the warm-up requests included): its capacity on one core
+            cpu_ms = (cpu_seconds(ls_proc.pid) - cpu_before) * 1000 / (args.throughput_requests + args.concurrency)
             inline_one = json.dumps(direct_body(ls, info["stream_id"], one)).encode()
             rps_direct = asyncio.run(
                 throughput(
@@ -247,7 +260,16 @@ def main() -> None:
         )
     rates = f"livesight {rps_ls:.0f} req/s, direct {rps_direct:.0f} req/s"
     print(f"throughput, frame_index=-1, concurrency {args.concurrency}: {rates}")
-    print(json.dumps({"latency_ms": results, "throughput_rps": {"livesight": rps_ls, "direct": rps_direct}}))
+    print(f"livesight CPU per request at that load: {cpu_ms:.2f} ms (one core: {1000 / cpu_ms:.0f} req/s)")
+    print(
+        json.dumps(
+            {
+                "latency_ms": results,
+                "throughput_rps": {"livesight": rps_ls, "direct": rps_direct},
+                "livesight_cpu_ms_per_request": cpu_ms,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
