@@ -243,3 +243,20 @@ def test_all_anchors_of_one_request_see_one_live_edge(env: ChatEnv) -> None:
     reply = env.client().chat.completions.create(model="qwen", messages=messages)  # type: ignore[arg-type]
     image, video = _extra(reply)["overshoot"]["frames"]
     assert video["frame_indexes"][-1] == image["frame_indexes"][0] == 99
+
+
+def test_usage_is_counted_when_the_upstream_reports_none(env: ChatEnv) -> None:
+    env.fake.behaviour.omit_usage = True
+    reply = env.client().chat.completions.create(model="qwen", messages=[{"role": "user", "content": "hello there"}])
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens > 0
+    assert reply.usage.completion_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    stream = env.client().chat.completions.create(
+        model="qwen", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+    )
+    last = list(stream)[-1]
+    assert last.choices == []
+    assert last.usage is not None
+    assert last.usage.completion_tokens > 0
+    assert "overshoot" in _extra(last)

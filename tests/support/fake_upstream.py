@@ -65,6 +65,7 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     mid_stream_error: bool = False
     hang: bool = False
+    omit_usage: bool = False
     rate_limit_headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -125,7 +126,7 @@ class FakeUpstream:
         content = json.dumps(summary, separators=(",", ":"))
         prompt_tokens = 100
         if not body.get("stream"):
-            return JSONResponse(
+            answer = JSONResponse(
                 {
                     "id": f"chatcmpl-{uuid.uuid4().hex}",
                     "object": "chat.completion",
@@ -149,6 +150,11 @@ class FakeUpstream:
                     "prompt_logprobs": None,
                 }
             )
+            if self.behaviour.omit_usage:  # some engines leave usage out
+                data = json.loads(answer.body)
+                del data["usage"]
+                return JSONResponse(data)
+            return answer
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(self._stream(body, content, include_usage), media_type="text/event-stream")
 
@@ -180,7 +186,7 @@ class FakeUpstream:
             yield event(
                 [{"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": "stop", "stop_reason": None}]
             )
-            if include_usage:
+            if include_usage and not self.behaviour.omit_usage:
                 usage = {"prompt_tokens": 100, "total_tokens": 107, "completion_tokens": 7}
                 yield event([], usage=usage)
             yield b"data: [DONE]\n\n"

@@ -103,6 +103,8 @@ def build_router(
         if not body.stream:
             upstream_started = time.perf_counter()
             completion = await _unless_disconnected(http_request, entry.backend.complete(request))
+            if completion is None:
+                return Response(status_code=499)  # nobody is listening any more
             report.first_token_ms = (time.perf_counter() - upstream_started) * 1000
             if not isinstance(completion.get("usage"), dict):
                 completion["usage"] = _estimated_usage(messages, completion)
@@ -244,22 +246,36 @@ async def _aclose(chunks: AsyncIterator[Chunk]) -> None:
         await close()
 
 
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the client disconnects first (the upstream request goes with it)."""
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """Await `work`, cancelling it (and with it the upstream request) if the client disconnects
+    first; None then."""
     task = asyncio.ensure_future(work)
+    gone = False
 
     async def watch() -> None:
+        nonlocal gone
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
+                gone = True
                 task.cancel()
                 return
 
     watcher = asyncio.ensure_future(watch())
     try:
         return await task
+    except asyncio.CancelledError:
+        if gone and not _current_task_cancelling():
+            log.info("client disconnected; upstream request cancelled")
+            return None
+        raise
     finally:
         watcher.cancel()
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _estimated_usage(messages: list[dict[str, Any]], completion: dict[str, Any]) -> dict[str, int]:
