@@ -19,6 +19,7 @@ run: setup
 	$(VENV)/bin/livesight serve
 
 test: setup
+	@scripts/setup-media --browser
 	scripts/check
 
 fmt: setup

@@ -93,6 +93,15 @@ def test_unusable_pulled_source_is_a_clear_400_and_creates_nothing(server: LiveS
     assert server.components.registry.active_count(owner.owner) == 0
 
 
+@pytest.mark.parametrize(
+    "url", ["rtsp://10.0.0.1/cam", "rtsp://camera.example/live", "rtsp://user:pw@192.0.2.9:554/x", "rtsp://[::1"]
+)
+def test_pulled_source_host_outside_the_allowlist_is_refused_before_connecting(server: LiveServer, url: str) -> None:
+    with server.client(server.new_key()) as c:
+        r = c.post("/v1/streams", json={"source": {"type": "rtsp", "url": url}})
+    assert_detail(r, 400, "source_allowed_hosts")
+
+
 def test_non_uuid_and_unknown_ids_are_404(server: LiveServer) -> None:
     with server.client(server.new_key()) as c:
         assert_detail(c.get("/v1/streams/not-a-uuid"), 404, "UUID")

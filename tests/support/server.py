@@ -65,6 +65,8 @@ def run_server(
 ) -> Iterator[LiveServer]:
     overrides.setdefault("data_dir", tmp_path)
     overrides.setdefault("log_json", False)
+    # Tests must never reach outside: pulled sources may only connect to loopback and the test namespace.
+    overrides.setdefault("source_allowed_hosts", ["127.0.0.1", "localhost", "10.77.0.1", "10.77.0.2"])
     settings: Settings = load_settings(None, host=host, port=0, **overrides)
     clock = clock or FakeClock()
     keys = SQLiteKeyStore(tmp_path / "keys.db")

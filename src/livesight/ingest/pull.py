@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import av
 
@@ -32,11 +33,24 @@ log = logging.getLogger(__name__)
 _SCHEMES = {"rtsp": ("rtsp://", "rtsps://"), "hls": ("http://", "https://")}
 
 
-def check_source(kind: str, url: str, file_dir: Path | None) -> str:
-    """The URL or path PyAV should open; SourceUnsupported (400) when not allowed."""
+def check_source(kind: str, url: str, file_dir: Path | None, allowed_hosts: frozenset[str] | None = None) -> str:
+    """The URL or path PyAV should open; SourceUnsupported (400) when not allowed.
+
+    With `allowed_hosts` set, a network source's host must be one of them, compared as written in
+    the URL before anything is resolved or connected (no DNS lookup for a refused host).
+    """
     if kind in _SCHEMES:
         if not url.lower().startswith(_SCHEMES[kind]):
             raise SourceUnsupported(f"a {kind} source needs a {' or '.join(_SCHEMES[kind])} URL, got {url!r}")
+        if allowed_hosts is not None:
+            try:
+                host = (urlsplit(url).hostname or "").lower()
+            except ValueError:
+                host = ""
+            if host not in allowed_hosts:
+                raise SourceUnsupported(
+                    f"host {host!r} of {url!r} is not in source_allowed_hosts ({', '.join(sorted(allowed_hosts))})"
+                )
         return url
     if kind == "file":
         if file_dir is None:
@@ -135,15 +149,22 @@ class PulledSource:
 class PullSources:
     """Starts and stops the pulled sources of a process."""
 
-    def __init__(self, directory: StreamDirectory, encoder: FrameEncoder, file_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        directory: StreamDirectory,
+        encoder: FrameEncoder,
+        file_dir: Path | None = None,
+        allowed_hosts: list[str] | None = None,
+    ) -> None:
         self.directory = directory
         self.encoder = encoder
         self.file_dir = file_dir
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None else None
         self.sources: dict[str, PulledSource] = {}
         directory.add_end_hook(self.on_stream_end)
 
     def start(self, stream_id: str, kind: str, url: str) -> None:
-        location = check_source(kind, url, self.file_dir)
+        location = check_source(kind, url, self.file_dir, self.allowed_hosts)
         target = self.directory.ingest_target(stream_id)
         if target is None:
             raise SourceUnsupported(f"stream {stream_id} is not active")
