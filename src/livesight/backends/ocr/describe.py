@@ -46,6 +46,13 @@ def name(frame: FrameFacts) -> str:
     return f"frame_index {frame.index}" if frame.index is not None else f"frame {frame.position + 1}"
 
 
+def names(frames: Sequence[FrameFacts]) -> str:
+    """A list of frames: 'frame_index 300, 390 and 480' or 'frames 1, 4 and 7'."""
+    if all(f.index is not None for f in frames):
+        return f"frame_index {ph.join([str(f.index) for f in frames])}"
+    return f"frame{'s' if len(frames) > 1 else ''} {ph.join([str(f.position + 1) for f in frames])}"
+
+
 def describe_frame(frame: FrameFacts, intent: Intent, *, noun: str = "image") -> str:
     r = ref(frame)
     subject = f"The {noun} ({r})" if r else f"The {noun}"

@@ -29,6 +29,8 @@ def _open(data: bytes) -> Image.Image:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageUndecodable("the bytes are not a recognised image format") from None
+    except Image.DecompressionBombError:
+        raise ImageUndecodable(f"the image is too large to decode (limit {MAX_PIXELS} pixels)") from None
     except Exception:  # Pillow raises many types on hostile headers
         raise ImageUndecodable("the image header is corrupt") from None
     width, height = image.size

@@ -68,8 +68,9 @@ class OcrModel:
         max_ocr_frames_per_request: int = 12,
         cache_size: int = 128,
         model_dir: Path | None = None,
+        reader: TextReader | None = None,
     ) -> None:
-        self._reader = TextReader(min_score, model_dir=model_dir)
+        self._reader = reader or TextReader(min_score, model_dir=model_dir)
         self.max_ocr_frames = max(1, max_ocr_frames)
         self.max_ocr_frames_per_request = max(1, max_ocr_frames_per_request)
         self._cache: OrderedDict[bytes, tuple[TextLine, ...]] = OrderedDict()
@@ -123,6 +124,12 @@ class OcrModel:
             facts = [d.facts for d in decoded]
             for position in chosen:
                 facts[position] = self._read(item.frames[position], facts[position])
+            if item.kind == "image" and usable and not chosen:
+                facts[usable[0]] = replace(
+                    facts[usable[0]],
+                    read_problem=f"this request already had text read in {self.max_ocr_frames_per_request} frames, "
+                    "the most one request may",
+                )
             kind = item.kind if item.kind in ("image", "video") else "image"
             items.append(
                 ItemFacts(

@@ -18,11 +18,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 from livesight.backends.ocr.image import RGB
@@ -37,6 +39,7 @@ WEIGHTS = {
     "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
 SELF_TEST_TEXT = "LIVESIGHT 42"
+DET_MAX_SIDE = 960  # see docs/ocr-model.md: faster than rapidocr's default, misses text under ~10 px high
 _REINSTALL = f"reinstall it with `pip install --force-reinstall rapidocr=={RAPIDOCR_VERSION} onnxruntime`"
 
 
@@ -110,7 +113,11 @@ class TextReader:
             )
         params: dict[str, Any] = {
             "Global.log_level": "error",  # it logs a warning for every frame without text
-            "Global.text_score": self.min_score,
+            "Global.text_score": min(0.5, self.min_score),  # to_lines applies min_score
+            # The detector sees the frame scaled so its longest side is at most DET_MAX_SIDE. rapidocr's
+            # default (shortest side scaled up to 736) costs ~1.9x more on 720p and ~8x on 320x180 frames.
+            "Det.limit_type": "max",
+            "Det.limit_side_len": DET_MAX_SIDE,
             **{f"{part}.model_path": str(path) for part, path in paths.items()},
         }
         try:
@@ -134,7 +141,10 @@ class TextReader:
         try:
             lines = self._run(engine, np.asarray(image, dtype=np.uint8))
         except ModelFailed as exc:
-            raise ModelUnavailable(f"livesight/ocr loaded rapidocr but it fails to run; {_REINSTALL}") from exc
+            raise ModelUnavailable(
+                f"livesight/ocr could not run rapidocr (are its weights in {self._model_dir or default_model_dir()} "
+                f"corrupt?); {_REINSTALL}"
+            ) from exc
         read = " ".join(line.text for line in lines)
         if "LIVESIGHT" not in read.replace(" ", "").upper():
             raise ModelUnavailable(
@@ -159,18 +169,28 @@ class TextReader:
         except Exception as exc:
             log.warning("rapidocr failed on a %dx%d frame: %s: %s", width, height, type(exc).__name__, exc)
             raise ModelFailed("the OCR engine failed on this frame") from exc
-        lines: list[TextLine] = []
-        for text, score, quad in zip(txts, scores, boxes, strict=False):
-            text = " ".join(str(text).split())
-            if float(score) < self.min_score or not _has_text(text):
-                continue
-            xs, ys = quad[:, 0], quad[:, 1]
-            box = (
-                int(max(0, np.floor(xs.min()))),
-                int(max(0, np.floor(ys.min()))),
-                int(min(width, np.ceil(xs.max()))),
-                int(min(height, np.ceil(ys.max()))),
-            )
-            lines.append(TextLine(text=text, score=float(score), box=box))
-        lines.sort(key=lambda ln: (ln.box[1], ln.box[0], ln.text))
-        return tuple(lines)
+        return to_lines(zip(txts, scores, boxes, strict=False), width, height, self.min_score)
+
+
+def to_lines(
+    raw: Iterable[tuple[str, float, npt.ArrayLike]], width: int, height: int, min_score: float
+) -> tuple[TextLine, ...]:
+    """rapidocr's (text, score, 4-point quad) results as TextLines: whitespace collapsed, scores below
+    min_score and lines without a letter or digit (a lone '●') dropped, boxes clamped to the frame,
+    sorted top to bottom then left to right."""
+    lines: list[TextLine] = []
+    for text, score, quad in raw:
+        clean = " ".join(str(text).split())
+        if not float(score) >= min_score or not _has_text(clean):
+            continue
+        points = np.asarray(quad, dtype=np.float64).reshape(-1, 2)
+        xs, ys = points[:, 0], points[:, 1]
+        box = (
+            int(min(width, max(0, np.floor(xs.min())))),
+            int(min(height, max(0, np.floor(ys.min())))),
+            int(min(width, max(0, np.ceil(xs.max())))),
+            int(min(height, max(0, np.ceil(ys.max())))),
+        )
+        lines.append(TextLine(text=clean, score=float(score), box=box))
+    lines.sort(key=lambda ln: (ln.box[1], ln.box[0], ln.text))
+    return tuple(lines)

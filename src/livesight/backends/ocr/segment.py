@@ -12,6 +12,7 @@ from livesight.backends.ocr.describe import (
     colour_sentence,
     facts_sentence,
     name,
+    names,
     ref,
 )
 from livesight.backends.ocr.facts import FrameFacts, ItemFacts
@@ -76,9 +77,9 @@ def undecodable_sentence(frames: tuple[FrameFacts, ...]) -> str:
         return ""
     if len(bad) == len(frames):
         return f"None of its frames could be decoded: {bad[0].problem or 'unknown error'}."
-    names = ph.join([name(f) for f in bad[:8]] + ([ph.plural(len(bad) - 8, "more")] if len(bad) > 8 else []))
+    listed = names(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
     verb = "was" if len(bad) == 1 else "were"
-    return f"{ph.plural(len(bad), 'frame')} could not be decoded and {verb} skipped ({names}): {bad[0].problem}."
+    return f"{ph.plural(len(bad), 'frame')} could not be decoded and {verb} skipped ({listed}): {bad[0].problem}."
 
 
 def coverage_sentence(item: ItemFacts) -> str:
@@ -89,9 +90,11 @@ def coverage_sentence(item: ItemFacts) -> str:
     if len(chosen) == len(decoded):
         return "I read text in both frames." if len(chosen) == 2 else f"I read text in all {len(chosen)} frames."
     limit = f" ({item.ocr_limit})" if item.ocr_limit else ""
+    if len(chosen) == 1:
+        return f"To stay fast I read text in 1 of the {len(decoded)} frames{limit}: the newest, {name(chosen[0])}."
     return (
         f"To stay fast I read text in {len(chosen)} of the {len(decoded)} frames{limit}, spread evenly over the "
-        f"segment: {ph.join([name(f) for f in chosen])}."
+        f"segment: {names(chosen)}."
     )
 
 

@@ -139,7 +139,7 @@ def brightness_word(mean_luma: float) -> str:
     if mean_luma < 80:
         return "dark"
     if mean_luma < 170:
-        return "medium brightness"
+        return "moderately bright"
     if mean_luma < 220:
         return "bright"
     return "very bright"
