@@ -48,7 +48,7 @@ def test_weights_ship_in_the_wheel() -> None:
 
 
 def test_loads_offline_from_the_wheel(no_network: list[object]) -> None:
-    reader = TextReader()
+    reader = TextReader(threads=1)
     reader.load()
     reader.load()  # idempotent
     assert reader.loaded

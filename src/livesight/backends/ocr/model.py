@@ -68,9 +68,10 @@ class OcrModel:
         max_ocr_frames_per_request: int = 12,
         cache_size: int = 128,
         model_dir: Path | None = None,
+        threads: int | None = None,
         reader: TextReader | None = None,
     ) -> None:
-        self._reader = reader or TextReader(min_score, model_dir=model_dir)
+        self._reader = reader or TextReader(min_score, model_dir=model_dir, threads=threads)
         self.max_ocr_frames = max(1, max_ocr_frames)
         self.max_ocr_frames_per_request = max(1, max_ocr_frames_per_request)
         self._cache: OrderedDict[bytes, tuple[TextLine, ...]] = OrderedDict()

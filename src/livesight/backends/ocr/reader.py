@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -80,9 +80,18 @@ def _has_text(text: str) -> bool:
 class TextReader:
     """Reads lines of text in an RGB frame with rapidocr, keeping lines with score ≥ min_score."""
 
-    def __init__(self, min_score: float = 0.9, *, model_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        min_score: float = 0.9,
+        *,
+        model_dir: Path | None = None,
+        det_limit: tuple[Literal["max", "min"], int] = ("max", DET_MAX_SIDE),
+        threads: int | None = None,
+    ) -> None:
         self.min_score = min_score
+        self._threads = threads  # onnxruntime intra-op threads; None: one per core
         self._model_dir = model_dir
+        self._det_limit = det_limit  # ("min", 736) is rapidocr's own default
         self._engine: Any = None
         self._load_lock = threading.Lock()
         self._infer_lock = threading.Lock()
@@ -116,10 +125,12 @@ class TextReader:
             "Global.text_score": min(0.5, self.min_score),  # to_lines applies min_score
             # The detector sees the frame scaled so its longest side is at most DET_MAX_SIDE. rapidocr's
             # default (shortest side scaled up to 736) costs ~1.9x more on 720p and ~8x on 320x180 frames.
-            "Det.limit_type": "max",
-            "Det.limit_side_len": DET_MAX_SIDE,
+            "Det.limit_type": self._det_limit[0],
+            "Det.limit_side_len": self._det_limit[1],
             **{f"{part}.model_path": str(path) for part, path in paths.items()},
         }
+        if self._threads is not None:
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = self._threads
         try:
             from rapidocr import RapidOCR
 
