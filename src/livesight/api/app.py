@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 
 from livesight import __version__
 from livesight.api import errors, health, models, streams
@@ -112,7 +112,8 @@ def create_app(
             yield
         finally:
             parts.ready = False
-            registry.end_all("deleted")
+            ended = registry.end_all("deleted")
+            log.info("shutdown: ended %d active streams", ended)
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)
@@ -126,19 +127,22 @@ def create_app(
         summary="Ask any vision-language model about any moment of a live video (Overshoot v1 compatible).",
         description="Every endpoint under /v1 is also served under /v1beta.",
         lifespan=lifespan,
+        redirect_slashes=False,
     )
-    errors.install(app)
     authenticate = make_authenticate(key_store)
+    allowed = errors.AllowedMethods()
+    errors.install(app, allowed)
+
+    def include(router: APIRouter, prefix: str = "", *, schema: bool = True) -> None:
+        allowed.add(router, prefix)
+        app.include_router(router, prefix=prefix, include_in_schema=schema)
+
     for prefix in ("/v1", "/v1beta"):
         schema = prefix == "/v1"
-        app.include_router(
-            streams.build_router(registry, authenticate, publish_for, start_source),
-            prefix=prefix,
-            include_in_schema=schema,
-        )
-        app.include_router(models.build_router(model_registry), prefix=prefix, include_in_schema=schema)
-    app.include_router(models.build_router(model_registry), include_in_schema=False)
-    app.include_router(health.build_router(lambda: None if parts.ready else "starting up"))
+        include(streams.build_router(registry, authenticate, publish_for, start_source), prefix, schema=schema)
+        include(models.build_router(model_registry), prefix, schema=schema)
+    include(models.build_router(model_registry), schema=False)
+    include(health.build_router(lambda: None if parts.ready else "starting up"))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -7,15 +7,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import compile_path
 
 from livesight.core.errors import InternalError, LivesightError, StreamUnauthorized, Unauthorized
 
@@ -103,14 +107,41 @@ class _HTTPStatus(LivesightError):
         return f"http_{self._status}"
 
 
-async def _http_handler(request: Request, exc: Exception) -> Response:
+async def _http_handler(allowed: AllowedMethods, request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        # FastAPI's "error parsing the body" (e.g. JSON that is not UTF-8): a validation error like any bad JSON
+        return validation_response([{"loc": ["body"], "msg": f"Invalid JSON: {exc.__cause__}", "type": "json_invalid"}])
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
-    return error_response(_HTTPStatus(exc), request.url.path)
+    err = _HTTPStatus(exc)
+    if exc.status_code == 405:
+        # Starlette names only the first route that matched the path; list every method the path supports.
+        err.headers["Allow"] = ", ".join(sorted(allowed.for_path(request.url.path)))
+    return error_response(err, request.url.path)
 
 
-def install(app: FastAPI) -> None:
+class AllowedMethods:
+    """Which methods each path supports, from the routers as they are included (for 405 Allow headers)."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern[str], set[str]]] = []
+
+    def add(self, router: APIRouter, prefix: str = "") -> None:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                regex, _, _ = compile_path(prefix + route.path)
+                self._routes.append((regex, set(route.methods or ())))
+
+    def for_path(self, path: str) -> set[str]:
+        methods: set[str] = set()
+        for regex, route_methods in self._routes:
+            if regex.match(path):
+                methods |= route_methods
+        return methods
+
+
+def install(app: FastAPI, allowed: AllowedMethods) -> None:
     app.add_exception_handler(LivesightError, _livesight_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(StarletteHTTPException, functools.partial(_http_handler, allowed))

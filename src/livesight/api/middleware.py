@@ -40,8 +40,12 @@ class RequestContextMiddleware:
         response_started = False
         rid_header = (b"x-request-id", request_id.encode())
 
+        overflow = False  # the body passed the limit: whatever the app answers, the client gets a 413
+
         async def send_wrapper(message: Message) -> None:
             nonlocal status, response_started
+            if overflow and not response_started:
+                return
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
@@ -50,31 +54,36 @@ class RequestContextMiddleware:
 
         received = 0
         limit = self.max_body_bytes
+        too_large = RequestTooLarge(f"request body exceeds the {limit}-byte limit")
 
         async def receive_wrapper() -> Message:
-            nonlocal received
+            nonlocal received, overflow
+            if overflow:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise RequestTooLarge(f"request body exceeds the {limit}-byte limit")
+                    overflow = True
+                    raise too_large
             return message
 
         try:
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise RequestTooLarge(f"request body exceeds the {limit}-byte limit")
-            await self.app(scope, receive_wrapper, send_wrapper)
-        except RequestTooLarge as exc:
-            if response_started:
-                raise
-            await error_response(exc, path)(scope, receive, send_wrapper)
+                overflow = True
+            else:
+                await self.app(scope, receive_wrapper, send_wrapper)
         except Exception:
-            log.exception("unhandled error", extra={"request_id": request_id, "path": path})
-            if response_started:
-                raise
-            await internal_error_response(path)(scope, receive, send_wrapper)
+            if not overflow:
+                log.exception("unhandled error", extra={"request_id": request_id, "path": path})
+                if response_started:
+                    raise
+                await internal_error_response(path)(scope, receive, send_wrapper)
         finally:
+            if overflow and not response_started:
+                overflow = False
+                await error_response(too_large, path)(scope, receive, send_wrapper)
             route: Any = scope.get("route")
             log.info(
                 "request",

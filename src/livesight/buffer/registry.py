@@ -195,9 +195,12 @@ class StreamRegistry:
         self.pool.sweep()
         return ended
 
-    def end_all(self, reason: EndReason = "deleted") -> None:
-        for stream in list(self._streams.values()):
+    def end_all(self, reason: EndReason = "deleted") -> int:
+        """End every active stream; returns how many were active."""
+        active = [s for s in self._streams.values() if s.active]
+        for stream in active:
             self.end(stream, reason)
+        return len(active)
 
     # --- ingest side (core.frame.StreamDirectory) ------------------------------------------------
 

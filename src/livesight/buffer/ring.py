@@ -174,5 +174,8 @@ class FrameRing:
         since = now_ms - RECENT_FPS_WINDOW_MS
         pos = bisect_right(self._infos, since, self._head, len(self._infos), key=_arrival_key)
         recent = len(self._infos) - pos
-        span_ms = min(RECENT_FPS_WINDOW_MS, max(1_000, now_ms - self.first_frame_at_ms))
-        return round(recent * 1000 / span_ms, 2)
+        if self.first_frame_at_ms > since:
+            # younger than the window: rate over the frames seen so far
+            span_ms = self._infos[-1].arrived_at_ms - self._infos[pos].arrived_at_ms if recent else 0
+            return round((recent - 1) * 1000 / span_ms, 2) if span_ms > 0 else float(recent)
+        return round(recent * 1000 / RECENT_FPS_WINDOW_MS, 2)

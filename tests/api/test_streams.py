@@ -1,0 +1,184 @@
+"""Stream lifecycle over real HTTP (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from livekit import api as lkapi
+
+from livesight.core.clock import FakeClock
+from tests.support.polling import wait_for
+from tests.support.server import LiveServer
+
+
+def create(c: httpx.Client) -> dict[str, Any]:
+    r = c.post("/v1/streams")
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_create_returns_contract_fields_and_a_publish_only_token(server: LiveServer, clock: FakeClock) -> None:
+    with server.client(server.new_key()) as c:
+        body = create(c)
+    assert set(body) == {"id", "state", "publish", "expires_at_ms", "ttl_seconds"}
+    assert uuid.UUID(body["id"]).version == 4
+    assert body["state"] == "active"
+    assert body["ttl_seconds"] == 300
+    assert body["expires_at_ms"] == clock.now_ms() + 300_000
+    publish = body["publish"]
+    assert publish["type"] == "livekit"
+    assert publish["url"] == f"ws://127.0.0.1:{server.port}"
+    tokens = server.components.tokens
+    claims = lkapi.TokenVerifier(tokens.api_key, tokens._secret).verify(publish["token"])
+    assert claims.video.room == body["id"]
+    assert claims.video.room_join and claims.video.can_publish
+    assert claims.video.can_subscribe is False and claims.video.can_publish_data is False
+    assert claims.identity
+    # a short expiry (default 10 min), not livekit-api's 6 h default
+    import jwt
+
+    raw = jwt.decode(publish["token"], options={"verify_signature": False})
+    assert 590 <= raw["exp"] - time.time() <= 610
+
+
+@pytest.mark.parametrize("body", [None, b"", b"{}", b'{"unknown": 1}'])
+def test_create_accepts_empty_bodies(server: LiveServer, body: bytes | None) -> None:
+    headers = {"content-type": "application/json"} if body else {}
+    with server.client(server.new_key()) as c:
+        r = c.post("/v1/streams", content=body, headers=headers)
+    assert r.status_code == 201, r.text
+
+
+def test_get_before_any_frame(server: LiveServer, clock: FakeClock) -> None:
+    with server.client(server.new_key()) as c:
+        sid = create(c)["id"]
+        body = c.get(f"/v1/streams/{sid}").json()
+    assert body["state"] == "active"
+    assert body["stream_time_ms"] == 0
+    assert body["last_frame_index"] is None and body["first_available_frame_index"] is None
+    assert body["retained_frame_count"] == 0 and body["evicted_frame_count"] == 0
+    assert body["created_at_ms"] == clock.now_ms()
+    assert body["end_reason"] is None and body["ended_at_ms"] is None
+    assert body["audio"] is False
+
+
+def test_keepalive_renews_lease_and_token(server: LiveServer, clock: FakeClock) -> None:
+    with server.client(server.new_key()) as c:
+        created = create(c)
+        sid = created["id"]
+        clock.advance(200_000)
+        r = c.post(f"/v1/streams/{sid}/keepalive")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"id", "expires_at_ms", "ttl_seconds", "stream_time_ms", "publish"}
+        assert body["expires_at_ms"] == clock.now_ms() + 300_000
+        assert body["publish"]["token"]
+        assert c.get(f"/v1/streams/{sid}").json()["expires_at_ms"] == body["expires_at_ms"]
+        # still alive after the original deadline thanks to the keepalive
+        clock.advance(150_000)
+        time.sleep(0.3)
+        assert c.get(f"/v1/streams/{sid}").json()["state"] == "active"
+
+
+def test_lease_expires_on_its_own_within_a_second(server: LiveServer, clock: FakeClock) -> None:
+    with server.client(server.new_key()) as c:
+        sid = create(c)["id"]
+        clock.advance(299_999)
+        time.sleep(0.3)
+        assert c.get(f"/v1/streams/{sid}").json()["state"] == "active"
+        clock.advance(1)
+        started = time.monotonic()
+        ended = wait_for(
+            lambda: (b := c.get(f"/v1/streams/{sid}").json())["state"] == "ended" and b, timeout=2, what="expiry"
+        )
+        assert time.monotonic() - started < 1.5
+        assert ended["end_reason"] == "expired"
+        assert ended["ended_at_ms"] == clock.now_ms()
+        assert ended["expires_at_ms"] is None
+        # an expired stream cannot be revived
+        r = c.post(f"/v1/streams/{sid}/keepalive")
+        assert r.status_code == 404 and "ended" in r.json()["detail"]
+        # delete inside the tombstone window is idempotent
+        r = c.delete(f"/v1/streams/{sid}")
+        assert r.status_code == 200 and r.json() == {"id": sid, "deleted": True}
+        assert c.get(f"/v1/streams/{sid}").json()["end_reason"] == "expired"
+
+
+def test_delete_ends_then_tombstone_then_gone(server: LiveServer, clock: FakeClock) -> None:
+    with server.client(server.new_key()) as c:
+        sid = create(c)["id"]
+        r = c.delete(f"/v1/streams/{sid}")
+        assert r.status_code == 200 and r.json() == {"id": sid, "deleted": True}
+        body = c.get(f"/v1/streams/{sid}").json()
+        assert body["state"] == "ended" and body["end_reason"] == "deleted"
+        assert c.delete(f"/v1/streams/{sid}").status_code == 200
+        assert c.post(f"/v1/streams/{sid}/keepalive").status_code == 404
+        clock.advance(3_600_000)
+        wait_for(lambda: c.get(f"/v1/streams/{sid}").status_code == 404, what="tombstone removal")
+        r = c.delete(f"/v1/streams/{sid}")
+        assert r.status_code == 404 and r.json() == {"detail": f"stream {sid} not found"}
+
+
+def test_v1beta_serves_the_same_streams(server: LiveServer) -> None:
+    with server.client(server.new_key()) as c:
+        sid = c.post("/v1beta/streams").json()["id"]
+        assert c.get(f"/v1/streams/{sid}").status_code == 200
+        assert c.post(f"/v1beta/streams/{sid}/keepalive").status_code == 200
+        assert c.delete(f"/v1beta/streams/{sid}").status_code == 200
+
+
+def test_other_owners_streams_are_invisible(server: LiveServer) -> None:
+    alice, bob = server.client(server.new_key("alice")), server.client(server.new_key("bob"))
+    with alice, bob:
+        sid = create(alice)["id"]
+        unknown = str(uuid.uuid4())
+        for method, path in [("GET", ""), ("POST", "/keepalive"), ("DELETE", "")]:
+            theirs = bob.request(method, f"/v1/streams/{sid}{path}")
+            missing = bob.request(method, f"/v1/streams/{unknown}{path}")
+            assert theirs.status_code == missing.status_code == 404
+            assert theirs.json() == {"detail": f"stream {sid} not found"}
+            assert missing.json() == {"detail": f"stream {unknown} not found"}
+        # bob's attempts changed nothing for alice
+        body = alice.get(f"/v1/streams/{sid}").json()
+        assert body["state"] == "active"
+
+
+def test_per_key_stream_limit(tmp_path: Any) -> None:
+    from tests.support.server import run_server
+
+    with run_server(tmp_path, max_active_streams_per_key=2) as srv:
+        a, b = srv.client(srv.new_key()), srv.client(srv.new_key())
+        with a, b:
+            first = create(a)["id"]
+            create(a)
+            r = a.post("/v1/streams")
+            assert r.status_code == 429
+            assert "2 active streams" in r.json()["detail"]
+            assert set(r.json()) == {"detail"}
+            create(b)  # another key is not affected
+            a.delete(f"/v1/streams/{first}")
+            create(a)
+
+
+def test_concurrent_deletes_are_idempotent_and_isolated(server: LiveServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = server.new_key()
+    with server.client(key) as c:
+        victim, bystander = create(c)["id"], create(c)["id"]
+
+    def delete(_: int) -> int:
+        with server.client(key) as cc:
+            return cc.delete(f"/v1/streams/{victim}").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(delete, range(16)))
+    assert codes == [200] * 16
+    with server.client(key) as c:
+        assert c.get(f"/v1/streams/{victim}").json()["end_reason"] == "deleted"
+        assert c.get(f"/v1/streams/{bystander}").json()["state"] == "active"
