@@ -33,7 +33,7 @@ _WORDS: dict[Topic, str] = {
     Topic.BRIGHTNESS: r"bright|brightness|dark|darker|darkness|dim|light|lights|lighting|lit|exposure|night|daylight",
     Topic.MOTION: (
         r"move|moves|moved|moving|movement|motion|change|changes|changed|changing|static|activity|"
-        r"difference|differences|differ|stable|frozen|motionless"
+        r"difference|differences|differ|stable|frozen|motionless|happen|happens|happened|happening"
     ),
     Topic.SIZE: r"size|resolution|dimensions?|width|height|pixels?|how big|how large|aspect",
 }
