@@ -13,7 +13,7 @@ import pytest
 from livesight.backends.ocr import OcrModel
 from livesight.backends.ocr.reader import WEIGHTS, TextReader, default_model_dir, to_lines
 from livesight.core.errors import ModelFailed, ModelUnavailable
-from tests.backends.ocr.pictures import BLACK, WHITE, Scene, Text, clock_scene, draw, sign
+from tests.backends.ocr.pictures import BLACK, RED, WHITE, Scene, Text, clock_scene, draw, sign
 
 
 @pytest.fixture
@@ -104,6 +104,8 @@ QUAD = [[10, 20], [110, 20], [110, 50], [10, 50]]
         ([("  A   B\t", 0.99, QUAD)], ["A B"]),  # whitespace collapsed
         ([("", 0.99, QUAD)], []),
         ([("ß 3", 0.99, QUAD)], ["ß 3"]),
+        ([("O", 0.95, QUAD)], []),  # a single glyph needs 0.97: discs read as "O"
+        ([("7", 0.98, QUAD)], ["7"]),
     ],
 )
 def test_to_lines_filters(raw: list[tuple[str, float, list[list[int]]]], texts: list[str]) -> None:
@@ -121,9 +123,14 @@ def test_to_lines_clamps_boxes_and_sorts_in_reading_order() -> None:
     assert lines[2].box == (0, 400, 640, 480)
 
 
+@pytest.mark.parametrize("colour", [WHITE, BLACK, RED])
+@pytest.mark.parametrize("radius", [20, 40, 80])
+def test_shapes_are_not_text(reader: TextReader, colour: tuple[int, int, int], radius: int) -> None:
+    assert reader.read(rgb(Scene(width=640, height=480, discs=((320, 240, radius, colour),)))) == ()
+
+
 def test_text_free_frames_read_nothing(reader: TextReader) -> None:
     assert reader.read(np.zeros((480, 640, 3), dtype=np.uint8)) == ()
-    assert reader.read(rgb(Scene(width=640, height=480, discs=((320, 240, 100, WHITE),)))) == ()
 
 
 def test_punctuation_only_detections_are_dropped(reader: TextReader) -> None:

@@ -39,6 +39,8 @@ WEIGHTS = {
     "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
 SELF_TEST_TEXT = "LIVESIGHT 42"
+# Shapes are mistaken for single letters: plain discs read as "O" with scores 0.50-0.83 in our tests.
+SINGLE_GLYPH_SCORE = 0.97
 DET_MAX_SIDE = 960  # see docs/ocr-model.md: faster than rapidocr's default, misses text under ~10 px high
 _REINSTALL = f"reinstall it with `pip install --force-reinstall rapidocr=={RAPIDOCR_VERSION} onnxruntime`"
 
@@ -187,12 +189,14 @@ def to_lines(
     raw: Iterable[tuple[str, float, npt.ArrayLike]], width: int, height: int, min_score: float
 ) -> tuple[TextLine, ...]:
     """rapidocr's (text, score, 4-point quad) results as TextLines: whitespace collapsed, scores below
-    min_score and lines without a letter or digit (a lone '●') dropped, boxes clamped to the frame,
-    sorted top to bottom then left to right."""
+    min_score, lines without a letter or digit (a lone '●') and single characters below
+    SINGLE_GLYPH_SCORE dropped, boxes clamped to the frame, sorted top to bottom then left to right."""
     lines: list[TextLine] = []
     for text, score, quad in raw:
         clean = " ".join(str(text).split())
         if not float(score) >= min_score or not _has_text(clean):
+            continue
+        if len(clean) == 1 and not float(score) >= max(min_score, SINGLE_GLYPH_SCORE):
             continue
         points = np.asarray(quad, dtype=np.float64).reshape(-1, 2)
         xs, ys = points[:, 0], points[:, 1]
