@@ -94,6 +94,12 @@ def test_segment_with_a_ticking_clock_and_a_moving_disc(ocr: OcrModel) -> None:
     assert "mostly at the top" in answer  # the disc moves along the top third
 
 
+def test_segment_time_question(ocr: OcrModel) -> None:
+    answer = ocr.answer("What time does the clock show?", [clock_segment(3)])
+    assert answer.split(". ")[2].startswith('The text at the bottom right changed: "12:00:00"')
+    assert "The newest frame reached the server at 2025-11-24 22:50:12 UTC." in answer
+
+
 def test_segment_motion_depends_on_the_pixels(ocr: OcrModel) -> None:
     still = ocr.answer("did anything move?", [clock_segment(3, moving=False)])
     moving = ocr.answer("did anything move?", [clock_segment(3, moving=True)])

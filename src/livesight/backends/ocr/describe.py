@@ -4,7 +4,7 @@ colours), ordered by what the question asks. Shared by `segment.py`; `compose.py
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from livesight.backends.ocr import phrases as ph
 from livesight.backends.ocr.facts import FrameFacts
@@ -184,12 +184,10 @@ def facts_sentence(subject: str, stats: FrameStats, *, skip: frozenset[str] | se
         size = "" if "size" in skip else f"{stats.width}×{stats.height} and "
         flat = f"a single flat {flat_colour(stats)} colour (mean luma {stats.brightness:.0f} of 255)"
         return f"{subject} is {size}blank: {flat}."
-    parts: list[str] = []
-    add: Callable[[str], None] = parts.append
-    if "size" not in skip:
-        add(f"{stats.width}×{stats.height}")
-    if "brightness" not in skip:
-        add(brightness_phrase(stats))
-    if "colours" not in skip:
-        add(colours_phrase(stats))
-    return f"{subject} is {', '.join(parts)}." if parts else ""
+    parts = {
+        "size": f"{stats.width}×{stats.height}",
+        "brightness": brightness_phrase(stats),
+        "colours": colours_phrase(stats),
+    }
+    parts = {key: phrase for key, phrase in parts.items() if key not in skip}
+    return f"{subject} is {', '.join(parts.values())}." if parts else ""

@@ -49,6 +49,9 @@ def describe_segment(item: ItemFacts, intent: Intent) -> str:
         body = [swing, *texts, change, facts_sentence(subject, stats)]
     elif lead is Topic.SIZE:
         body = [size_sentence(decoded), *texts, change, swing, facts_sentence(subject, stats, skip={"size"})]
+    elif lead is Topic.TIME and newest.arrived_at_ms is not None:
+        arrived = f"The newest frame reached the server at {ph.wall_time(newest.arrived_at_ms)}."
+        body = [*texts, arrived, change, swing, facts_sentence(subject, stats)]
     else:
         body = [*texts, change, swing, facts_sentence(subject, stats)]
     return " ".join(s for s in (head, broken, *body) if s)
@@ -103,10 +106,6 @@ def failure_sentences(frames: tuple[FrameFacts, ...]) -> list[str]:
     return [f"I could not read text in {name(f)}: {f.read_problem}." for f in failed]
 
 
-def _frame(item: ItemFacts, position: int) -> FrameFacts:
-    return item.frames[position]
-
-
 def track_where(track: Track) -> str:
     first = ph.region(*track.first.centre)
     last = ph.region(*track.last.centre)
@@ -119,7 +118,7 @@ def track_where(track: Track) -> str:
 
 def track_sentence(item: ItemFacts, track: Track, read_count: int) -> str:
     where = track_where(track)
-    first, last = _frame(item, track.first.position), _frame(item, track.last.position)
+    first, last = item.frames[track.first.position], item.frames[track.last.position]
     sure = min(s.line.score for s in track.sightings)
     note = f" (read with {sure * 100:.0f}% confidence)" if sure < 0.95 else ""
     if not track.changed:
