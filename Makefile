@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run test check fmt bench clean
 
 setup: $(STAMP)
+	@scripts/setup-media
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,7 @@ run: setup
 	$(VENV)/bin/livesight serve
 
 test: setup
+	@scripts/setup-media --browser
 	scripts/check
 
 fmt: setup

@@ -85,7 +85,24 @@ class Settings(BaseSettings):
     # ingest
     frame_max_side: int = Field(1280, ge=16)
     jpeg_quality: int = Field(80, ge=1, le=100)
-    decode_workers: int = Field(2, ge=1)
+    decode_workers: int = Field(2, ge=1, description="JPEG encoder threads shared by all streams.")
+    ingest_v1: bool = Field(True, description="Serve LiveKit's /rtc/v1 (single peer connection) besides /rtc.")
+    ingest_no_frame_timeout_seconds: float = Field(
+        5.0, gt=0, description="Report a stream error when a published video track sends no frame this long."
+    )
+    ingest_remb_bps: int = Field(
+        8_000_000, ge=0, description="Fixed bitrate estimate sent to publishers (0: aiortc's own estimator)."
+    )
+    source_allowed_hosts: list[str] | None = Field(
+        None,
+        description="Hosts that pulled rtsp/hls sources may connect to (as written in the URL); unset = any.",
+    )
+    source_file_dir: Path | None = Field(
+        None, description="Directory that pulled `file` sources may read; file sources are refused when unset."
+    )
+    ingest_simulcast: Literal["top", "reject"] = Field(
+        "top", description="Simulcast publishers: receive the top layer only, or refuse them."
+    )
 
     # chat
     rate_limit_rps: float | None = Field(None, gt=0, description="Per-key requests/s on chat; off if unset.")

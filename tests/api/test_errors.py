@@ -82,16 +82,24 @@ def test_wrong_types_are_422_naming_the_field(server: LiveServer, body: Any, loc
     assert any(d["loc"][: len(loc)] == loc for d in details), details
 
 
-def test_pulled_source_not_supported_is_a_clear_400_and_creates_nothing(server: LiveServer) -> None:
+def test_unusable_pulled_source_is_a_clear_400_and_creates_nothing(server: LiveServer) -> None:
+    # never a reachable address: a pulled source would really connect to it
     key = server.new_key()
     with server.client(key) as c:
-        r = c.post("/v1/streams", json={"source": {"type": "rtsp", "url": "rtsp://10.0.0.1/cam"}})
-    if r.status_code == 201:
-        pytest.skip("pulled sources are implemented")
-    assert_detail(r, 400, "pulled")
+        r = c.post("/v1/streams", json={"source": {"type": "rtsp", "url": "http://127.0.0.1:9/cam"}})
+    assert_detail(r, 400, "rtsp://")
     owner = server.keys.verify(key)
     assert owner is not None
     assert server.components.registry.active_count(owner.owner) == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["rtsp://10.0.0.1/cam", "rtsp://camera.example/live", "rtsp://user:pw@192.0.2.9:554/x", "rtsp://[::1"]
+)
+def test_pulled_source_host_outside_the_allowlist_is_refused_before_connecting(server: LiveServer, url: str) -> None:
+    with server.client(server.new_key()) as c:
+        r = c.post("/v1/streams", json={"source": {"type": "rtsp", "url": url}})
+    assert_detail(r, 400, "source_allowed_hosts")
 
 
 def test_non_uuid_and_unknown_ids_are_404(server: LiveServer) -> None:

@@ -30,8 +30,8 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
                 # (CONTRACT §3 Decision), which is what this check calls "use after free".
                 "--exclude-checks",
                 "use_after_free",
-                # TEMPORARY until pulled sources land with ingest: the schema documents `source`, and this
-                # server answers it with a 400 "not supported yet".
+                # A schema-valid `source` URL may still be one the server will not open (a host outside
+                # source_allowed_hosts, a scheme that does not fit the type): a documented 400.
                 "--exclude-checks",
                 "positive_data_acceptance",
                 "--max-examples",

@@ -20,7 +20,11 @@ from livesight.backends.registry import ModelRegistry
 from livesight.buffer.pool import BufferLimits, BufferPool
 from livesight.buffer.registry import RegistryLimits, Stream, StreamRegistry
 from livesight.core.clock import Clock, SystemClock
-from livesight.core.errors import SourceUnsupported
+from livesight.ingest.frames import FrameEncoder
+from livesight.ingest.hub import EmbeddedIngest
+from livesight.ingest.options import IngestOptions
+from livesight.ingest.pull import PullSources
+from livesight.ingest.routes import build_router as build_rtc_router
 from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
@@ -39,6 +43,8 @@ class Components:
     registry: StreamRegistry
     tokens: TokenIssuer
     models: ModelRegistry
+    ingest: EmbeddedIngest
+    pulls: PullSources
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -67,6 +73,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     keys: KeyStore | None = None,
+    ingest_options: IngestOptions | None = None,
 ) -> LivesightApp:
     clock = clock or SystemClock()
     own_keys = keys is None
@@ -91,7 +98,10 @@ def create_app(
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
     model_registry = ModelRegistry(settings.models)
-    parts = Components(settings, clock, key_store, registry, tokens, model_registry)
+    encoder = FrameEncoder(settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality)
+    ingest = EmbeddedIngest(registry, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))
+    pulls = PullSources(registry, encoder, settings.source_file_dir, settings.source_allowed_hosts)
+    parts = Components(settings, clock, key_store, registry, tokens, model_registry, ingest, pulls)
 
     def publish_for(stream: Stream, request: Request) -> Publish | None:
         if stream.source is not None:
@@ -99,10 +109,8 @@ def create_app(
         return Publish(url=publish_url(settings, request), token=tokens.publish_token(stream.id))
 
     def start_source(stream: Stream) -> None:
-        raise SourceUnsupported(
-            f"server-pulled sources ({(stream.source or {}).get('type')}) are not supported by this "
-            "server yet; publish with a LiveKit SDK instead (omit 'source')"
-        )
+        source = stream.source or {}
+        pulls.start(stream.id, str(source.get("type")), str(source.get("url")))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +122,8 @@ def create_app(
             parts.ready = False
             ended = registry.end_all("deleted")
             log.info("shutdown: ended %d active streams", ended)
+            await pulls.aclose()
+            await ingest.aclose()
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)
@@ -142,6 +152,7 @@ def create_app(
         include(streams.build_router(registry, authenticate, publish_for, start_source), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
+    include(build_rtc_router(ingest), schema=False)  # LiveKit signalling: /rtc, /rtc/v1, */validate
     include(health.build_router(lambda: None if parts.ready else "starting up"))
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -1,0 +1,137 @@
+"""The embedded endpoint's state: which publisher holds which stream, and admission rules.
+
+One connected publisher per stream. A second connection for a stream whose publisher is alive is
+refused (409, with the reason); one whose publisher went silent (`stale_publisher_s`) replaces it,
+so a client that lost its network can rejoin without waiting for the ping timeout. When a stream
+ends (deleted, expired, shutdown) its publisher gets a LeaveRequest and is disconnected at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from livekit.protocol import models
+
+from livesight.core.clock import Clock
+from livesight.core.frame import IngestTarget, StreamDirectory
+from livesight.ingest.frames import FrameEncoder
+from livesight.ingest.options import IngestOptions
+from livesight.ingest.session import PublisherSession, SignalChannel
+from livesight.ingest.tokens import TokenIssuer, TokenRejected
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A connection that must not proceed: HTTP `status` and a reason safe to show the client."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    target: IngestTarget
+    identity: str
+    name: str
+
+
+class EmbeddedIngest:
+    def __init__(
+        self,
+        directory: StreamDirectory,
+        tokens: TokenIssuer,
+        encoder: FrameEncoder,
+        clock: Clock,
+        options: IngestOptions | None = None,
+    ) -> None:
+        self.directory = directory
+        self.tokens = tokens
+        self.encoder = encoder
+        self.clock = clock
+        self.options = options or IngestOptions()
+        self.sessions: dict[str, PublisherSession] = {}
+        self.joins: dict[str, int] = {}  # signal connections served per stream (rejoins included)
+        self.refused = 0  # connections and validations refused (tests check there is no retry storm)
+        self._kicks: set[asyncio.Task[Any]] = set()
+        directory.add_end_hook(self.on_stream_end)
+
+    def admit(self, token: str | None, *, check_busy: bool = True) -> Admission:
+        """Verify the token (signature, expiry, issuer, roomJoin, canPublish) and the stream."""
+        try:
+            return self._admit(token, check_busy)
+        except Refused:
+            self.refused += 1
+            raise
+
+    def _admit(self, token: str | None, check_busy: bool) -> Admission:
+        if not token:
+            raise Refused(401, "missing access token (Authorization: Bearer or ?access_token=)")
+        try:
+            grant = self.tokens.verify_publisher(token)
+        except TokenRejected as exc:
+            raise Refused(401, exc.reason) from None
+        target = self.directory.ingest_target(grant.room)
+        if target is None:
+            raise Refused(401, f"stream {grant.room} is not active (unknown, deleted or expired)")
+        current = self.sessions.get(target.stream_id)
+        if check_busy and current is not None and not current.stale:
+            raise Refused(
+                409,
+                f"stream {target.stream_id} already has a connected publisher; one publisher per stream "
+                "(create another stream, or stop the other publisher)",
+            )
+        return Admission(target, grant.identity, grant.name)
+
+    async def serve(self, admission: Admission, channel: SignalChannel, join_request: Any = None) -> None:
+        """Run one publisher connection to its end."""
+        stream_id = admission.target.stream_id
+        previous = self.sessions.get(stream_id)
+        if previous is not None:
+            if not previous.stale:  # raced with another connection since admit()
+                raise Refused(409, f"stream {stream_id} already has a connected publisher")
+            log.info("replacing the silent publisher of stream %s", stream_id)
+            await previous.kick(models.DisconnectReason.DUPLICATE_IDENTITY, None)
+        session = PublisherSession(
+            channel=channel,
+            target=admission.target,
+            identity=admission.identity,
+            name=admission.name,
+            options=self.options,
+            encoder=self.encoder,
+            clock=self.clock,
+            mint_token=lambda: self.tokens.publish_token(stream_id),
+        )
+        self.sessions[stream_id] = session
+        if self.options.drop_first_signal_after_s is not None and stream_id not in self.joins:
+            session.drop_signal_later(self.options.drop_first_signal_after_s)
+        self.joins[stream_id] = self.joins.get(stream_id, 0) + 1
+        try:
+            await session.run(join_request)
+        finally:
+            if self.sessions.get(stream_id) is session:
+                del self.sessions[stream_id]
+
+    def on_stream_end(self, stream_id: str) -> None:
+        """Registry end hook: disconnect the stream's publisher (scheduled; done well within 1 s)."""
+        self.joins.pop(stream_id, None)
+        session = self.sessions.get(stream_id)
+        if session is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            session.kick(models.DisconnectReason.ROOM_DELETED, None), name=f"kick-{stream_id}"
+        )
+        self._kicks.add(task)
+        task.add_done_callback(self._kicks.discard)
+
+    async def aclose(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.kick(models.DisconnectReason.SERVER_SHUTDOWN, None)
+        if self._kicks:
+            await asyncio.gather(*self._kicks, return_exceptions=True)
+        self.encoder.close()

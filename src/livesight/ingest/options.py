@@ -1,0 +1,37 @@
+"""Knobs of the embedded LiveKit-compatible endpoint (from Settings; tests set the test-only ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from livesight.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    v1: bool = True
+    """Serve `/rtc/v1` (single peer connection). Off: 404 on v1 paths, clients fall back to `/rtc`."""
+    ping_interval_s: int = 5
+    ping_timeout_s: int = 15
+    no_frame_timeout_s: float = 5.0
+    """Report a stream error when a published video track delivers no frame for this long."""
+    remb_bps: int = 8_000_000
+    """Fixed REMB announced to publishers (0: aiortc's own estimator); see ingest/remb.py."""
+    simulcast: Literal["top", "reject"] = "top"
+    """Simulcast publishers: receive only the top layer, or refuse them loudly."""
+    refresh_token_interval_s: float = 300.0
+    max_inflight_per_track: int = 4
+    stale_publisher_s: float = 12.0
+    """A connected publisher silent this long may be replaced by a new connection for its stream."""
+    drop_first_signal_after_s: float | None = None
+    """Test knob: close each stream's first signalling connection after this long (forces a rejoin)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestOptions:
+        return cls(
+            v1=settings.ingest_v1,
+            no_frame_timeout_s=settings.ingest_no_frame_timeout_seconds,
+            remb_bps=settings.ingest_remb_bps,
+            simulcast=settings.ingest_simulcast,
+        )

@@ -1,0 +1,157 @@
+"""HTTP and WebSocket routes of the embedded LiveKit-compatible endpoint, on the API server's port.
+
+`/rtc` (v0, the publisher half of the dual-PC layout), `/rtc/v1` (single PC), and their `/validate`
+twins. Clients try v1 first; when v1 is off both v1 paths answer 404 (and never with the phrase
+"requested room does not exist"), which is what makes the Rust and JS SDKs fall back to `/rtc`.
+
+Refusals use the status the SDKs understand: 401 stops their retries (bad, expired or foreign
+token, stream not active), 409 explains a second publisher. A WebSocket upgrade is refused with the
+same status and text body (ASGI denial response), and `/validate` repeats it for clients that
+cannot see the upgrade status (browsers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Request, WebSocket
+from fastapi.responses import PlainTextResponse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from livesight.ingest import signal
+from livesight.ingest.hub import EmbeddedIngest, Refused
+
+log = logging.getLogger(__name__)
+_CORS = {"Access-Control-Allow-Origin": "*"}
+V1_OFF = "v1 signalling is disabled on this server; use /rtc"
+
+
+class WebSocketChannel:
+    """`session.SignalChannel` over a Starlette WebSocket (binary frames only)."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.closed = False
+
+    async def send(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            await self.ws.send_bytes(data)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self.closed = True
+
+    async def receive(self) -> bytes | None:
+        while not self.closed:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                break
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            if data is not None:
+                return bytes(data)
+            log.debug("ignoring a text WebSocket message (LiveKit signalling is binary)")
+        self.closed = True
+        return None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code, reason[:120])
+
+
+def _token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """`Authorization: Bearer` first (Rust SDK), then `?access_token=` (browsers), like LiveKit."""
+    scheme, _, value = (headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return query.get("access_token") or None
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+class _DenialNoiseFilter(logging.Filter):
+    """uvicorn 0.54's websockets-sansio protocol logs "ASGI callable returned without completing
+    handshake" after a correct denial response (the refusal itself is sent fine). Refusals are
+    logged by us at INFO with their reason; drop that misleading ERROR line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+def _quiet_uvicorn_denials() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DenialNoiseFilter) for f in logger.filters):
+        logger.addFilter(_DenialNoiseFilter())
+
+
+def build_router(ingest: EmbeddedIngest) -> APIRouter:
+    _quiet_uvicorn_denials()
+    router = APIRouter(include_in_schema=False)
+
+    async def validate(request: Request, v1: bool) -> PlainTextResponse:
+        if v1 and not ingest.options.v1:
+            return PlainTextResponse(V1_OFF, status_code=404, headers=_CORS)
+        try:
+            ingest.admit(_token(request.headers, request.query_params))
+        except Refused as exc:
+            return PlainTextResponse(exc.reason, status_code=exc.status, headers=_CORS)
+        return PlainTextResponse("success", headers=_CORS)
+
+    async def serve(ws: WebSocket, v1: bool) -> None:
+        if v1 and not ingest.options.v1:
+            await ws.send_denial_response(PlainTextResponse(V1_OFF, status_code=404))
+            return
+        join_request = None
+        try:
+            if v1:
+                join_request = signal.parse_join_request(ws.query_params.get("join_request", ""))
+                resume = join_request.reconnect
+            else:
+                resume = _truthy(ws.query_params.get("reconnect"))
+            admission = ingest.admit(_token(ws.headers, ws.query_params), check_busy=not resume)
+        except signal.SignalError as exc:
+            await ws.send_denial_response(PlainTextResponse(exc.reason, status_code=400))
+            return
+        except Refused as exc:
+            log.info("refused a publisher: %s (%d)", exc.reason, exc.status)
+            await ws.send_denial_response(PlainTextResponse(exc.reason, status_code=exc.status))
+            return
+        await ws.accept()
+        channel = WebSocketChannel(ws)
+        if resume:
+            # aiortc cannot restart ICE: refuse the resume, the client then rejoins from scratch.
+            await channel.send(signal.refuse_resume().SerializeToString())
+            await channel.close(1000, "resume not supported; rejoin")
+            return
+        try:
+            await ingest.serve(admission, channel, join_request)
+        except Refused as exc:
+            await channel.close(4009, exc.reason)
+
+    @router.get("/rtc/validate")
+    async def rtc_validate(request: Request) -> PlainTextResponse:
+        return await validate(request, v1=False)
+
+    @router.get("/rtc/v1/validate")
+    async def rtc_v1_validate(request: Request) -> PlainTextResponse:
+        return await validate(request, v1=True)
+
+    @router.websocket("/rtc")
+    async def rtc(ws: WebSocket) -> None:
+        await serve(ws, v1=False)
+
+    @router.websocket("/rtc/v1")
+    async def rtc_v1(ws: WebSocket) -> None:
+        await serve(ws, v1=True)
+
+    return router

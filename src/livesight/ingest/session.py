@@ -1,0 +1,348 @@
+"""One publisher connection: LiveKit signalling over a WebSocket, one aiortc peer connection.
+
+Publish-only: the endpoint never offers, never subscribes, never trickles (aiortc puts all its
+candidates into the answer). v0 (`/rtc`, the publisher PC of the dual-PC layout) and v1 (`/rtc/v1`,
+single PC, first offer inside the join request) differ only in where the first offer comes from.
+
+Silent failures are made loud: an offer whose video has no VP8/H264, a negotiation aiortc rejects,
+or a published video track that delivers no frame within `no_frame_timeout_s` each set the stream's
+`last_error`; the first two also send a LeaveRequest (reason MEDIA_FAILURE) so the client stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+from livekit.protocol import models, rtc
+
+from livesight.core.clock import Clock
+from livesight.core.frame import IngestTarget
+from livesight.ingest import sdp, signal
+from livesight.ingest.frames import FrameEncoder
+from livesight.ingest.options import IngestOptions
+from livesight.ingest.remb import install_fixed_remb
+from livesight.ingest.tap import FrameTap
+
+log = logging.getLogger(__name__)
+
+
+class SignalChannel(Protocol):
+    """The WebSocket as a session sees it: binary messages in and out."""
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def receive(self) -> bytes | None:
+        """The next binary message, or None once the connection is closed."""
+        ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class PublisherSession:
+    def __init__(
+        self,
+        *,
+        channel: SignalChannel,
+        target: IngestTarget,
+        identity: str,
+        name: str,
+        options: IngestOptions,
+        encoder: FrameEncoder,
+        clock: Clock,
+        mint_token: Callable[[], str],
+    ) -> None:
+        self.channel = channel
+        self.target = target
+        self.stream_id = target.stream_id
+        self.identity = identity
+        self.name = name or identity
+        self.options = options
+        self.encoder = encoder
+        self.clock = clock
+        self._mint_token = mint_token
+        self.sid = signal.new_sid("PA_")
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.codec: str | None = None
+        self.frames = 0
+        self.taps: list[FrameTap] = []
+        self.last_seen = time.monotonic()
+        self._pending: dict[str, deque[tuple[rtc.AddTrackRequest, str]]] = {"audio": deque(), "video": deque()}
+        self._video_tracks = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+        self._stop_reason: str | None = None  # an error to show on the stream; None for a normal leave
+        self._watchdog_error: str | None = None
+        self._kicked = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self, join_request: rtc.JoinRequest | None = None) -> None:
+        """Serve the connection until the client leaves, goes silent, fails, or is kicked."""
+
+        @self.pc.on("track")
+        def on_track(track: Any) -> None:
+            self._on_track(track)
+
+        @self.pc.on("connectionstatechange")
+        def on_state() -> None:
+            if self.pc.connectionState == "failed":
+                self._finish("the media connection (ICE/DTLS) failed")
+
+        try:
+            await self._send(
+                signal.join(
+                    room=self.stream_id,
+                    room_sid=signal.new_sid("RM_"),
+                    participant_sid=self.sid,
+                    identity=self.identity,
+                    name=self.name,
+                    ping_interval_s=self.options.ping_interval_s,
+                    ping_timeout_s=self.options.ping_timeout_s,
+                    now_ms=self.clock.now_ms(),
+                )
+            )
+            self.target.publisher_connected(self.identity, codec=None)
+            self._spawn(self._refresh_tokens())
+            if join_request is not None:
+                for request in join_request.add_track_requests:
+                    await self._on_add_track(request)
+                if join_request.publisher_offer.sdp:
+                    await self._on_offer(join_request.publisher_offer)
+            await self._serve()
+        finally:
+            await self._teardown()
+
+    async def kick(self, reason: int, message: str | None = None) -> None:
+        """Tell the client to go away for good (LeaveRequest DISCONNECT), then close."""
+        if self._kicked:
+            return
+        self._kicked = True
+        await self._send(signal.leave(reason))
+        self._finish(message)
+        await self.channel.close(1000, message or "")
+
+    def drop_signal_later(self, delay_s: float) -> None:
+        """Test knob: close the WebSocket abruptly after `delay_s` (the client resumes, then rejoins)."""
+
+        async def drop() -> None:
+            await asyncio.sleep(delay_s)
+            log.info("dropping the signal connection of stream %s (test knob)", self.stream_id)
+            await self.channel.close(1011, "dropped for a reconnect test")
+
+        self._spawn(drop())
+
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() - self.last_seen > self.options.stale_publisher_s
+
+    def _finish(self, reason: str | None) -> None:
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+
+    async def _serve(self) -> None:
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            while not self._stop.is_set():
+                receive = asyncio.create_task(self.channel.receive())
+                done, _ = await asyncio.wait(
+                    {receive, stop}, timeout=self.options.ping_timeout_s, return_when="FIRST_COMPLETED"
+                )
+                if receive not in done:
+                    receive.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await receive
+                    if not done:
+                        self._finish(f"the publisher sent nothing for {self.options.ping_timeout_s} s (ping timeout)")
+                    return
+                data = receive.result()
+                if data is None:
+                    self._finish(None)
+                    return
+                self.last_seen = time.monotonic()
+                try:
+                    request = signal.parse_request(data)
+                except signal.SignalError as exc:
+                    log.warning("stream %s: %s", self.stream_id, exc.reason)
+                    continue
+                await self._handle(request)
+        finally:
+            stop.cancel()
+
+    async def _teardown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+        if self.target.active:
+            self.target.publisher_disconnected(self._stop_reason)
+        await self.channel.close(1000, "")
+        log.info(
+            "publisher left stream %s (%s): %d frames",
+            self.stream_id,
+            self._stop_reason or "normal",
+            self.frames,
+        )
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _send(self, response: rtc.SignalResponse) -> None:
+        await self.channel.send(response.SerializeToString())
+
+    # --- signalling -------------------------------------------------------------------------------
+
+    async def _handle(self, request: rtc.SignalRequest) -> None:
+        kind = request.WhichOneof("message")
+        if kind == "offer":
+            await self._on_offer(request.offer)
+        elif kind == "trickle":
+            await self._on_trickle(request.trickle)
+        elif kind == "add_track":
+            await self._on_add_track(request.add_track)
+        elif kind == "ping_req":
+            await self._send(signal.pong_response(request.ping_req.timestamp, self.clock.now_ms()))
+        elif kind == "ping":
+            await self._send(signal.legacy_pong(self.clock.now_ms()))
+        elif kind == "leave":
+            self._finish(None)
+        # everything else (mute, subscription_permission, sync_state, update_*...) is safe to ignore
+
+    async def _on_offer(self, offer: rtc.SessionDescription) -> None:
+        problems = sdp.undecodable_video(offer.sdp)
+        if problems:
+            await self._refuse_media(
+                f"the publisher offered video codec {', '.join(problems)}; livesight decodes only VP8 and "
+                "H264: publish with VP8 or H264 (e.g. video_codec=VP8)"
+            )
+            return
+        simulcast = any(sdp.top_simulcast_rid(s) for s in sdp.SessionDescriptionText.parse(offer.sdp).media)
+        if simulcast and self.options.simulcast == "reject":
+            await self._refuse_media("simulcast publishing is disabled on this server: publish with simulcast off")
+            return
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+            if self.options.remb_bps:
+                for transceiver in self.pc.getTransceivers():
+                    if transceiver.kind == "video":
+                        install_fixed_remb(transceiver.receiver, self.options.remb_bps)
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:
+            log.warning("stream %s: negotiation failed: %r", self.stream_id, exc)
+            await self._refuse_media(f"cannot negotiate the publisher's media: {exc}")
+            return
+        local = self.pc.localDescription
+        answer = sdp.munge_answer(offer.sdp, local.sdp)
+        codec = sdp.video_codec(answer)
+        if codec and codec != self.codec:
+            self.codec = codec
+            self.target.publisher_connected(self.identity, codec=codec)
+        await self._send(signal.answer(answer, offer.id))
+
+    async def _refuse_media(self, message: str) -> None:
+        self.target.report_error(message)
+        await self.kick(models.DisconnectReason.MEDIA_FAILURE, message)
+
+    async def _on_trickle(self, trickle: rtc.TrickleRequest) -> None:
+        try:
+            init = json.loads(trickle.candidateInit or "{}")
+            text = str(init.get("candidate") or "")
+            if not text:
+                return  # end of candidates
+            candidate = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
+            candidate.sdpMid = init.get("sdpMid")
+            candidate.sdpMLineIndex = init.get("sdpMLineIndex")
+            await self.pc.addIceCandidate(candidate)
+        except Exception as exc:  # a candidate we cannot use (tcp, mDNS, malformed) is not fatal
+            log.debug("stream %s: ignoring ICE candidate: %r", self.stream_id, exc)
+
+    async def _on_add_track(self, request: rtc.AddTrackRequest) -> None:
+        track_sid = signal.new_sid("TR_")
+        if request.type == models.TrackType.VIDEO:
+            wanted = [c.codec.upper() for c in request.simulcast_codecs if c.codec]
+            decodable = [c for c in wanted if c in sdp.DECODABLE_VIDEO]
+            if wanted and not decodable:
+                await self._refuse_media(
+                    f"the publisher asked to publish video as {', '.join(wanted)}; livesight decodes only VP8 "
+                    "and H264: publish with VP8 or H264 (e.g. video_codec=VP8)"
+                )
+                return
+            mime = signal.mime_for(decodable[0] if decodable else "VP8", request.type)
+            self._pending["video"].append((request, track_sid))
+            await self._send(signal.track_published(request, track_sid, mime))
+            self._spawn(self._watchdog(track_sid))
+        else:
+            self._pending["audio"].append((request, track_sid))
+            await self._send(signal.track_published(request, track_sid, "audio/opus"))
+
+    async def _refresh_tokens(self) -> None:
+        while True:
+            await self._send(signal.refresh_token(self._mint_token()))
+            await asyncio.sleep(self.options.refresh_token_interval_s)
+
+    # --- media ------------------------------------------------------------------------------------
+
+    def _on_track(self, track: Any) -> None:
+        pending = self._pending.get(track.kind)
+        request, track_sid = pending.popleft() if pending else (None, signal.new_sid("TR_"))
+        if track.kind != "video":
+            self._spawn(self._drain(track))
+            return
+        self._video_tracks += 1
+        if self._video_tracks > 1:
+            self.target.report_error("the publisher sent a second video track; livesight keeps only the first")
+            self._spawn(self._drain(track))
+            return
+        tap = FrameTap(
+            self.target,
+            self.encoder,
+            session=f"{self.sid}/{track_sid}",
+            max_inflight=self.options.max_inflight_per_track,
+            on_frame=self._on_frame,
+        )
+        self.taps.append(tap)
+        log.info(
+            "stream %s: receiving video %s (%s, %sx%s)",
+            self.stream_id,
+            track_sid,
+            self.codec,
+            request.width if request else "?",
+            request.height if request else "?",
+        )
+        self._spawn(tap.run(track.recv))
+
+    async def _drain(self, track: Any) -> None:
+        """Consume a track we do not keep, so aiortc's unbounded queue never grows."""
+        with contextlib.suppress(Exception):
+            while True:
+                await track.recv()
+
+    def _on_frame(self, width: int, height: int) -> None:
+        self.frames += 1
+        if self.frames == 1 and self._watchdog_error is not None:
+            self.target.report_error(None)
+            self._watchdog_error = None
+
+    async def _watchdog(self, track_sid: str) -> None:
+        before = self.frames
+        await asyncio.sleep(self.options.no_frame_timeout_s)
+        if self.frames == before and not self._stop.is_set():
+            message = (
+                f"video track {track_sid} was published {self.options.no_frame_timeout_s:g} s ago but no frame "
+                "has arrived: check that the publisher sends VP8 or H264 and that UDP reaches this server"
+            )
+            self._watchdog_error = message
+            self.target.report_error(message)
