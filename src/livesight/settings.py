@@ -27,6 +27,10 @@ class ConfigError(Exception):
     """The configuration is invalid; the message says which setting and why."""
 
 
+BuiltinModel = Literal["livesight/ocr"]
+BUILTIN_MODELS: tuple[BuiltinModel, ...] = ("livesight/ocr",)
+
+
 class ModelConfig(BaseModel):
     """One entry of `[[models]]`: a model id clients use, and the backend that serves it."""
 
@@ -38,13 +42,21 @@ class ModelConfig(BaseModel):
     upstream_model: str | None = Field(None, description="Model name sent upstream (default: id).")
     api_key: str | None = None
     api_key_env: str | None = Field(None, description="Read the upstream API key from this variable.")
-    profile: Literal["vllm", "mp4", "frames"] = "frames"
+    profile: Literal["vllm", "mp4", "frames"] = Field(
+        "frames",
+        description="How a segment is sent: vllm (JPEG frame-list video + fps metadata), mp4 (H.264 data URL), "
+        "frames (one image part per frame, each after a text part with its stream time).",
+    )
     image: bool = True
     video: bool = True
-    max_frames: int = Field(32, ge=1)
-    timeout_s: float = Field(120.0, gt=0)
+    max_frames: int = Field(32, ge=1, description="Most frames one video part may carry to this model.")
+    timeout_s: float = Field(120.0, gt=0, description="Upstream request timeout (connect, read, write, pool).")
+    max_connections: int = Field(100, ge=1, description="Pooled HTTP connections to the upstream.")
     owned_by: str | None = None
-    extra_body: dict[str, Any] = Field(default_factory=dict)
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="Fields merged into every upstream request body (request fields win)."
+    )
+    min_score: float = Field(0.9, ge=0, le=1, description="livesight/ocr: drop text read with a lower score.")
 
 
 class Settings(BaseSettings):
@@ -108,6 +120,14 @@ class Settings(BaseSettings):
     rate_limit_rps: float | None = Field(None, gt=0, description="Per-key requests/s on chat; off if unset.")
     max_segment_frames: int = Field(256, ge=1)
     models: list[ModelConfig] = Field(default_factory=list)
+    builtin_models: list[BuiltinModel] = Field(
+        default_factory=lambda: list(BUILTIN_MODELS),
+        description="Built-in offline models served without configuration ([] for none).",
+    )
+    preload_builtin_models: bool = Field(
+        True, description="Load built-in models in the background at startup (else on first use)."
+    )
+    model_probe_ttl_s: float = Field(5.0, ge=0, description="How long GET /models reuses a backend health probe.")
 
     @classmethod
     def settings_customise_sources(

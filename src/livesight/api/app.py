@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 
 from livesight import __version__
-from livesight.api import errors, health, models, streams
+from livesight.api import chat, errors, frames, health, models, streams
 from livesight.api.auth import make_authenticate
+from livesight.api.chat_ratelimit import RateLimiter
 from livesight.api.middleware import RequestContextMiddleware
 from livesight.api.schemas import Publish
 from livesight.backends.registry import ModelRegistry
@@ -26,6 +28,7 @@ from livesight.ingest.options import IngestOptions
 from livesight.ingest.pull import PullSources
 from livesight.ingest.routes import build_router as build_rtc_router
 from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
+from livesight.resolve.request import ChatResolver
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
 
@@ -97,7 +100,17 @@ def create_app(
     )
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
-    model_registry = ModelRegistry(settings.models)
+    # Bounded pool for media CPU work on the request path (mp4 encode, thumbnails).
+    media_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="livesight-media")
+    model_registry = ModelRegistry(
+        settings.models,
+        clock=clock,
+        builtins=settings.builtin_models,
+        executor=media_executor,
+        probe_ttl_ms=round(settings.model_probe_ttl_s * 1000),
+    )
+    resolver = ChatResolver(registry, settings.max_segment_frames)
+    limiter = RateLimiter(settings.rate_limit_rps, clock)
     encoder = FrameEncoder(settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality)
     ingest = EmbeddedIngest(registry, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))
     pulls = PullSources(registry, encoder, settings.source_file_dir, settings.source_allowed_hosts)
@@ -115,6 +128,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         parts.background.append(asyncio.create_task(_reap_forever(registry, settings.reaper_interval_ms)))
+        model_registry.start(preload=settings.preload_builtin_models)
         parts.ready = True
         try:
             yield
@@ -127,6 +141,8 @@ def create_app(
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)
+            await model_registry.aclose()
+            media_executor.shutdown(wait=False, cancel_futures=True)
             if own_keys:
                 key_store.close()
 
@@ -150,6 +166,8 @@ def create_app(
     for prefix in ("/v1", "/v1beta"):
         schema = prefix == "/v1"
         include(streams.build_router(registry, authenticate, publish_for, start_source), prefix, schema=schema)
+        include(frames.build_router(registry, authenticate, media_executor), prefix, schema=schema)
+        include(chat.build_router(model_registry, resolver, authenticate, limiter, clock), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     include(build_rtc_router(ingest), schema=False)  # LiveKit signalling: /rtc, /rtc/v1, */validate

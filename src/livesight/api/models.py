@@ -1,4 +1,4 @@
-"""GET /models (CONTRACT §7): no auth."""
+"""GET /models (CONTRACT §7): no auth. `ready` only when the backend answered a health probe."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ def build_router(models: ModelRegistry) -> APIRouter:
 
     @router.get("/models", response_model=ModelList, summary="List models")
     async def list_models() -> ModelList:
+        entries = await models.refresh()
         return ModelList(
             data=[
                 ModelCard(
@@ -26,7 +27,7 @@ def build_router(models: ModelRegistry) -> APIRouter:
                     ),
                     backend=entry.config.backend,
                 )
-                for entry in models.list()
+                for entry in entries
             ]
         )
 

@@ -1,36 +1,103 @@
-"""The model registry: model ids from the config file, each with a backend and capabilities."""
+"""The model registry: each model id maps to a backend and its capabilities.
+
+Built-in models (`livesight/ocr`) are present without configuration; `[[models]]` entries add to
+them (an entry with a built-in's id replaces its settings). `GET /models` reports a model `ready`
+only when its backend answered a health probe: upstreams are probed with `GET {base_url}/models`
+(bounded, results reused for `probe_ttl_ms`), built-ins are ready once loaded.
+"""
 
 from __future__ import annotations
 
-import time
+import asyncio
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
+from livesight.backends.base import Backend
+from livesight.backends.builtin import OCR_MODEL_ID, AnswerModel, OcrBackend, builtin_config, default_ocr_factory
+from livesight.backends.upstream import OpenAICompatBackend
+from livesight.core.clock import Clock
+from livesight.core.errors import ModelUnavailable
 from livesight.settings import ModelConfig
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ModelEntry:
     config: ModelConfig
+    backend: Backend
     created: int
-    status: str  # "ready" | "unavailable"
+    probed_at_ms: int | None = None
 
     @property
     def id(self) -> str:
         return self.config.id
 
+    @property
+    def status(self) -> str:
+        return "ready" if self.backend.ready else "unavailable"
+
 
 class ModelRegistry:
-    def __init__(self, configs: list[ModelConfig]) -> None:
-        created = int(time.time())
+    def __init__(
+        self,
+        configs: Iterable[ModelConfig],
+        *,
+        clock: Clock,
+        builtins: Iterable[str] = (OCR_MODEL_ID,),
+        executor: Executor | None = None,
+        probe_ttl_ms: int = 5_000,
+        ocr_factory: Callable[[ModelConfig], AnswerModel] = default_ocr_factory,
+    ) -> None:
+        self._clock = clock
+        self._probe_ttl_ms = probe_ttl_ms
+        created = clock.now_ms() // 1000
+        configured = list(configs)
         seen: set[str] = set()
-        self._entries: list[ModelEntry] = []
-        for config in configs:
+        for config in configured:
             if config.id in seen:
                 raise ValueError(f"model id {config.id!r} is configured twice")
             seen.add(config.id)
-            # Backends arrive with the chat issue; until a backend answers its health probe, a
-            # configured model is listed as unavailable rather than pretending to be ready.
-            self._entries.append(ModelEntry(config=config, created=created, status="unavailable"))
+        all_configs = [builtin_config(b) for b in builtins if b not in seen] + configured
+        self._entries: dict[str, ModelEntry] = {}
+        for config in all_configs:
+            backend: Backend
+            if config.backend == "builtin":
+                if config.id != OCR_MODEL_ID:
+                    raise ValueError(f"model {config.id!r}: no built-in model has this id (built-in: {OCR_MODEL_ID})")
+                backend = OcrBackend(config, clock=clock, factory=ocr_factory)
+            else:
+                backend = OpenAICompatBackend(config, executor=executor)
+            self._entries[config.id] = ModelEntry(config, backend, created)
 
-    def list(self) -> list[ModelEntry]:
-        return list(self._entries)
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
+
+    def get(self, model_id: str) -> ModelEntry:
+        """The model a chat request names (verbatim, case-sensitive), or 404 `model_unavailable`."""
+        entry = self._entries.get(model_id)
+        if entry is None:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise ModelUnavailable(f"model {model_id!r} is not served here (models: {known}); see GET /v1/models")
+        return entry
+
+    def start(self, *, preload: bool) -> None:
+        """Begin loading built-in models (call on the event loop)."""
+        if preload:
+            for entry in self._entries.values():
+                if isinstance(entry.backend, OcrBackend):
+                    entry.backend.start()
+
+    async def refresh(self) -> list[ModelEntry]:
+        """Probe every backend whose last probe is older than the TTL (concurrently); the entries."""
+        now = self._clock.now_ms()
+        stale = [
+            e for e in self._entries.values() if e.probed_at_ms is None or now - e.probed_at_ms >= self._probe_ttl_ms
+        ]
+        if stale:
+            await asyncio.gather(*(e.backend.probe() for e in stale), return_exceptions=True)
+            for e in stale:
+                e.probed_at_ms = now
+        return self.entries()
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(e.backend.aclose() for e in self._entries.values()), return_exceptions=True)

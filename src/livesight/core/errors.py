@@ -137,6 +137,12 @@ class ModelVideoUnsupported(LivesightError):
     code = "model_video_unsupported"
 
 
+class ModelImageUnsupported(LivesightError):
+    status = 400
+    type = "validation_error"
+    code = "model_image_unsupported"
+
+
 class ModelUnavailable(LivesightError):
     status = 404
     type = "provider_error"

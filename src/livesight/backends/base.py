@@ -1,0 +1,68 @@
+"""What a backend is: something that answers a resolved chat request, whole or as a stream of chunks.
+
+The API layer hands a backend a `ChatRequest` whose `ovs://` parts were already resolved into
+`MediaItem`s (in place, inside `messages`); the backend renders them the way its model accepts and
+returns OpenAI `chat.completion` / `chat.completion.chunk` objects as plain dicts. Errors are raised
+as `livesight.core.errors` classes (upstream failures as `UpstreamError` subclasses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from livesight.core.media import MediaItem
+from livesight.settings import ModelConfig
+
+Chunk = dict[str, Any]
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A chat request ready for a backend.
+
+    `messages` are the client's messages; in a content list, a resolved media part is a `MediaItem`
+    instead of a dict. `params` are the other request fields, forwarded as sent (`model`, `messages`,
+    `stream`, `stream_options` and livesight's own fields are not in it).
+    """
+
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+    include_usage: bool = False
+
+    def media(self) -> Iterator[MediaItem]:
+        for message in self.messages:
+            content = message.get("content")
+            if isinstance(content, list):
+                for part in content:
+                    if isinstance(part, MediaItem):
+                        yield part
+
+
+class Backend(Protocol):
+    config: ModelConfig
+
+    @property
+    def ready(self) -> bool:
+        """True when the last health probe (or the load of a built-in model) succeeded."""
+        ...
+
+    async def probe(self) -> bool:
+        """Check that the model can answer now (cheap; bounded by a short timeout)."""
+        ...
+
+    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+        """A whole `chat.completion`."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        """`chat.completion.chunk`s; closing the iterator early cancels the work upstream."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (4 characters a token) where no tokenizer reports one."""
+    return (len(text) + 3) // 4

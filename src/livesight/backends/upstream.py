@@ -1,0 +1,247 @@
+"""Backend `openai`: an OpenAI-compatible upstream (vLLM, SGLang, Ollama, llama.cpp, hosted APIs).
+
+One pooled `httpx.AsyncClient` per model. httpx exceptions are translated here, and only here:
+timeout → `UpstreamTimeout` (504), transport failure → `UpstreamRequestFailed` (502), non-2xx →
+`UpstreamHTTPError` (502 `upstream_http_<status>`, 429 stays 429) carrying the upstream body
+(bounded to 4 KiB) and its rate-limit headers. An error event inside an upstream SSE stream (vLLM
+sends `data: {"error": {...}}`) becomes an `UpstreamHTTPError` with the status it names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from livesight.backends.base import ChatRequest, Chunk
+from livesight.backends.render import OFFLOAD_BYTES, Renderer
+from livesight.core.errors import UpstreamHTTPError, UpstreamRequestFailed, UpstreamTimeout
+from livesight.settings import ModelConfig
+
+MAX_UPSTREAM_BODY = 4096
+POOL_SHARDS = 8
+PROBE_TIMEOUT_S = 3.0
+
+
+class OpenAICompatBackend:
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        executor: Executor | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not config.base_url:
+            raise ValueError(f"model {config.id!r}: backend 'openai' needs base_url")
+        self.config = config
+        self.provider = urlsplit(config.base_url).netloc or config.base_url
+        self._executor = executor
+        self._renderer = Renderer(config.profile, executor)
+        api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # httpcore's pool scans every connection for every queued request (O(connections x requests));
+        # at tens of concurrent requests that dominates the CPU. Several small pools used in turn keep
+        # each scan short (bench/query.py: about 3x the throughput at concurrency 32).
+        shards = 1 if transport is not None else max(1, min(POOL_SHARDS, config.max_connections))
+        per_shard = max(1, -(-config.max_connections // shards))
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=config.base_url.rstrip("/") + "/",
+                headers=headers,
+                timeout=httpx.Timeout(config.timeout_s, connect=min(config.timeout_s, 10.0)),
+                limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                transport=transport,
+            )
+            for _ in range(shards)
+        ]
+        self._next = itertools.cycle(self._clients)
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def probe(self) -> bool:
+        try:
+            response = await self._client().get("models", timeout=PROBE_TIMEOUT_S)
+            self._ready = response.is_success
+        except httpx.HTTPError:
+            self._ready = False
+        return self._ready
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._clients))
+
+    def _client(self) -> httpx.AsyncClient:
+        return next(self._next)
+
+    async def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        """The upstream request body: extra_body, then the client's fields, then the rendered messages."""
+        messages, extra = await self._renderer.render(request.messages)
+        body: dict[str, Any] = {**self.config.extra_body, **request.params}
+        for key, value in extra.items():
+            current = body.get(key)
+            body[key] = _merge(current, value) if isinstance(current, dict) else value
+        body["model"] = self.config.upstream_model or self.config.id
+        body["messages"] = messages
+        if stream:
+            body["stream"] = True
+            if request.include_usage:
+                body["stream_options"] = {"include_usage": True}
+        else:
+            body.pop("stream", None)
+        return body
+
+    async def _content(self, request: ChatRequest, *, stream: bool) -> bytes:
+        body = await self.body(request, stream=stream)
+        media_bytes = sum(len(f.jpeg) for item in request.media() for f in item.frames)
+        if media_bytes > OFFLOAD_BYTES:  # serialising megabytes of base64: keep it off the event loop
+            return await asyncio.get_running_loop().run_in_executor(self._executor, _dumps, body)
+        return _dumps(body)
+
+    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+        content = await self._content(request, stream=False)
+        try:
+            response = await self._client().post("chat/completions", content=content, headers=_JSON)
+        except httpx.HTTPError as exc:
+            raise self._translate(exc) from None
+        if not response.is_success:
+            raise self._http_error(response.status_code, response.content, response.headers)
+        try:
+            data = response.json()
+        except ValueError:
+            raise UpstreamRequestFailed(
+                f"model {self.config.id}: upstream answered {response.status_code} with a body that is not JSON",
+                provider=self.provider,
+                upstream_status=response.status_code,
+                body=_bounded(response.content),
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise UpstreamRequestFailed(
+                f"model {self.config.id}: upstream answer is not a chat.completion",
+                provider=self.provider,
+                upstream_status=response.status_code,
+                body=_bounded(response.content),
+            )
+        data["model"] = self.config.id
+        return data
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        content = await self._content(request, stream=True)
+        try:
+            async with self._client().stream("POST", "chat/completions", content=content, headers=_JSON) as response:
+                if not response.is_success:
+                    raise self._http_error(response.status_code, await response.aread(), response.headers)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        raise UpstreamRequestFailed(
+                            f"model {self.config.id}: upstream sent an event that is not JSON",
+                            provider=self.provider,
+                            body=data[:MAX_UPSTREAM_BODY],
+                        ) from None
+                    if isinstance(chunk, dict) and "error" in chunk:
+                        raise self._stream_error(chunk)
+                    if isinstance(chunk, dict):
+                        chunk["model"] = self.config.id
+                        yield chunk
+        except httpx.HTTPError as exc:
+            raise self._translate(exc) from None
+
+    # --- error translation ------------------------------------------------------------------------
+
+    def _translate(self, exc: httpx.HTTPError) -> Exception:
+        where = f"model {self.config.id} at {self.provider}"
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamTimeout(
+                f"{where} did not answer within {self.config.timeout_s:g} s ({type(exc).__name__})",
+                provider=self.provider,
+            )
+        return UpstreamRequestFailed(
+            f"{where} could not be reached: {type(exc).__name__}: {exc}", provider=self.provider
+        )
+
+    def _http_error(self, status: int, content: bytes, headers: httpx.Headers) -> UpstreamHTTPError:
+        body = _bounded(content)
+        message = _error_message(body) or f"HTTP {status}"
+        extra_headers = {"retry-after": headers["retry-after"]} if status == 429 and "retry-after" in headers else {}
+        return UpstreamHTTPError(
+            f"model {self.config.id}: upstream answered {status}: {message}",
+            provider=self.provider,
+            upstream_status=status,
+            body=body,
+            rate_limits=_rate_limits(headers),
+            headers=extra_headers,
+        )
+
+    def _stream_error(self, chunk: dict[str, Any]) -> UpstreamHTTPError:
+        error = chunk.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+        body = _bounded(_dumps(chunk))
+        return UpstreamHTTPError(
+            f"model {self.config.id}: upstream failed mid-stream: {_error_message(body) or 'error event'}",
+            provider=self.provider,
+            upstream_status=status,
+            body=body,
+        )
+
+
+_JSON = {"content-type": "application/json"}
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(merged.get(key), dict) and isinstance(value, dict) else value
+        )
+    return merged
+
+
+def _bounded(content: bytes) -> Any:
+    """The upstream body for the error envelope: parsed JSON if it fits 4 KiB, else a truncated string."""
+    if len(content) <= MAX_UPSTREAM_BODY:
+        try:
+            return json.loads(content)
+        except ValueError:
+            pass
+    return content[:MAX_UPSTREAM_BODY].decode("utf-8", "replace")
+
+
+def _error_message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])[:500]
+        if isinstance(error, str):
+            return error[:500]
+        if isinstance(body.get("detail"), str):
+            return str(body["detail"])[:500]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:200]
+    return None
+
+
+def _rate_limits(headers: httpx.Headers) -> dict[str, Any] | None:
+    limits = {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
+    if "retry-after" in headers:
+        limits["retry-after"] = headers["retry-after"]
+    return limits or None

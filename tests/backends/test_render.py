@@ -1,0 +1,78 @@
+"""Engine profiles render resolved media the way each engine accepts it."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from livesight.backends.render import Renderer, grid_slots
+from livesight.core.media import MediaFrame, MediaItem
+from tests.support.frames import text_jpeg
+
+JPEG = text_jpeg("X", 64, 48)
+
+
+def segment(stamps: list[int], fps: float = 2.0, sid: str = "s") -> MediaItem:
+    frames = tuple(MediaFrame(JPEG, 64, 48, index=i + 10, timestamp_ms=t) for i, t in enumerate(stamps))
+    return MediaItem("video", "ovs://…", frames, stream_id=sid, max_fps=fps)
+
+
+def image() -> MediaItem:
+    return MediaItem("image", "ovs://…", (MediaFrame(JPEG, 64, 48, index=5, timestamp_ms=500),), stream_id="s")
+
+
+def test_grid_slots_follow_stream_time() -> None:
+    assert grid_slots(segment([1000, 1500, 2000, 3000], fps=2)) == [0, 1, 2, 4]
+    assert grid_slots(segment([0, 10, 20], fps=2)) == [0, 1, 2], "strictly increasing even when frames bunch up"
+
+
+async def test_vllm_profile() -> None:
+    item = segment([1000, 1500, 2500])
+    messages, extra = await Renderer("vllm").render(
+        [{"role": "user", "content": [item, {"type": "text", "text": "q"}]}]
+    )
+    parts = messages[0]["content"]
+    assert parts[0]["type"] == "text" and "3 frames" in parts[0]["text"]
+    video = parts[1]
+    assert video["type"] == "video_url"
+    prefix, _, data = video["video_url"]["url"].partition(",")
+    assert prefix == "data:video/jpeg;base64"
+    assert [base64.b64decode(f) for f in data.split(",")] == [JPEG] * 3
+    assert video["uuid"].startswith("s/10-12/")
+    assert parts[2] == {"type": "text", "text": "q"}
+    assert extra == {
+        "media_io_kwargs": {"video": {"fps": 2.0, "frames_indices": [0, 1, 3], "num_frames": 3, "total_num_frames": 4}}
+    }
+
+
+async def test_vllm_profile_with_disagreeing_segments_falls_back_to_images() -> None:
+    a, b = segment([0, 500]), segment([0, 500, 1000])
+    messages, extra = await Renderer("vllm").render([{"role": "user", "content": [a, b]}])
+    assert extra == {}
+    kinds = [p["type"] for p in messages[0]["content"]]
+    assert kinds.count("image_url") == 5 and "video_url" not in kinds
+
+
+@pytest.mark.parametrize("profile", ["vllm", "mp4", "frames"])
+async def test_images_are_jpeg_data_urls_and_messages_without_media_are_untouched(profile: str) -> None:
+    plain = {"role": "system", "content": "be brief"}
+    messages, _ = await Renderer(profile).render([plain, {"role": "user", "content": [image()]}])  # type: ignore[arg-type]
+    assert messages[0] is plain
+    (part,) = messages[1]["content"]
+    assert part["image_url"]["url"] == "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()
+    assert ("uuid" in part) == (profile == "vllm")
+
+
+async def test_frames_profile_labels_each_frame() -> None:
+    messages, extra = await Renderer("frames").render([{"role": "user", "content": [segment([2000, 2500])]}])
+    texts = [p["text"] for p in messages[0]["content"] if p["type"] == "text"]
+    assert texts[1:] == ["t=+0.0s (stream time 2.000s, frame_index 10)", "t=+0.5s (stream time 2.500s, frame_index 11)"]
+    assert extra == {}
+
+
+async def test_mp4_profile() -> None:
+    messages, _ = await Renderer("mp4").render([{"role": "user", "content": [segment([0, 500, 1000])]}])
+    url = messages[0]["content"][1]["video_url"]["url"]
+    assert url.startswith("data:video/mp4;base64,")
+    assert base64.b64decode(url.split(",", 1)[1])[4:8] == b"ftyp"
