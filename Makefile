@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test check fmt bench clean
+.PHONY: setup run demo test check fmt bench clean
 
 setup: $(STAMP)
 	@scripts/setup-media
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(VENV)/bin/livesight serve
+
+demo: setup
+	$(VENV)/bin/livesight demo
 
 test: setup
 	@scripts/setup-media --browser

@@ -103,7 +103,7 @@ async def _run(args: argparse.Namespace, source: Source) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         stats = PublishStats()
-        helpers = [asyncio.create_task(_keepalive(http, stream_id, body["ttl_seconds"], stop))]
+        helpers = [asyncio.create_task(keepalive_loop(http, stream_id, body["ttl_seconds"], stop))]
         if not args.quiet:
             helpers.append(asyncio.create_task(_progress(http, stream_id, stats, stop)))
         if args.duration:
@@ -142,7 +142,7 @@ async def _stop_after(seconds: float, stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def _keepalive(http: httpx.AsyncClient, stream_id: str, ttl_seconds: int, stop: asyncio.Event) -> None:
+async def keepalive_loop(http: httpx.AsyncClient, stream_id: str, ttl_seconds: int, stop: asyncio.Event) -> None:
     interval = max(1.0, ttl_seconds / 3)
     while not stop.is_set():
         await asyncio.sleep(interval)

@@ -149,6 +149,23 @@ class ModelUnavailable(LivesightError):
     code = "model_unavailable"
 
 
+class ModelFailed(LivesightError):
+    """A built-in (in-process) model failed on one input; the message is safe to show.
+
+    The offline OCR model catches these per frame and says so in its answer rather than failing the request.
+    """
+
+    status = 500
+    type = "internal_error"
+    code = "model_failed"
+
+
+class ImageUndecodable(RequestInvalid):
+    """Image bytes that are not a decodable picture (corrupt, truncated, an unknown format, absurdly large)."""
+
+    code = "image_undecodable"
+
+
 class UpstreamError(LivesightError):
     """An upstream model server failed. `provider` names the backend (e.g. the model's base URL host)."""
 

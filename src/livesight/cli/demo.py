@@ -1,0 +1,169 @@
+"""`livesight demo`: the whole product, offline, in one command.
+
+It starts the server (in this process), creates an API key and a stream, publishes a generated clip
+(a sign, a clock, moving objects) through the official LiveKit SDK, asks the offline model
+`livesight/ocr` about the newest frame and about the last 5 s through the official `openai` SDK,
+prints the answers with the frames used, and keeps everything running for the playground and for
+`livesight ask` until Ctrl-C (or exits at once with `--once`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from typing import Any
+
+import httpx
+import openai
+import uvicorn
+
+from livesight.api.app import create_app
+from livesight.cli.ask import ask, describe_frames
+from livesight.cli.common import add_config_argument, fail, settings_from
+from livesight.cli.publish import keepalive_loop
+from livesight.core.logs import configure
+from livesight.ingest.clip import DEFAULT_SIGN, DemoClip
+from livesight.ingest.publisher import PublishError, publish
+from livesight.store.keys import SQLiteKeyStore
+
+QUESTIONS = (
+    ("the newest frame", None, "What does the sign say, and what time does the clock show?"),
+    ("the last 5 seconds", -5000, "What changed in the last 5 seconds?"),
+)
+SEGMENT_FPS = 2.0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="start a server, publish a generated clip and ask the offline model about it",
+        description="The main job offline in one command: serve, publish a clip, ask livesight/ocr about it.",
+    )
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 7880; 0 picks a free one)")
+    p.add_argument("--sign", default=DEFAULT_SIGN, help=f"text on the sign in the clip (default {DEFAULT_SIGN!r})")
+    p.add_argument("--once", action="store_true", help="exit after the answers instead of keeping everything running")
+    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the first 6 s of video (90)")
+    add_config_argument(p)
+    p.set_defaults(func=run)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args, host=args.host, port=args.port)
+    configure("warning", json_lines=False)
+    logging.getLogger("livesight.backends").setLevel(logging.ERROR)
+    return asyncio.run(_demo(args, settings))
+
+
+async def _demo(args: argparse.Namespace, settings: Any) -> int:
+    store = SQLiteKeyStore(settings.resolved_db_path)
+    key_record, key = store.create("demo")
+    app = create_app(settings, keys=store)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            store.close()
+            fail(f"the server could not start on {settings.host}:{settings.port} (port in use? try --port 0)", 1)
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 (a comparison)
+    base = f"http://{host}:{port}"
+    say(f"livesight demo: server running at {base}")
+    say(f"  created API key {key_record.id} for this demo: {key}")
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[Any]] = []
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
+        stream_id = ""
+        try:
+            created = (await http.post("/v1/streams", json={})).json()
+            stream_id = created["id"]
+            clip = DemoClip(sign=args.sign)
+            say(f"  created stream {stream_id}; publishing {clip.description} with the LiveKit SDK")
+            publish_info = created["publish"]
+            publishing = asyncio.create_task(publish(publish_info["url"], publish_info["token"], clip, stop=stop))
+            tasks = [publishing, asyncio.create_task(keepalive_loop(http, stream_id, created["ttl_seconds"], stop))]
+            status = await _wait_for_video(http, stream_id, publishing, args.timeout)
+            say(
+                f"  receiving {status['width']}x{status['height']} at {status['recent_fps']:g} fps; "
+                f"{status['retained_frame_count']} frames buffered"
+            )
+            code = await _ask_questions(base, key, stream_id)
+            if code == 0 and not args.once:
+                say()
+                say(f"Everything keeps running. Open the playground: {base}/")
+                say("Ask your own questions (in another terminal):")
+                say(f"  export LIVESIGHT_URL={base} LIVESIGHT_API_KEY={key}")
+                say(f'  livesight ask {stream_id} "What does the sign say?"')
+                say(f'  livesight ask {stream_id} "What happened?" --segment -10000 --fps 1')
+                say("Ctrl-C stops the demo.")
+                await serving
+            return code
+        finally:
+            stop.set()
+            for task in tasks[1:]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if stream_id and not serving.done():
+                with contextlib.suppress(httpx.HTTPError):
+                    await http.delete(f"/v1/streams/{stream_id}")
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await serving
+            store.close()
+
+
+async def _ask_questions(base: str, key: str, stream_id: str) -> int:
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=300)
+    for what, segment_ms, question in QUESTIONS:
+        say()
+        say(f"Q ({what}, livesight/ocr): {question}")
+        started = time.monotonic()
+        try:
+            answer = await asyncio.to_thread(ask, client, stream_id, question, segment_ms=segment_ms, fps=SEGMENT_FPS)
+        except openai.APIError as exc:
+            say(f"livesight: error: {exc.message}")
+            return 1
+        say(f"A: {answer.text}")
+        say(f"   frames used: {describe_frames(answer.frames)} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+async def _wait_for_video(
+    http: httpx.AsyncClient, stream_id: str, publishing: asyncio.Task[Any], wait_s: float
+) -> dict[str, Any]:
+    """Until the stream holds 6 s of video (the last-5-s question needs it); explain any failure."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        status: dict[str, Any] = (await http.get(f"/v1/streams/{stream_id}")).json()
+        if status["stream_time_ms"] >= 6_000:
+            return status
+        if publishing.done():
+            exc = publishing.exception()
+            reason = str(exc) if isinstance(exc, PublishError) else repr(exc)
+            fail(f"publishing stopped: {reason}{_network_hint()}", 1)
+        if time.monotonic() > deadline:
+            detail = status.get("last_error") or "no frames arrived"
+            fail(f"no video after {wait_s:g} s ({detail}){_network_hint()}", 1)
+        frames = status.get("last_frame_index")
+        print(
+            f"\r  waiting for video: {0 if frames is None else frames + 1} frames", end="", file=sys.stderr, flush=True
+        )
+        await asyncio.sleep(0.25)
+
+
+def _network_hint() -> str:
+    return (
+        "\n  WebRTC needs a non-loopback network interface (LiveKit clients ignore 127.0.0.1): "
+        "check that this machine has one (e.g. `ip addr`)."
+    )
