@@ -34,6 +34,7 @@ def test_precedence_arguments_over_env_over_file(tmp_path: Path, monkeypatch: py
         ("no_such_setting = 1", "no_such_setting"),
         ("[[models]]\nbackend = 'openai'", "models.0.id"),
         ("this is not toml", "cannot read"),
+        ("livekit_url = 'wss://lk.example'", "not implemented yet"),
     ],
 )
 def test_invalid_config_is_a_clear_error(tmp_path: Path, text: str, needle: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -86,7 +86,11 @@ class Settings(BaseSettings):
     livekit_api_secret: str | None = Field(
         None, description="HS256 secret; default: generated once and kept in <data_dir>/livekit.secret"
     )
-    livekit_url: str | None = Field(None, description="External LiveKit server; default: embedded endpoint.")
+    livekit_url: str | None = Field(
+        None,
+        description="External LiveKit server. Not supported yet (the gateway that joins its rooms is "
+        "future work): setting it is refused so publishers are never sent where no one receives.",
+    )
     publish_token_ttl_seconds: int = Field(600, ge=10)
 
     # buffer (CONTRACT §4)
@@ -128,6 +132,16 @@ class Settings(BaseSettings):
         True, description="Load built-in models in the background at startup (else on first use)."
     )
     model_probe_ttl_s: float = Field(5.0, ge=0, description="How long GET /models reuses a backend health probe.")
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _no_external_livekit_yet(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError(
+                "joining rooms on an external LiveKit server is not implemented yet; unset livekit_url to use "
+                "livesight's embedded LiveKit endpoint (publishers connect to this server's own port)"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(

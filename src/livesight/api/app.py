@@ -61,9 +61,7 @@ class LivesightApp(FastAPI):
 
 
 def publish_url(settings: Settings, request: Request) -> str:
-    """Where publishers connect: an external LiveKit, the configured public URL, or this server."""
-    if settings.livekit_url:
-        return settings.livekit_url
+    """Where publishers connect: the configured public URL, or this server as the client reached it."""
     if settings.public_url:
         return settings.public_url
     scheme = "wss" if request.url.scheme in ("https", "wss") else "ws"
