@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from livesight import __version__
-from livesight.api import chat, errors, frames, health, models, streams
+from livesight.api import chat, errors, frames, health, models, streams, web
 from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import RateLimiter
 from livesight.api.middleware import RequestContextMiddleware
@@ -170,6 +170,7 @@ def create_app(
     include(models.build_router(model_registry), schema=False)
     include(build_rtc_router(ingest), schema=False)  # LiveKit signalling: /rtc, /rtc/v1, */validate
     include(health.build_router(lambda: None if parts.ready else "starting up"))
+    include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -1,0 +1,111 @@
+"""The playground: a static page at `/` and `/playground`, its files under `/assets/`.
+
+No auth (the page is static; the API key lives in the browser's localStorage and travels only in
+`Authorization` headers), no OpenAPI entries, and only exact paths: an unknown path, API or not,
+still gets the JSON 404 envelope.
+
+livekit-client is not vendored: `make setup` installs it from npm into `src/livesight/web/node_modules`
+and `/assets/vendor/livekit-client.umd.js` serves it from there. When that file is missing the route
+answers 404 with a JavaScript comment body and the page shows how to install it (`make setup`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import APIRouter
+from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse, Response
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+LIVEKIT_CLIENT_JS = Path("node_modules/livekit-client/dist/livekit-client.umd.js")
+INSTALL_HINT = "livekit-client is not installed: run `make setup` (it runs `npm ci --prefix src/livesight/web`)"
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+# The page talks only to its own origin, plus the publish URL's ws(s):// (which may be another host
+# when an external LiveKit server is configured). Images are blob: URLs of fetched frames.
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self' ws: wss: http: https:",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+HEADERS = {
+    "Cache-Control": "no-cache",  # revalidate (ETag) so an upgrade is picked up at once
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class WebFiles:
+    """Where the page's files are: `static/` beside this package, and npm's `node_modules/`."""
+
+    root: Path = WEB_DIR
+
+    @property
+    def static(self) -> Path:
+        return self.root / "static"
+
+    @property
+    def livekit_client(self) -> Path:
+        return self.root / LIVEKIT_CLIENT_JS
+
+    def asset(self, name: str) -> Path:
+        """The file under static/ named by `name`, refusing anything that leaves the directory."""
+        base = self.static.resolve()
+        path = (base / name).resolve()
+        if not path.is_relative_to(base) or not path.is_file() or path.suffix not in _TYPES:
+            raise HTTPException(404)  # the same JSON 404 as any unknown path
+        return path
+
+
+def build_router(files: WebFiles | None = None) -> APIRouter:
+    files = files or WebFiles()
+    router = APIRouter(include_in_schema=False)
+
+    def page() -> Response:
+        return FileResponse(
+            files.static / "index.html",
+            media_type=_TYPES[".html"],
+            headers={**HEADERS, "Content-Security-Policy": CSP},
+        )
+
+    @router.get("/")
+    async def root() -> Response:
+        return page()
+
+    @router.get("/playground")
+    async def playground() -> Response:
+        return page()
+
+    @router.get("/assets/vendor/livekit-client.umd.js")
+    async def livekit_client() -> Response:
+        path = files.livekit_client
+        if not path.is_file():
+            body = f"/* {INSTALL_HINT} */\n"
+            return Response(body, status_code=404, media_type=_TYPES[".js"], headers=HEADERS)
+        return FileResponse(path, media_type=_TYPES[".js"], headers=HEADERS)
+
+    @router.get("/assets/{name:path}")
+    async def asset(name: str) -> Response:
+        path = files.asset(name)
+        return FileResponse(path, media_type=_TYPES[path.suffix], headers=HEADERS)
+
+    return router
