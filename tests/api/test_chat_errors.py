@@ -187,14 +187,22 @@ def test_upstream_timeout(env: ChatEnv) -> None:
     assert error["upstream"]["status"] is None
 
 
-def test_upstream_unreachable(env: ChatEnv) -> None:
+def test_unreachable_upstream_is_a_model_that_is_not_ready(env: ChatEnv) -> None:
+    # CONTRACT §6: a not-ready model is 404 model_unavailable; the message says why
     error = _envelope(
-        _fail(env, [{"role": "user", "content": "hi"}], model="nowhere"),
-        502,
-        "upstream_error",
-        "upstream_request_failed",
+        _fail(env, [{"role": "user", "content": "hi"}], model="nowhere"), 404, "provider_error", "model_unavailable"
     )
-    assert error["upstream"]["provider"] == "127.0.0.1:9"
+    assert "cannot reach 127.0.0.1:9" in error["message"]
+    listed = {m["id"]: m["status"] for m in httpx.get(env.api + "/models").json()["data"]}
+    assert listed["nowhere"] == "unavailable"
+
+
+def test_connection_failure_after_a_good_probe_is_upstream_request_failed(env: ChatEnv) -> None:
+    env.client().chat.completions.create(model="qwen", messages=[{"role": "user", "content": "hi"}])  # probe passes
+    env.fake.behaviour.drop_connection = True
+    error = _envelope(_fail(env, [{"role": "user", "content": "hi"}]), 502, "upstream_error", "upstream_request_failed")
+    assert error["upstream"]["provider"] == env.fake.base_url.split("/")[2]
+    assert error["upstream"]["status"] is None
 
 
 def test_upstream_refusing_a_stream_gets_a_proper_status(env: ChatEnv) -> None:

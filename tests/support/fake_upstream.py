@@ -65,6 +65,7 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     mid_stream_error: bool = False
     hang: bool = False
+    drop_connection: bool = False  # answer chat with headers, then close the connection mid-body
     omit_usage: bool = False
     rate_limit_headers: dict[str, str] = field(default_factory=dict)
 
@@ -104,6 +105,8 @@ class FakeUpstream:
         if self.validate:
             self.requests.append(body)
         b = self.behaviour
+        if b.drop_connection:
+            return StreamingResponse(_broken_body(), media_type="application/json")
         if b.hang:
             await asyncio.sleep(3600)
         if b.delay_s:
@@ -233,6 +236,11 @@ class FakeUpstream:
             "uuids": uuids,
             "extra": sorted(extra),
         }
+
+
+async def _broken_body() -> AsyncIterator[bytes]:
+    yield b'{"id": "chatcmpl-'
+    raise ConnectionAbortedError("the fake upstream drops this connection on purpose")
 
 
 def _error(status: int, message: str, kind: str = "BadRequestError", headers: dict[str, str] | None = None) -> Response:

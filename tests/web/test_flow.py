@@ -141,7 +141,8 @@ def test_other_references_and_an_unavailable_model(browser: Any, site: LiveServe
         pg.choose_model(UNREACHABLE.id)
         pg.ask("What do you see?")
         unavailable = pg.notice("ask")  # configured but unreachable: the server says so, readably
-        assert "The model could not answer" in unavailable and UNREACHABLE.id in unavailable, unavailable
+        assert "Model unavailable" in unavailable and UNREACHABLE.id in unavailable, unavailable
+        assert "cannot reach" in unavailable, unavailable
         expect(pg.loc("#answer-box")).to_be_hidden()
 
         pg.choose_model(OCR)

@@ -90,7 +90,7 @@ def build_router(
     async def chat_completions(body: ChatCompletionRequest, http_request: Request, key: ApiKey = auth) -> Response:
         started = time.perf_counter()
         headers = limiter.check(key.id)
-        entry = models.get(body.model)
+        entry = await models.get_ready(body.model)
         params = body.model_dump(exclude_unset=True)
         for name in _LOCAL_FIELDS:
             params.pop(name, None)

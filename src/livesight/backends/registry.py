@@ -27,6 +27,7 @@ class ModelEntry:
     backend: Backend
     created: int
     probed_at_ms: int | None = None
+    probing: asyncio.Future[bool] | None = None
 
     @property
     def id(self) -> str:
@@ -80,6 +81,33 @@ class ModelRegistry:
             raise ModelUnavailable(f"model {model_id!r} is not served here (models: {known}); see GET /v1/models")
         return entry
 
+    async def get_ready(self, model_id: str) -> ModelEntry:
+        """The model for a chat request, or 404 `model_unavailable` when it is unknown or its upstream
+        failed its (fresh) health probe (CONTRACT §6). Built-in models load on first use instead."""
+        entry = self.get(model_id)
+        if isinstance(entry.backend, OcrBackend):
+            return entry
+        await self._probe(entry)
+        if not entry.backend.ready:
+            reason = getattr(entry.backend, "probe_error", None) or "its health probe failed"
+            raise ModelUnavailable(f"model {model_id!r} is unavailable: {reason}; see GET /v1/models")
+        return entry
+
+    async def _probe(self, entry: ModelEntry) -> None:
+        """Probe once per TTL; concurrent callers share one probe."""
+        if entry.probing is None:
+            if entry.probed_at_ms is not None and self._clock.now_ms() - entry.probed_at_ms < self._probe_ttl_ms:
+                return
+            entry.probing = asyncio.ensure_future(entry.backend.probe())
+            probing = entry.probing
+            try:
+                await asyncio.shield(probing)
+            finally:
+                entry.probed_at_ms = self._clock.now_ms()
+                entry.probing = None
+        else:
+            await asyncio.shield(entry.probing)
+
     def start(self, *, preload: bool) -> None:
         """Begin loading built-in models (call on the event loop)."""
         if preload:
@@ -89,14 +117,7 @@ class ModelRegistry:
 
     async def refresh(self) -> list[ModelEntry]:
         """Probe every backend whose last probe is older than the TTL (concurrently); the entries."""
-        now = self._clock.now_ms()
-        stale = [
-            e for e in self._entries.values() if e.probed_at_ms is None or now - e.probed_at_ms >= self._probe_ttl_ms
-        ]
-        if stale:
-            await asyncio.gather(*(e.backend.probe() for e in stale), return_exceptions=True)
-            for e in stale:
-                e.probed_at_ms = now
+        await asyncio.gather(*(self._probe(e) for e in self._entries.values()), return_exceptions=True)
         return self.entries()
 
     async def aclose(self) -> None:

@@ -63,17 +63,29 @@ class OpenAICompatBackend:
         ]
         self._next = itertools.cycle(self._clients)
         self._ready = False
+        self.probe_error: str | None = "not probed yet"
 
     @property
     def ready(self) -> bool:
         return self._ready
 
     async def probe(self) -> bool:
+        """`GET {base_url}/models`: ready on 2xx, and on 404/405 (a server that is up but has no model
+        list); not ready on no answer, 401/403 (the API key is refused) or a server error."""
         try:
             response = await self._client().get("models", timeout=PROBE_TIMEOUT_S)
-            self._ready = response.is_success
-        except httpx.HTTPError:
-            self._ready = False
+        except httpx.TimeoutException:
+            self.probe_error = f"no answer from {self.provider} within {PROBE_TIMEOUT_S:g} s"
+        except httpx.HTTPError as exc:
+            self.probe_error = f"cannot reach {self.provider} ({type(exc).__name__}: {exc})"
+        else:
+            if response.is_success or response.status_code in (404, 405):
+                self.probe_error = None
+            elif response.status_code in (401, 403):
+                self.probe_error = f"{self.provider} refused the API key (HTTP {response.status_code})"
+            else:
+                self.probe_error = f"{self.provider} answered its health probe with HTTP {response.status_code}"
+        self._ready = self.probe_error is None
         return self._ready
 
     async def aclose(self) -> None:

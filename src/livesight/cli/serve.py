@@ -22,13 +22,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+def base_url(settings: Settings) -> str:
+    local = settings.host in ("0.0.0.0", "::")  # noqa: S104 (a comparison, not a bind)
+    return f"http://{'127.0.0.1' if local else settings.host}:{settings.port}"
+
+
 def first_key_banner(settings: Settings, store: SQLiteKeyStore) -> str | None:
     """On an empty key store, create one key and return the text that shows it (once)."""
     if store.count():
         return None
     _, plain = store.create("first key")
-    local = settings.host in ("0.0.0.0", "::")  # noqa: S104 (a comparison, not a bind)
-    base = f"http://{'127.0.0.1' if local else settings.host}:{settings.port}"
+    base = base_url(settings)
     return (
         "\nlivesight: created your first API key (shown only this once; `livesight keys create` makes more):\n\n"
         f"    export LIVESIGHT_API_KEY={plain}\n\n"
@@ -44,6 +48,14 @@ def run(args: argparse.Namespace) -> int:
     banner = first_key_banner(settings, store)
     if banner:
         print(banner, file=sys.stderr, flush=True)
+    if settings.port:
+        base = base_url(settings)
+        print(
+            f"livesight: serving on {base}; open {base}/ in a browser for the playground "
+            f"(API at {base}/v1, reference at {base}/docs)",
+            file=sys.stderr,
+            flush=True,
+        )
     app = create_app(settings, keys=store)
     config = uvicorn.Config(
         app,

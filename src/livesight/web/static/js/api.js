@@ -124,5 +124,11 @@ export async function frameBlobUrl(key, streamId, frameIndex, maxSide, signal) {
     throw new ApiError(`Cannot reach the livesight server (${err && err.message ? err.message : err})`, { path });
   }
   if (!res.ok) throw await errorFromResponse(res, path);
+  // frames/0 means "the oldest retained frame" (CONTRACT §5.1): when lifetime frame 0 itself is gone,
+  // the server answers with another frame; never show it under the wrong number.
+  const served = res.headers.get("X-Frame-Index");
+  if (frameIndex >= 0 && served !== null && Number(served) !== frameIndex) {
+    throw new ApiError(`Frame ${frameIndex} is no longer retained (evicted).`, { status: 410, code: "frame_evicted", path });
+  }
   return URL.createObjectURL(await res.blob());
 }

@@ -192,7 +192,8 @@ async function startStream(kind) {
     },
     onTelemetry: (t) => renderTelemetry(session, t),
     onEnded: (reason, message) => onEnded(session, reason, message),
-    onWarning: (message) => notice(el.cameraNotice, message, "warn"),
+    // a session that has ended (or been replaced) must not overwrite what the page says now
+    onWarning: (message) => { if (state.session === session) notice(el.cameraNotice, message, "warn"); },
   });
   state.session = session;
   state.starting = true;

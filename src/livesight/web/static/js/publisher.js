@@ -175,6 +175,12 @@ export class StreamSession {
   async onRoomDisconnected(room, reason) {
     if (this.closed || room !== this.room) return;
     this.setPublisher("disconnected");
+    const { DisconnectReason } = this.LK;
+    if (reason === DisconnectReason.ROOM_DELETED || reason === DisconnectReason.PARTICIPANT_REMOVED) {
+      // the server ends the room when the stream ends: say why instead of trying to rejoin
+      await this.pollOnce();
+      if (this.closed || room !== this.room) return;
+    }
     for (const delay of REJOIN_DELAYS_MS) {
       this.onWarning(`The publisher lost its connection (reason ${reason ?? "unknown"}); reconnecting…`);
       await new Promise((r) => setTimeout(r, delay));
@@ -235,6 +241,11 @@ export class StreamSession {
 
   async pollLoop() {
     if (this.closed) return;
+    if (await this.pollOnce()) this.schedule(() => this.pollLoop(), POLL_MS);
+  }
+
+  /** Read the stream's telemetry once; false when the stream turned out to have ended. */
+  async pollOnce() {
     try {
       const t = await request(`v1/streams/${this.id}`, { key: this.key });
       if (this.closed) return;
@@ -244,16 +255,18 @@ export class StreamSession {
         const why = t.end_reason === "expired"
           ? "The stream expired: its lease ran out (no keepalive reached the server in time)."
           : "The stream was deleted.";
-        return this.ended(t.end_reason || "ended", why);
+        this.ended(t.end_reason || "ended", why);
+        return false;
       }
     } catch (err) {
-      if (this.closed) return;
+      if (this.closed) return false;
       if (err instanceof ApiError && err.status === 404) {
-        return this.ended("gone", "The stream no longer exists on the server.");
+        this.ended("gone", "The stream no longer exists on the server.");
+        return false;
       }
       this.onWarning(`Could not read the stream's telemetry: ${err.message}`);
     }
-    this.schedule(() => this.pollLoop(), POLL_MS);
+    return !this.closed;
   }
 
   schedule(fn, ms) {
