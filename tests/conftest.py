@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from livesight.core.clock import FakeClock
+from tests.support.media_env import require_browser, require_namespace
 from tests.support.server import LiveServer, run_server
 
 
@@ -18,3 +19,12 @@ def clock() -> FakeClock:
 def server(tmp_path: Path, clock: FakeClock) -> Iterator[LiveServer]:
     with run_server(tmp_path, clock=clock) as live:
         yield live
+
+
+@pytest.fixture(autouse=True)
+def _media_environment(request: pytest.FixtureRequest) -> None:
+    """Tests marked `webrtc` need the private network namespace; `browser` also chromium and livekit-client."""
+    if request.node.get_closest_marker("browser"):
+        require_browser()
+    elif request.node.get_closest_marker("webrtc"):
+        require_namespace()

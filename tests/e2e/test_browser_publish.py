@@ -20,23 +20,12 @@ import pytest
 
 from livesight.core.clock import SystemClock
 from livesight.ingest.options import IngestOptions
-from tests.e2e.conftest import CHROMIUM, LIVEKIT_UMD
 from tests.e2e.media import read_frames, wait_for
+from tests.support.media_env import CHROMIUM, CHROMIUM_FLAGS, LIVEKIT_UMD
 from tests.support.server import LiveServer, run_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 ASSETS = Path(__file__).parent / "assets"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 LIVEKIT_CLIENT_VERSION = "2.23.0"
 
 
@@ -65,7 +54,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_FLAGS, "--use-fake-ui-for-media-stream"]
+        )
         yield chromium
         chromium.close()
 

@@ -8,58 +8,24 @@ machine and fail in CI (CI=true), so CI can never pass without running them. Scr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from livesight.api.web import LIVEKIT_CLIENT_JS, WEB_DIR
+from tests.support.media_env import CHROMIUM, CHROMIUM_FLAGS, require_browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-LIVEKIT_UMD = WEB_DIR / LIVEKIT_CLIENT_JS
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 # answer the camera prompt with "allow", and the screen picker with the (fake) entire screen
 GRANT_CAMERA = ["--use-fake-ui-for-media-stream", "--auto-select-desktop-capture-source=Entire screen"]
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: these tests must run)", pytrace=False)
-    pytest.skip(reason)
-
-
-def require_browser_environment() -> None:
-    if os.environ.get("LIVESIGHT_NETNS") != "1":
-        _missing("browser tests run inside a private network namespace: run scripts/netns (as root)")
-    if not CHROMIUM.exists():
-        _missing("Debian chromium is not installed (make setup installs it when run as root)")
-    if not LIVEKIT_UMD.exists():
-        _missing("livekit-client is not installed: npm ci --prefix src/livesight/web (make setup)")
-
-
-@pytest.fixture(autouse=True)
-def _browser_environment(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("browser"):
-        require_browser_environment()
 
 
 @pytest.fixture(scope="session")
 def playwright_driver() -> Iterator[Any]:
     """One Playwright driver per session (the sync API allows one at a time per thread)."""
-    require_browser_environment()
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

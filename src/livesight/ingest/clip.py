@@ -9,21 +9,21 @@ event loop.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from livesight.ingest.publisher import Frame, Source
+from livesight.ingest.publisher import RenderedSource
 
 DEFAULT_SIGN = "LOADING DOCK B"
 
 
-class DemoClip(Source):
+class DemoClip(RenderedSource):
+    render_off_loop = True  # ~6 ms of Pillow drawing and swscale a frame
+
     def __init__(self, width: int = 1280, height: int = 720, fps: float = 15.0, sign: str = DEFAULT_SIGN) -> None:
         if width % 2 or height % 2 or width < 320 or height < 180:
             raise ValueError("the demo clip needs an even size of at least 320x180")
@@ -83,17 +83,3 @@ class DemoClip(Source):
             draw.ellipse((wx - 18 * u, ty + th - 18 * u, wx + 18 * u, ty + th + 18 * u), fill=(20, 20, 20))
         frame = av.VideoFrame.from_ndarray(np.asarray(img), format="rgb24").reformat(format="yuv420p")
         return bytes(frame.to_ndarray().tobytes())
-
-    async def frames(self) -> AsyncIterator[Frame]:
-        start = time.monotonic()
-        n = 0
-        while True:
-            delay = start + n / self.fps - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -1.0:  # fell far behind: skip ahead instead of bursting
-                n = int((time.monotonic() - start) * self.fps)
-            now = time.time()
-            i420 = await asyncio.to_thread(self.render, n, now)
-            yield Frame(self.width, self.height, i420, now)
-            n += 1

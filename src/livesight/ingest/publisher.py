@@ -54,11 +54,14 @@ class Source:
         raise NotImplementedError
 
 
-class PatternSource(Source):
-    def __init__(self, width: int = 1280, height: int = 720, fps: float = 30.0, label: str | None = None) -> None:
-        self.width, self.height, self.fps = width, height, fps
-        self.pattern = TestPattern(width, height, label or "LIVESIGHT TEST PATTERN")
-        self.description = f"test pattern {width}x{height}@{fps:g}"
+class RenderedSource(Source):
+    """A source that draws frame `n` itself, paced at `fps` by the wall clock."""
+
+    render_off_loop = False  # True when render() is slow enough to belong in a thread
+
+    def render(self, n: int, now: float) -> bytes:
+        """Frame `n`, captured at wall time `now`, as I420 bytes."""
+        raise NotImplementedError
 
     async def frames(self) -> AsyncIterator[Frame]:
         start = time.monotonic()
@@ -70,8 +73,19 @@ class PatternSource(Source):
             elif delay < -1.0:  # fell far behind (suspended): skip ahead instead of bursting
                 n = int((time.monotonic() - start) * self.fps)
             now = time.time()
-            yield Frame(self.width, self.height, self.pattern.render(n, now), now)
+            i420 = await asyncio.to_thread(self.render, n, now) if self.render_off_loop else self.render(n, now)
+            yield Frame(self.width, self.height, i420, now)
             n += 1
+
+
+class PatternSource(RenderedSource):
+    def __init__(self, width: int = 1280, height: int = 720, fps: float = 30.0, label: str | None = None) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        self.pattern = TestPattern(width, height, label or "LIVESIGHT TEST PATTERN")
+        self.description = f"test pattern {width}x{height}@{fps:g}"
+
+    def render(self, n: int, now: float) -> bytes:
+        return self.pattern.render(n, now)
 
 
 class AVSource(Source):
