@@ -50,9 +50,13 @@ def default_ocr_factory(config: ModelConfig) -> AnswerModel:
 
 
 def builtin_config(model_id: str) -> ModelConfig:
-    """The configuration a built-in model has when the config file does not name it."""
+    """The configuration a built-in model has when the config file does not name it.
+
+    `max_frames` is 256 (the default `max_segment_frames`): the OCR model reads text in a few frames
+    spread over a segment and only computes cheap statistics (~2 ms a frame) on the rest, so a minute
+    at 2 fps or more is fine, and refusing it would only be a limit for its own sake."""
     return ModelConfig(
-        id=model_id, backend="builtin", image=True, video=True, max_frames=32, timeout_s=300, owned_by="livesight"
+        id=model_id, backend="builtin", image=True, video=True, max_frames=256, timeout_s=300, owned_by="livesight"
     )
 
 
