@@ -91,13 +91,12 @@ def build_router(
         summary="Renew the lease (and the publish token)",
     )
     async def keepalive(stream_id: str, request: Request, key: ApiKey = auth) -> Keepalive:
-        lookup(stream_id, key, active=True)
         stream = registry.keepalive(stream_id, key.owner)
         return Keepalive(
             id=stream.id,
             expires_at_ms=stream.expires_at_ms,
             ttl_seconds=stream.ttl_seconds,
-            stream_time_ms=registry.telemetry(stream)["stream_time_ms"],
+            stream_time_ms=registry.stream_time_ms(stream),
             publish=publish_for(stream, request),
         )
 

@@ -89,24 +89,23 @@ class ModelRegistry:
             return entry
         await self._probe(entry)
         if not entry.backend.ready:
-            reason = getattr(entry.backend, "probe_error", None) or "its health probe failed"
+            backend = entry.backend
+            reason = (backend.probe_error if isinstance(backend, OpenAICompatBackend) else None) or "it is not ready"
             raise ModelUnavailable(f"model {model_id!r} is unavailable: {reason}; see GET /v1/models")
         return entry
 
     async def _probe(self, entry: ModelEntry) -> None:
-        """Probe once per TTL; concurrent callers share one probe."""
+        """Probe once per TTL; concurrent callers share one probe (even if the first caller goes away)."""
         if entry.probing is None:
             if entry.probed_at_ms is not None and self._clock.now_ms() - entry.probed_at_ms < self._probe_ttl_ms:
                 return
             entry.probing = asyncio.ensure_future(entry.backend.probe())
-            probing = entry.probing
-            try:
-                await asyncio.shield(probing)
-            finally:
-                entry.probed_at_ms = self._clock.now_ms()
-                entry.probing = None
-        else:
-            await asyncio.shield(entry.probing)
+            entry.probing.add_done_callback(lambda _: self._probed(entry))
+        await asyncio.shield(entry.probing)
+
+    def _probed(self, entry: ModelEntry) -> None:
+        entry.probed_at_ms = self._clock.now_ms()
+        entry.probing = None
 
     def start(self, *, preload: bool) -> None:
         """Begin loading built-in models (call on the event loop)."""

@@ -225,6 +225,10 @@ class StreamRegistry:
         ring = self.pool.get(stream.id) if stream.active else None
         return ring.window() if ring is not None else None
 
+    def stream_time_ms(self, stream: Stream) -> int:
+        ring = self.pool.get(stream.id)
+        return ring.stream_time_ms if ring else 0
+
     def active_count(self, owner: str) -> int:
         return self._active_by_owner.get(owner, 0)
 
@@ -239,7 +243,7 @@ class StreamRegistry:
         return {
             "id": stream.id,
             "state": stream.state,
-            "stream_time_ms": ring.stream_time_ms if ring else 0,
+            "stream_time_ms": self.stream_time_ms(stream),
             "first_frame_at_ms": ring.first_frame_at_ms if ring else None,
             "last_frame_at_ms": newest.arrived_at_ms if newest else None,
             "last_frame_index": newest.index if newest else None,

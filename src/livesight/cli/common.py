@@ -23,3 +23,9 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
 def fail(message: str, code: int = 2) -> NoReturn:
     print(f"livesight: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def local_base_url(host: str, port: int) -> str:
+    """The http URL to reach a server bound to host:port from this machine (0.0.0.0/:: → 127.0.0.1)."""
+    wildcard = host in ("0.0.0.0", "::")  # noqa: S104 (a comparison, not a bind)
+    return f"http://{'127.0.0.1' if wildcard else host}:{port}"

@@ -23,11 +23,12 @@ import uvicorn
 
 from livesight.api.app import create_app
 from livesight.cli.ask import ask, describe_frames
-from livesight.cli.common import add_config_argument, fail, settings_from
+from livesight.cli.common import add_config_argument, fail, local_base_url, settings_from
 from livesight.cli.publish import keepalive_loop
 from livesight.core.logs import configure
 from livesight.ingest.clip import DEFAULT_SIGN, DemoClip
 from livesight.ingest.publisher import PublishError, publish
+from livesight.settings import Settings
 from livesight.store.keys import SQLiteKeyStore
 
 QUESTIONS = (
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_demo(args, settings))
 
 
-async def _demo(args: argparse.Namespace, settings: Any) -> int:
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     store = SQLiteKeyStore(settings.resolved_db_path)
     key_record, key = store.create("demo")
     app = create_app(settings, keys=store)
@@ -77,8 +78,7 @@ async def _demo(args: argparse.Namespace, settings: Any) -> int:
             fail(f"the server could not start on {settings.host}:{settings.port} (port in use? try --port 0)", 1)
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 (a comparison)
-    base = f"http://{host}:{port}"
+    base = local_base_url(settings.host, port)
     say(f"livesight demo: server running at {base}")
     say(f"  created API key {key_record.id} for this demo: {key}")
     stop = asyncio.Event()

@@ -8,7 +8,7 @@ import sys
 import uvicorn
 
 from livesight.api.app import create_app
-from livesight.cli.common import add_config_argument, settings_from
+from livesight.cli.common import add_config_argument, local_base_url, settings_from
 from livesight.core.logs import configure
 from livesight.settings import Settings
 from livesight.store.keys import SQLiteKeyStore
@@ -22,17 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def base_url(settings: Settings) -> str:
-    local = settings.host in ("0.0.0.0", "::")  # noqa: S104 (a comparison, not a bind)
-    return f"http://{'127.0.0.1' if local else settings.host}:{settings.port}"
-
-
 def first_key_banner(settings: Settings, store: SQLiteKeyStore) -> str | None:
     """On an empty key store, create one key and return the text that shows it (once)."""
     if store.count():
         return None
     _, plain = store.create("first key")
-    base = base_url(settings)
+    base = local_base_url(settings.host, settings.port)
     return (
         "\nlivesight: created your first API key (shown only this once; `livesight keys create` makes more):\n\n"
         f"    export LIVESIGHT_API_KEY={plain}\n\n"
@@ -49,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if banner:
         print(banner, file=sys.stderr, flush=True)
     if settings.port:
-        base = base_url(settings)
+        base = local_base_url(settings.host, settings.port)
         print(
             f"livesight: serving on {base}; open {base}/ in a browser for the playground "
             f"(API at {base}/v1, reference at {base}/docs)",
