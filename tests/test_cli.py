@@ -59,7 +59,7 @@ def free_port() -> int:
 
 
 def start_serve(tmp_path: Path, port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "LIVESIGHT_DATA_DIR": str(tmp_path), "LIVESIGHT_LOG_JSON": "false"}
+    env = {**os.environ, "LIVESIGHT_DATA_DIR": str(tmp_path), "LIVESIGHT_LOG_FORMAT": "text"}
     return subprocess.Popen(
         [str(BIN), "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )

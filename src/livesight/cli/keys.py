@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from livesight.cli.common import add_config_argument, fail, settings_from
+from livesight.cli.common import add_config_argument, command, fail, settings_from
 from livesight.store.keys import SQLiteKeyStore
 
 
@@ -42,7 +42,7 @@ def _list(args: argparse.Namespace) -> int:
     rows = store.list()
     store.close()
     if not rows:
-        print("no keys yet: run `livesight keys create`")
+        print(f"no keys yet: run `{command('keys', 'create')}`")
         return 0
     print(f"{'ID':18} {'PREFIX':12} {'CREATED (UTC)':20} {'STATUS':8} NAME")
     for k in rows:
@@ -56,6 +56,6 @@ def _revoke(args: argparse.Namespace) -> int:
     key = store.revoke(args.key)
     store.close()
     if key is None:
-        fail(f"no key {args.key!r}; see `livesight keys list`", code=1)
+        fail(f"no key {args.key!r}; see `{command('keys', 'list')}`", code=1)
     print(f"revoked {key.id}")
     return 0
