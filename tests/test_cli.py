@@ -258,3 +258,22 @@ def test_keys_made_by_earlier_demos_do_not_count_as_the_users_first_key(tmp_path
     store.create("mine")
     assert store.count(include_demo=False) == 1
     store.close()
+
+
+@pytest.mark.timeout(120)
+def test_demo_run_uses_the_kept_key(tmp_path: Path) -> None:
+    with contextlib.closing(SQLiteKeyStore(tmp_path / "livesight.db")) as store:
+        record, plain, _ = demo_key(store, tmp_path)
+    env = {**os.environ, "LIVESIGHT_DATA_DIR": str(tmp_path)}
+    # --timeout 0.1: stop right after the key and stream are set up (no video is needed for this)
+    proc = subprocess.run(
+        [str(BIN), "demo", "--port", "0", "--once", "--timeout", "0.1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert f"using the demo API key {record.id} (kept in {tmp_path / 'demo.key'}): {plain}" in proc.stdout
+    with contextlib.closing(SQLiteKeyStore(tmp_path / "livesight.db")) as store:
+        assert [k.id for k in store.list()] == [record.id]

@@ -102,6 +102,9 @@ def test_a_publish_and_chat_run_logs_no_secret(tmp_path: Path, logs: tuple[io.St
     assert "/rtc?access_token=***" in text and "/rtc/validate?access_token=***" in text
     assert f"http://***@127.0.0.1:{fake.base_url.rsplit(':', 1)[1]}" in text  # httpx's request line
     assert "api_key=***" in text
+    # the SDK's 2,000-character join URL is shortened
+    joins = [line for line in text.splitlines() if "WebSocket /rtc/v1?join_request=" in line]
+    assert joins and all(len(line) < 300 and "chars)" in line for line in joins)
     records = [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
     assert len(records) == len([line for line in text.splitlines() if line[:2].isdigit()]) > 5
     # ... and no secret, no escape, no colour copy
