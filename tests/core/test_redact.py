@@ -31,6 +31,8 @@ PASSWORD = "hunter2-Secr3t"
         (f"[(b'Authorization', b'Bearer {KEY}'), (b'host', b'x')]", KEY),
         (f"X-Api-Key: {PASSWORD}", PASSWORD),
         (f"Cookie: session={PASSWORD}", PASSWORD),
+        (f"Cookie: theme=dark; sid={PASSWORD}", PASSWORD),
+        (f"{{'set-cookie': 'sid={PASSWORD}; Path=/'}}", PASSWORD),
         (f"invalid key {KEY} presented", KEY),
         (f"token {JWT} expired", JWT),
         (f"ModelConfig(id='m', api_key='{PASSWORD}', timeout_s=5)", PASSWORD),
@@ -56,6 +58,8 @@ def test_secrets_are_removed(text: str, secret: str) -> None:
         "stream 6df62e9b-2277-49d0-9547-dab5fde4178f: receiving video TR_DUMb3nVRasyO (vp8, 640x480)",
         "GET http://127.0.0.1:7880/v1/streams?limit=10 200",
         "a basic check of the token bucket",
+        "missing Authorization header; no cookie set",
+        "stream_id=abc key_id=key_123 frame_index=-1",
     ],
 )
 def test_harmless_text_is_kept(text: str) -> None:

@@ -47,7 +47,8 @@ def _list(args: argparse.Namespace) -> int:
     print(f"{'ID':18} {'PREFIX':12} {'CREATED (UTC)':20} {'STATUS':8} NAME")
     for k in rows:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.created_at_ms / 1000))
-        print(f"{k.id:18} {k.prefix + '…':12} {created:20} {'revoked' if k.revoked else 'active':8} {k.name}")
+        name = f"{k.name} (livesight demo's own key)" if k.demo else k.name
+        print(f"{k.id:18} {k.prefix + '…':12} {created:20} {'revoked' if k.revoked else 'active':8} {name}")
     return 0
 
 

@@ -35,12 +35,13 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#\"'<>]+@")
 _OVS_KEY = re.compile(r"\bovs-[A-Za-z0-9_-]{4,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}")
 _SCHEME_CREDENTIAL = re.compile(r"\b([Bb]earer|BEARER|Basic|BASIC|Digest)(\s+)[A-Za-z0-9._~+/=-]{4,}")
+# `': '`, `', b'` (a tuple of bytes) and `="` need quotes; `: ` and `=` alone do not
+_HEADER_SEP = r"(b?['\"]\s*[:=,]\s*b?['\"]?|\s*[:=]\s*['\"]?)"
 _HEADER = re.compile(
-    r"(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bapi-key|\bcookie|\bset-cookie)"
-    # `': '`, `', b'` (a tuple of bytes) and `="` need quotes; `: ` and `=` alone do not
-    r"(b?['\"]\s*[:=,]\s*b?['\"]?|\s*[:=]\s*['\"]?)"
-    r"((?:bearer|basic|digest|token)\s+)?([^\s'\",;)}\]]+)"
+    r"(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bapi-key)" + _HEADER_SEP + r"((?:bearer|basic|digest|token)\s+)?"
+    r"([^\s'\",;)}\]]+)"
 )
+_COOKIE = re.compile(r"(?i)(\b(?:set-)?cookie)" + _HEADER_SEP + r"([^'\"\r\n]+)")  # every pair, to the line's end
 _SECRET_NAME = r"[A-Za-z0-9_.-]*(?:token|key|secret|password|passwd|pwd|signature|credentials?)"  # noqa: S105 (a pattern)
 # name=value (query strings, kwargs reprs, `k=v` extras); the value ends at &, #, ;, space, quote or bracket
 _NAME_EQ = re.compile(rf"(?i)(\b{_SECRET_NAME}=)(['\"]?)([^&#;\s'\",)}}\]]+)")
@@ -65,6 +66,7 @@ def redact(text: str) -> str:
     text = _ANSI.sub("", text)
     text = _URL_USERINFO.sub(rf"\1{MASK}@", text)
     text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{MASK}", text)
+    text = _COOKIE.sub(rf"\1\2{MASK}", text)
     text = _SCHEME_CREDENTIAL.sub(rf"\1\2{MASK}", text)
     text = _NAME_EQ.sub(rf"\1\2{MASK}", text)
     text = _NAME_COLON.sub(rf"\1\2{MASK}\4", text)

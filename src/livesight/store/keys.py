@@ -2,7 +2,8 @@
 
 Keys are 256-bit random secrets, so a fast hash is enough (no password stretching needed); the
 lookup is by digest and the final comparison is constant-time. Plain keys exist only in the return
-value of `create` and are never logged.
+value of `create` and are never logged (`livesight demo` keeps its own key's plain text in
+<data_dir>/demo.key, mode 0600, to reuse it; that key is flagged `demo`).
 """
 
 from __future__ import annotations
