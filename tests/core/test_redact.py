@@ -127,3 +127,12 @@ def test_auto_format_is_text_on_a_terminal_and_json_otherwise() -> None:
     assert resolve_format("auto", io.StringIO()) == "json"
     assert resolve_format("json", _Tty()) == "json"
     assert resolve_format("text", io.StringIO()) == "text"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("unit", ["ab-", "a.b_", "http://", "key=", '"token": "', "eyJab."])
+def test_cost_stays_linear_on_long_repetitive_text(unit: str) -> None:
+    # ~1 MB: linear patterns take about a second; a quadratic one would take hours (the timeout fails it)
+    text = unit * (1_000_000 // len(unit))
+    out = redact(text)
+    assert 0 < len(out) < 2 * len(text)

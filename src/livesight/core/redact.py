@@ -17,6 +17,9 @@ cannot leak by forgetting to call something. What is removed:
 Over-redacting is the accepted failure mode: a log line losing a harmless value is better than a
 secret in a file that outlives the key. Runs of 160+ URL/base64 characters (LiveKit's 2,000-character
 `join_request`, data URLs) are cut to their first 24 characters and a count.
+
+Every pattern starts at a literal or has bounded repeats, so the cost stays linear in the text (an
+unbounded name prefix made a 60 KB base64 data URL take seconds).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ KEEP = 24  # characters of a shortened run that stay
 _ANSI = re.compile(
     r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]"
 )
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#\"'<>]+@")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30}://)[^/\s@?#\"'<>]{1,1024}@")
 _OVS_KEY = re.compile(r"\bovs-[A-Za-z0-9_-]{4,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}")
 _SCHEME_CREDENTIAL = re.compile(r"\b([Bb]earer|BEARER|Basic|BASIC|Digest)(\s+)[A-Za-z0-9._~+/=-]{4,}")
@@ -42,11 +45,14 @@ _HEADER = re.compile(
     r"([^\s'\",;)}\]]+)"
 )
 _COOKIE = re.compile(r"(?i)(\b(?:set-)?cookie)" + _HEADER_SEP + r"([^'\"\r\n]+)")  # every pair, to the line's end
-_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:token|key|secret|password|passwd|pwd|signature|credentials?)"  # noqa: S105 (a pattern)
-# name=value (query strings, kwargs reprs, `k=v` extras); the value ends at &, #, ;, space, quote or bracket
-_NAME_EQ = re.compile(rf"(?i)(\b{_SECRET_NAME}=)(['\"]?)([^&#;\s'\",)}}\]]+)")
+_SECRET_WORD = r"(?:token|key|secret|password|passwd|pwd|signature|credentials?)"  # noqa: S105 (a pattern)
+_SECRET_NAME = r"[A-Za-z0-9_.-]{0,40}" + _SECRET_WORD
+# name=value (query strings, kwargs reprs, `k=v` extras); the value ends at &, #, ;, space, quote or bracket.
+# Anchored on the word before `=` (any prefix: access_token, X-Amz-Signature), never on the prefix: a
+# `[\w.-]*` prefix made the search quadratic on long base64 runs.
+_NAME_EQ = re.compile(rf"(?i)({_SECRET_WORD}=)(['\"]?)([^&#;\s'\",)}}\]]+)")
 # "name": "value" / 'name': 'value' (JSON, dict reprs): needs the quotes, so prose like "token: expired" stays
-_NAME_COLON = re.compile(rf"(?i)(['\"]{_SECRET_NAME}['\"]\s*:\s*)(['\"])(.*?)(\2)")
+_NAME_COLON = re.compile(rf"(?i)(['\"]{_SECRET_NAME}['\"]\s*:\s*)(['\"])([^\n]{{0,4096}}?)(\2)")
 _LONG = re.compile(rf"[A-Za-z0-9+/_%=-]{{{LONG_RUN},}}")
 
 
