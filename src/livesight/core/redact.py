@@ -48,8 +48,8 @@ _COOKIE = re.compile(r"(?i)(\b(?:set-)?cookie)" + _HEADER_SEP + r"([^'\"\r\n]+)"
 _SECRET_WORD = r"(?:token|key|secret|password|passwd|pwd|signature|credentials?)"  # noqa: S105 (a pattern)
 _SECRET_NAME = r"[A-Za-z0-9_.-]{0,40}" + _SECRET_WORD
 # name=value (query strings, kwargs reprs, `k=v` extras); the value ends at &, #, ;, space, quote or bracket.
-# Anchored on the word before `=` (any prefix: access_token, X-Amz-Signature), never on the prefix: a
-# `[\w.-]*` prefix made the search quadratic on long base64 runs.
+# Anchored on the word before `=` (any prefix: access_token, X-Amz-Signature), never on the prefix: an
+# unbounded name prefix made the search quadratic on long base64 runs.
 _NAME_EQ = re.compile(rf"(?i)({_SECRET_WORD}=)(['\"]?)([^&#;\s'\",)}}\]]+)")
 # "name": "value" / 'name': 'value' (JSON, dict reprs): needs the quotes, so prose like "token: expired" stays
 _NAME_COLON = re.compile(rf"(?i)(['\"]{_SECRET_NAME}['\"]\s*:\s*)(['\"])([^\n]{{0,4096}}?)(\2)")
@@ -59,10 +59,6 @@ _LONG = re.compile(rf"[A-Za-z0-9+/_%=-]{{{LONG_RUN},}}")
 def _shorten(match: re.Match[str]) -> str:
     run = match.group(0)
     return f"{run[:KEEP]}…(+{len(run) - KEEP} chars)"
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 def redact(text: str) -> str:
