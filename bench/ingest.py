@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="livesight-bench-"))
     total = args.warmup + args.seconds + args.latency_seconds + 120  # upper bound; stopped by the stop file
     stop_file = workdir / "stop"
-    with run_server(workdir, clock=SystemClock(), host=args.host, log_json=False, log_level="warning") as server:
+    with run_server(workdir, clock=SystemClock(), host=args.host, log_format="text", log_level="warning") as server:
         key = server.new_key()
         with server.client(key) as c:
             streams = [c.post("/v1/streams").json() for _ in range(args.streams)]

@@ -72,7 +72,7 @@ def serve_livesight(upstream: str) -> None:
     data = tempfile.mkdtemp(prefix="livesight-bench-")
     model = ModelConfig(id="bench", base_url=upstream, upstream_model=MODEL, profile="vllm", max_frames=256)
     settings = load_settings(
-        None, data_dir=Path(data), port=0, models=[model], builtin_models=[], log_level="warning", log_json=False
+        None, data_dir=Path(data), port=0, models=[model], builtin_models=[], log_level="warning", log_format="text"
     )
     keys = SQLiteKeyStore(Path(data) / "keys.db")
     app = create_app(settings, keys=keys)

@@ -73,7 +73,12 @@ class Settings(BaseSettings):
     db_path: Path | None = Field(None, description="SQLite file for API keys; default <data_dir>/livesight.db")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     log_level: str = "info"
-    log_json: bool = True
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines on stderr: auto = readable text on a terminal, JSON otherwise."
+    )
+    log_json: bool | None = Field(
+        None, description="Deprecated (use log_format): true = json, false = text; when set it wins."
+    )
 
     # streams (CONTRACT §3)
     stream_ttl_seconds: int = Field(300, ge=1)
@@ -157,6 +162,12 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @property
+    def effective_log_format(self) -> Literal["auto", "json", "text"]:
+        if self.log_json is None:
+            return self.log_format
+        return "json" if self.log_json else "text"
 
     @property
     def resolved_db_path(self) -> Path:

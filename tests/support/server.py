@@ -61,17 +61,18 @@ def run_server(
     clock: Clock | None = None,
     host: str = "127.0.0.1",
     create_app_kwargs: dict[str, Any] | None = None,
+    access_log: bool = False,
     **overrides: Any,
 ) -> Iterator[LiveServer]:
     overrides.setdefault("data_dir", tmp_path)
-    overrides.setdefault("log_json", False)
+    overrides.setdefault("log_format", "text")
     # Tests must never reach outside: pulled sources may only connect to loopback and the test namespace.
     overrides.setdefault("source_allowed_hosts", ["127.0.0.1", "localhost", "10.77.0.1", "10.77.0.2"])
     settings: Settings = load_settings(None, host=host, port=0, **overrides)
     clock = clock or FakeClock()
     keys = SQLiteKeyStore(tmp_path / "keys.db")
     app = create_app(settings, clock=clock, keys=keys, **(create_app_kwargs or {}))
-    config = uvicorn.Config(app, host=host, port=0, lifespan="on", log_config=None, access_log=False)
+    config = uvicorn.Config(app, host=host, port=0, lifespan="on", log_config=None, access_log=access_log)
     server = uvicorn.Server(config)
     loops: list[Any] = []
 

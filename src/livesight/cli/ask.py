@@ -17,7 +17,7 @@ from typing import Any
 
 import openai
 
-from livesight.cli.common import fail
+from livesight.cli.common import command, fail
 
 DEFAULT_URL = "http://127.0.0.1:7880"
 DEFAULT_MODEL = "livesight/ocr"
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     server = (args.server or os.environ.get("LIVESIGHT_URL") or DEFAULT_URL).rstrip("/")
     key = args.api_key or os.environ.get("LIVESIGHT_API_KEY")
     if not key:
-        fail("no API key: pass --api-key or set LIVESIGHT_API_KEY (see `livesight keys create`)")
+        fail(f"no API key: pass --api-key or set LIVESIGHT_API_KEY (see `{command('keys', 'create')}`)")
     if args.segment is not None and args.segment >= 0:
         fail("--segment counts back from now: give a negative number of ms, e.g. --segment -5000")
     base = server if server.endswith("/v1") else server + "/v1"
@@ -144,5 +144,5 @@ def _error_text(exc: openai.APIError) -> str:
         if isinstance(error, dict) and error.get("message"):
             return f"{error.get('code', '')}: {error['message']}".strip(": ")
     if isinstance(exc, openai.APIConnectionError):
-        return f"cannot reach livesight ({exc.message}); is `livesight serve` running?"
+        return f"cannot reach livesight ({exc.message}); is `{command('serve')}` running?"
     return exc.message

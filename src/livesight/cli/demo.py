@@ -13,8 +13,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,13 +25,13 @@ import uvicorn
 
 from livesight.api.app import create_app
 from livesight.cli.ask import ask, describe_frames
-from livesight.cli.common import add_config_argument, fail, local_base_url, settings_from
+from livesight.cli.common import add_config_argument, bind_listener, command, fail, local_base_url, settings_from
 from livesight.cli.publish import keepalive_loop
 from livesight.core.logs import configure
 from livesight.ingest.clip import DEFAULT_SIGN, DemoClip
 from livesight.ingest.publisher import PublishError, publish
 from livesight.settings import Settings
-from livesight.store.keys import SQLiteKeyStore
+from livesight.store.keys import ApiKey, SQLiteKeyStore
 
 QUESTIONS = (
     ("the newest frame", None, "What does the sign say, and what time does the clock show?"),
@@ -57,30 +59,54 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+DEMO_KEY_FILE = "demo.key"
+
+
+def demo_key(store: SQLiteKeyStore, data_dir: Path) -> tuple[ApiKey, str, bool]:
+    """The demo's one API key: the one kept (plain, mode 0600) in <data_dir>/demo.key while the store still
+    has it active, else a new one (marked demo, so `serve`'s first-key banner still appears).
+    Returns (record, plain key, reused)."""
+    path = data_dir / DEMO_KEY_FILE
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        plain = path.read_text().strip()
+        record = store.verify(plain)
+        if record is not None:
+            return record, plain, True
+    record, plain = store.create("demo", demo=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # an older file may have had other bits
+        out.write(plain + "\n")
+    return record, plain, False
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port)
-    configure("warning", json_lines=False)
+    configure("warning", fmt="text")
     logging.getLogger("livesight.backends").setLevel(logging.ERROR)
     return asyncio.run(_demo(args, settings))
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    listener = bind_listener(settings.host, settings.port)
+    settings = settings.model_copy(update={"port": listener.getsockname()[1]})
     store = SQLiteKeyStore(settings.resolved_db_path)
-    key_record, key = store.create("demo")
+    key_record, key, reused = demo_key(store, settings.data_dir)
     app = create_app(settings, keys=store)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on")
     )
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
         if serving.done():
             store.close()
-            fail(f"the server could not start on {settings.host}:{settings.port} (port in use? try --port 0)", 1)
+            fail(f"the server could not start on {settings.host}:{settings.port}", 1)
         await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    base = local_base_url(settings.host, port)
+    base = local_base_url(settings.host, settings.port)
     say(f"livesight demo: server running at {base}")
-    say(f"  created API key {key_record.id} for this demo: {key}")
+    where = settings.data_dir / DEMO_KEY_FILE
+    say(f"  {'using the' if reused else 'created a'} demo API key {key_record.id} (kept in {where}): {key}")
     stop = asyncio.Event()
     tasks: list[asyncio.Task[Any]] = []
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
@@ -104,8 +130,8 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
                 say(f"Everything keeps running. Open the playground: {base}/")
                 say("Ask your own questions (in another terminal):")
                 say(f"  export LIVESIGHT_URL={base} LIVESIGHT_API_KEY={key}")
-                say(f'  livesight ask {stream_id} "What does the sign say?"')
-                say(f'  livesight ask {stream_id} "What happened?" --segment -10000 --fps 1')
+                say(f"  {command('ask', stream_id, 'What does the sign say?')}")
+                say(f"  {command('ask', stream_id, 'What happened?', '--segment', '-10000', '--fps', '1')}")
                 say("Ctrl-C stops the demo.")
                 await serving
             return code
@@ -120,6 +146,7 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await serving
+            listener.close()
             store.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from livesight.cli.common import add_config_argument, fail, settings_from
+from livesight.cli.common import add_config_argument, command, fail, settings_from
 from livesight.store.keys import SQLiteKeyStore
 
 
@@ -42,12 +42,13 @@ def _list(args: argparse.Namespace) -> int:
     rows = store.list()
     store.close()
     if not rows:
-        print("no keys yet: run `livesight keys create`")
+        print(f"no keys yet: run `{command('keys', 'create')}`")
         return 0
     print(f"{'ID':18} {'PREFIX':12} {'CREATED (UTC)':20} {'STATUS':8} NAME")
     for k in rows:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.created_at_ms / 1000))
-        print(f"{k.id:18} {k.prefix + '…':12} {created:20} {'revoked' if k.revoked else 'active':8} {k.name}")
+        name = f"{k.name} (livesight demo's own key)" if k.demo else k.name
+        print(f"{k.id:18} {k.prefix + '…':12} {created:20} {'revoked' if k.revoked else 'active':8} {name}")
     return 0
 
 
@@ -56,6 +57,6 @@ def _revoke(args: argparse.Namespace) -> int:
     key = store.revoke(args.key)
     store.close()
     if key is None:
-        fail(f"no key {args.key!r}; see `livesight keys list`", code=1)
+        fail(f"no key {args.key!r}; see `{command('keys', 'list')}`", code=1)
     print(f"revoked {key.id}")
     return 0

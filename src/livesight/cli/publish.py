@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from livesight.cli.common import fail
+from livesight.cli.common import command, fail
 from livesight.ingest.publisher import AVSource, PatternSource, PublishError, PublishStats, Source, publish
 
 DEFAULT_SERVER = "http://127.0.0.1:7880"
@@ -72,7 +72,7 @@ def _api_error(response: httpx.Response) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if not args.api_key:
-        fail("an API key is needed: --api-key or LIVESIGHT_API_KEY (see `livesight keys create`)")
+        fail(f"an API key is needed: --api-key or LIVESIGHT_API_KEY (see `{command('keys', 'create')}`)")
     source = make_source(args)
     try:
         return asyncio.run(_run(args, source))

@@ -8,7 +8,7 @@ import sys
 import uvicorn
 
 from livesight.api.app import create_app
-from livesight.cli.common import add_config_argument, local_base_url, settings_from
+from livesight.cli.common import add_config_argument, bind_listener, command, local_base_url, settings_from
 from livesight.core.logs import configure
 from livesight.settings import Settings
 from livesight.store.keys import SQLiteKeyStore
@@ -23,13 +23,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def first_key_banner(settings: Settings, store: SQLiteKeyStore) -> str | None:
-    """On an empty key store, create one key and return the text that shows it (once)."""
-    if store.count():
+    """When no key of the user's exists yet (demo keys do not count: `livesight demo` keeps its own),
+    create one and return the text that shows it (once)."""
+    if store.count(include_demo=False):
         return None
     _, plain = store.create("first key")
     base = local_base_url(settings.host, settings.port)
     return (
-        "\nlivesight: created your first API key (shown only this once; `livesight keys create` makes more):\n\n"
+        "\nlivesight: created your first API key (shown only this once; "
+        f"`{command('keys', 'create')}` makes more):\n\n"
         f"    export LIVESIGHT_API_KEY={plain}\n\n"
         "try it:\n"
         f'    curl -s -X POST {base}/v1/streams -H "Authorization: Bearer $LIVESIGHT_API_KEY"\n'
@@ -38,19 +40,21 @@ def first_key_banner(settings: Settings, store: SQLiteKeyStore) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port)
-    configure(settings.log_level, json_lines=settings.log_json)
+    configure(settings.log_level, fmt=settings.effective_log_format)
+    listener = bind_listener(settings.host, settings.port)  # before anything says "serving on"
+    port = listener.getsockname()[1]
+    settings = settings.model_copy(update={"port": port})  # --port 0: the port actually bound
     store = SQLiteKeyStore(settings.resolved_db_path)
     banner = first_key_banner(settings, store)
     if banner:
         print(banner, file=sys.stderr, flush=True)
-    if settings.port:
-        base = local_base_url(settings.host, settings.port)
-        print(
-            f"livesight: serving on {base}; open {base}/ in a browser for the playground "
-            f"(API at {base}/v1, reference at {base}/docs)",
-            file=sys.stderr,
-            flush=True,
-        )
+    base = local_base_url(settings.host, port)
+    print(
+        f"livesight: serving on {base}; open {base}/ in a browser for the playground "
+        f"(API at {base}/v1, reference at {base}/docs)",
+        file=sys.stderr,
+        flush=True,
+    )
     app = create_app(settings, keys=store)
     config = uvicorn.Config(
         app,
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     )
     server = uvicorn.Server(config)
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
+        listener.close()
         store.close()
     return 0

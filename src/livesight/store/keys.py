@@ -2,7 +2,8 @@
 
 Keys are 256-bit random secrets, so a fast hash is enough (no password stretching needed); the
 lookup is by digest and the final comparison is constant-time. Plain keys exist only in the return
-value of `create` and are never logged.
+value of `create` and are never logged (`livesight demo` keeps its own key's plain text in
+<data_dir>/demo.key, mode 0600, to reuse it; that key is flagged `demo`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 KEY_PREFIX = "ovs-"
 
@@ -27,6 +28,7 @@ class ApiKey:
     prefix: str  # first characters of the key, for humans to recognise it
     created_at_ms: int
     revoked_at_ms: int | None = None
+    demo: bool = False  # made by `livesight demo` for itself; does not count as the user's first key
 
     @property
     def owner(self) -> str:
@@ -39,7 +41,7 @@ class ApiKey:
 
 
 class KeyStore(Protocol):
-    def create(self, name: str = "") -> tuple[ApiKey, str]:
+    def create(self, name: str = "", *, demo: bool = False) -> tuple[ApiKey, str]:
         """A new key record and the plain key (shown once)."""
         ...
 
@@ -51,7 +53,7 @@ class KeyStore(Protocol):
 
     def revoke(self, key_id_or_key: str) -> ApiKey | None: ...
 
-    def count(self) -> int: ...
+    def count(self, *, include_demo: bool = True) -> int: ...
 
     def close(self) -> None: ...
 
@@ -71,9 +73,14 @@ CREATE TABLE IF NOT EXISTS api_keys (
     prefix TEXT NOT NULL,
     digest TEXT NOT NULL UNIQUE,
     created_at_ms INTEGER NOT NULL,
-    revoked_at_ms INTEGER
+    revoked_at_ms INTEGER,
+    demo INTEGER NOT NULL DEFAULT 0
 );
 """
+
+
+def _key(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
 
 
 class SQLiteKeyStore:
@@ -88,19 +95,29 @@ class SQLiteKeyStore:
         if str(path) != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
 
-    def create(self, name: str = "") -> tuple[ApiKey, str]:
+    def _migrate(self) -> None:
+        """Databases made before the `demo` column: add it; the keys `livesight demo` made then were
+        all named "demo" (one per run), so mark those."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(api_keys)")}
+        if "demo" not in columns:
+            self._db.execute("ALTER TABLE api_keys ADD COLUMN demo INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("UPDATE api_keys SET demo = 1 WHERE name = 'demo'")
+
+    def create(self, name: str = "", *, demo: bool = False) -> tuple[ApiKey, str]:
         plain = generate_key()
         key = ApiKey(
             id="key_" + secrets.token_hex(6),
             name=name,
             prefix=plain[:10],
             created_at_ms=int(time.time() * 1000),
+            demo=demo,
         )
         with self._lock:
             self._db.execute(
-                "INSERT INTO api_keys (id, name, prefix, digest, created_at_ms) VALUES (?, ?, ?, ?, ?)",
-                (key.id, key.name, key.prefix, digest(plain), key.created_at_ms),
+                "INSERT INTO api_keys (id, name, prefix, digest, created_at_ms, demo) VALUES (?, ?, ?, ?, ?, ?)",
+                (key.id, key.name, key.prefix, digest(plain), key.created_at_ms, int(demo)),
             )
         return key, plain
 
@@ -110,19 +127,19 @@ class SQLiteKeyStore:
         wanted = digest(presented)
         with self._lock:
             row = self._db.execute(
-                "SELECT id, name, prefix, created_at_ms, revoked_at_ms, digest FROM api_keys WHERE digest = ?",
+                "SELECT id, name, prefix, created_at_ms, revoked_at_ms, demo, digest FROM api_keys WHERE digest = ?",
                 (wanted,),
             ).fetchone()
-        if row is None or not hmac.compare_digest(row[5], wanted) or row[4] is not None:
+        if row is None or not hmac.compare_digest(row[6], wanted) or row[4] is not None:
             return None
-        return ApiKey(*row[:5])
+        return _key(row[:6])
 
     def list(self) -> list[ApiKey]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, name, prefix, created_at_ms, revoked_at_ms FROM api_keys ORDER BY created_at_ms"
+                "SELECT id, name, prefix, created_at_ms, revoked_at_ms, demo FROM api_keys ORDER BY created_at_ms"
             ).fetchall()
-        return [ApiKey(*row) for row in rows]
+        return [_key(row) for row in rows]
 
     def revoke(self, key_id_or_key: str) -> ApiKey | None:
         """Revoke by key id (`key_…`) or by the plain key itself."""
@@ -133,14 +150,17 @@ class SQLiteKeyStore:
                 (now, key_id_or_key, digest(key_id_or_key)),
             )
             row = self._db.execute(
-                "SELECT id, name, prefix, created_at_ms, revoked_at_ms FROM api_keys WHERE id = ? OR digest = ?",
+                "SELECT id, name, prefix, created_at_ms, revoked_at_ms, demo FROM api_keys WHERE id = ? OR digest = ?",
                 (key_id_or_key, digest(key_id_or_key)),
             ).fetchone()
-        return ApiKey(*row) if row else None
+        return _key(row) if row else None
 
-    def count(self) -> int:
+    def count(self, *, include_demo: bool = True) -> int:
+        """Keys ever created (revoked ones too), optionally without those `livesight demo` made."""
         with self._lock:
-            (n,) = self._db.execute("SELECT COUNT(*) FROM api_keys").fetchone()
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM api_keys WHERE demo = 0 OR ?", (int(include_demo),)
+            ).fetchone()
         return int(n)
 
     def close(self) -> None:
