@@ -6,6 +6,9 @@ checkpointed: exactly what the file holds after SIGKILL (tests/e2e/test_restart.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from livesight.buffer.registry import CLOCK_RESERVE_MS, INDEX_RESERVE, RegistryL
 from livesight.core.clock import FakeClock
 from livesight.core.errors import SegmentEmpty, StreamNotFound
 from livesight.core.frame import FrameInfo, IngestFrame, JpegPayload
+from livesight.core.records import StreamRecord
 from livesight.resolve.select import select_frame, select_segment
 from livesight.resolve.uri import FrameRef, parse_frame_uri, parse_segment_uri
 from livesight.store.streams import SQLiteStreamStore
@@ -205,3 +209,43 @@ def test_frames_do_not_write_the_store_per_frame(db: Path, clock: FakeClock) -> 
         a.registry.reap()
     assert 1 <= len(writes) <= 8, writes  # a checkpoint every few seconds, not 400 writes
     assert writes == [1] * len(writes)  # only the stream that changed
+
+
+class SlowStore(SQLiteStreamStore):
+    """A real store whose writes wait for `gate` and record the thread they ran on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.threads: list[str] = []
+
+    def put(self, records: Sequence[StreamRecord]) -> None:
+        self.threads.append(threading.current_thread().name)
+        self.gate.wait(10)
+        super().put(records)
+
+
+def test_background_writes_leave_the_caller_and_frames_past_the_durable_mark_wait(db: Path, clock: FakeClock) -> None:
+    store = SlowStore(db)
+    store.gate.set()
+    registry = StreamRegistry(clock, BufferPool(clock), RegistryLimits(), store, background_writes=True)
+    stream = registry.create("key_a")
+    asyncio.run(registry.saved())
+    assert store.threads and all(name.startswith("livesight-store") for name in store.threads)
+    assert stream.durable_index_hwm == INDEX_RESERVE
+    target = registry.ingest_target(stream.id)
+    assert target is not None
+    store.gate.clear()  # the writer stalls: a checkpoint is submitted but does not land
+    for n in range(INDEX_RESERVE // 2 + 10):
+        clock.advance(1)
+        target.push_frame(IngestFrame("s", float(n), 64, 48, JpegPayload(b"\xff\xd8x")))
+    registry.reap()  # submits the checkpoint and returns at once
+    assert stream.index_hwm > INDEX_RESERVE and stream.durable_index_hwm == INDEX_RESERVE
+    threading.Timer(0.3, store.gate.set).start()
+    for n in range(INDEX_RESERVE // 2 + 10, INDEX_RESERVE + 1):  # the last push reaches the durable mark
+        clock.advance(1)
+        target.push_frame(IngestFrame("s", float(n), 64, 48, JpegPayload(b"\xff\xd8x")))
+    assert stream.durable_index_hwm > INDEX_RESERVE  # it waited for a committed write
+    registry.close()
+    again = Node(db, clock)
+    assert again.push(again.registry.get_active(stream.id, "key_a"), 1)[0].index > INDEX_RESERVE

@@ -99,6 +99,7 @@ def create_app(
         ),
         # Loads the stored records now: active streams continue, their pulled sources restart in lifespan.
         SQLiteStreamStore(settings.resolved_db_path) if settings.persist_streams else None,
+        background_writes=True,  # SQLite off the event loop (buffer/journal.py)
     )
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)

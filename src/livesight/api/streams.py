@@ -27,7 +27,8 @@ from livesight.api.schemas import (
     StreamStatus,
     ValidationErrorEnvelope,
 )
-from livesight.buffer.registry import Stream, StreamRegistry, list_key
+from livesight.buffer.records import list_key
+from livesight.buffer.registry import Stream, StreamRegistry
 from livesight.core.errors import RequestInvalid
 from livesight.store.keys import ApiKey
 
@@ -82,6 +83,7 @@ def build_router(
             except Exception:
                 registry.end(stream, "deleted")
                 raise
+        await registry.saved()  # on disk before the client learns the id
         return StreamCreated(
             id=stream.id,
             state="active",
@@ -128,6 +130,7 @@ def build_router(
     )
     async def keepalive(stream_id: str, request: Request, key: ApiKey = auth) -> Keepalive:
         stream = registry.keepalive(stream_id, key.owner)
+        await registry.saved()
         return Keepalive(
             id=stream.id,
             expires_at_ms=stream.expires_at_ms,
@@ -140,6 +143,7 @@ def build_router(
     async def delete_stream(stream_id: str, key: ApiKey = auth) -> StreamDeleted:
         stream = lookup(stream_id, key, active=False)
         registry.end(stream, "deleted")
+        await registry.saved()
         return StreamDeleted(id=stream.id, deleted=True)
 
     return router

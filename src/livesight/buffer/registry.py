@@ -8,9 +8,11 @@ disconnect the publisher) and frees its frames.
 With a `StreamStore`, every stream's record survives a restart (frames do not). Create, keepalive
 and end write through. Per-frame state is never written per frame: the record holds high-water
 marks `index_hwm` / `clock_hwm_ms` set a reserve ahead of what was handed out. The reaper tick
-(`checkpoint`) moves a stream's marks forward when it has used half its reserve; a stream that
-reaches its mark between ticks (more than INDEX_RESERVE/2 frames or CLOCK_RESERVE_MS/2 of stream
-time in one tick) writes at once, before the frame is visible. After a restart a stream continues
+(`checkpoint`) moves a stream's marks forward when it has used half its reserve; the write runs on
+the journal's thread (buffer/journal.py) and the new marks count only once committed, while the
+old ones still cover the other half of the reserve. A stream that reaches its durable mark anyway
+(more than INDEX_RESERVE/2 frames or CLOCK_RESERVE_MS/2 of stream time before a write lands) waits
+for a write at once, before the frame is visible. After a restart a stream continues
 at its marks, so indexes and stream times are strictly after anything handed out before; the jump
 is at most one reserve. Frames before the marks are reported as lost in the restart.
 """
@@ -18,20 +20,23 @@ is at most one reserve. Frames before the marks are reported as lost in the rest
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
 
+from livesight.buffer.journal import Journal
 from livesight.buffer.pool import BufferPool
+from livesight.buffer.records import EndReason, Publisher, Stream, from_record, list_key, to_record
 from livesight.buffer.ring import FrameWindow
 from livesight.core.clock import Clock
 from livesight.core.errors import StreamLimitExceeded, StreamNotFound, StreamUnauthorized
 from livesight.core.frame import FrameInfo, IngestFrame, IngestTarget, StreamEndHook
 from livesight.core.ids import new_stream_id, parse_stream_id
-from livesight.core.records import StreamRecord, StreamStore
+from livesight.core.records import StreamStore
 
 log = logging.getLogger(__name__)
+__all__ = ["CLOCK_RESERVE_MS", "INDEX_RESERVE", "Publisher", "RegistryLimits", "Stream", "StreamRegistry"]
 
-EndReason = Literal["expired", "deleted"]
 INDEX_RESERVE = 600  # frames: 20 s at 30 fps
 CLOCK_RESERVE_MS = 10_000
 
@@ -42,39 +47,6 @@ class RegistryLimits:
     tombstone_ms: int = 3_600_000
     max_active_per_owner: int = 20
     max_tombstones: int = 10_000
-
-
-@dataclass(slots=True)
-class Publisher:
-    connected: bool = False
-    identity: str | None = None
-    codec: str | None = None
-    connected_at_ms: int | None = None
-    last_error: str | None = None
-    last_error_at_ms: int | None = None
-
-
-@dataclass(slots=True)
-class Stream:
-    id: str
-    owner: str
-    created_at_ms: int
-    ttl_seconds: int
-    expires_at_ms: int
-    source: dict[str, Any] | None = None
-    state: Literal["active", "ended"] = "active"
-    ended_at_ms: int | None = None
-    end_reason: EndReason | None = None
-    publisher: Publisher = field(default_factory=Publisher)
-    width: int | None = None
-    height: int | None = None
-    frozen: dict[str, Any] | None = None  # final telemetry of an ended stream
-    index_hwm: int = 0  # durable marks (see the module docstring)
-    clock_hwm_ms: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.state == "active"
 
 
 class _Target:
@@ -123,17 +95,25 @@ class StreamRegistry:
         pool: BufferPool,
         limits: RegistryLimits | None = None,
         store: StreamStore | None = None,
+        *,
+        background_writes: bool = False,
     ) -> None:
         self.clock = clock
         self.pool = pool
         self.limits = limits or RegistryLimits()
         self.store = store
+        self.journal = Journal(store, background=background_writes) if store is not None else None
         self._streams: dict[str, Stream] = {}
         self._tombstones: dict[str, None] = {}  # ids of ended streams, oldest ended first
         self._active_by_owner: dict[str, int] = {}
         self._end_hooks: list[StreamEndHook] = []
         if store is not None:
             self._restore(store)
+
+    async def saved(self) -> None:
+        """Wait until every record written so far is committed (request handlers, before answering)."""
+        if self.journal is not None:
+            await self.journal.saved()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -238,7 +218,7 @@ class StreamRegistry:
     def checkpoint(self, *, everything: bool = False) -> int:
         """Move the durable marks of streams that used half their reserve (all active ones with
         `everything`, e.g. at shutdown) in one transaction. Returns how many records were written."""
-        if self.store is None:
+        if self.journal is None:
             return 0
         due = [s for s in self._streams.values() if s.active and (everything or self._needs_checkpoint(s))]
         self._write(due)
@@ -253,9 +233,9 @@ class StreamRegistry:
 
     def close(self) -> None:
         """Checkpoint every active stream and close the store (streams stay active in it)."""
-        if self.store is not None:
+        if self.journal is not None:
             self.checkpoint(everything=True)
-            self.store.close()
+            self.journal.close()
 
     # --- persistence ----------------------------------------------------------------------------
 
@@ -268,10 +248,10 @@ class StreamRegistry:
             or ring.stream_time_ms + CLOCK_RESERVE_MS // 2 > stream.clock_hwm_ms
         )
 
-    def _write(self, streams: list[Stream]) -> None:
+    def _write(self, streams: list[Stream]) -> Future[None] | None:
         """Write these streams' records, moving active ones' marks a full reserve ahead."""
-        if self.store is None or not streams:
-            return
+        if self.journal is None or not streams:
+            return None
         marks: list[tuple[int, int]] = []
         for stream in streams:
             ring = self.pool.get(stream.id) if stream.active else None
@@ -284,28 +264,16 @@ class StreamRegistry:
                         max(stream.clock_hwm_ms, ring.stream_time_ms + CLOCK_RESERVE_MS),
                     )
                 )
-        self.store.put([self._record(s, *m) for s, m in zip(streams, marks, strict=True)])
         for stream, (index_hwm, clock_hwm_ms) in zip(streams, marks, strict=True):
-            stream.index_hwm, stream.clock_hwm_ms = index_hwm, clock_hwm_ms  # durable now
+            stream.index_hwm, stream.clock_hwm_ms = index_hwm, clock_hwm_ms
 
-    def _record(self, stream: Stream, index_hwm: int, clock_hwm_ms: int) -> StreamRecord:
-        ring = self.pool.get(stream.id)
-        first = ring.first_frame_at_ms if ring else None
-        return StreamRecord(
-            id=stream.id,
-            owner=stream.owner,
-            created_at_ms=stream.created_at_ms,
-            ttl_seconds=stream.ttl_seconds,
-            expires_at_ms=stream.expires_at_ms,
-            state=stream.state,
-            source=stream.source,
-            ended_at_ms=stream.ended_at_ms,
-            end_reason=stream.end_reason,
-            index_hwm=index_hwm,
-            clock_hwm_ms=clock_hwm_ms,
-            first_frame_at_ms=first if first is not None else (stream.frozen or {}).get("first_frame_at_ms"),
-            frozen=stream.frozen,
-        )
+        def committed() -> None:  # on the writer thread: plain int stores, read by the loop
+            for stream, (index_hwm, clock_hwm_ms) in zip(streams, marks, strict=True):
+                stream.durable_index_hwm = max(stream.durable_index_hwm, index_hwm)
+                stream.durable_clock_hwm_ms = max(stream.durable_clock_hwm_ms, clock_hwm_ms)
+
+        records = [to_record(s, self.pool.get(s.id), *m) for s, m in zip(streams, marks, strict=True)]
+        return self.journal.write(records, committed)
 
     def _restore(self, store: StreamStore) -> None:
         """Load the stored records: active streams continue, expired ones end, old tombstones go."""
@@ -315,20 +283,7 @@ class StreamRegistry:
         expired: list[Stream] = []
         records = store.load()
         for rec in sorted(records, key=lambda r: (r.ended_at_ms or 0, r.created_at_ms, r.id)):
-            stream = Stream(
-                id=rec.id,
-                owner=rec.owner,
-                created_at_ms=rec.created_at_ms,
-                ttl_seconds=rec.ttl_seconds,
-                expires_at_ms=rec.expires_at_ms,
-                source=rec.source,
-                state="active" if rec.state == "active" else "ended",
-                ended_at_ms=rec.ended_at_ms,
-                end_reason=cast(EndReason | None, rec.end_reason),
-                frozen=rec.frozen,
-                index_hwm=rec.index_hwm,
-                clock_hwm_ms=rec.clock_hwm_ms,
-            )
+            stream = from_record(rec)
             if stream.active:
                 self.pool.restore(stream.id, rec.index_hwm, rec.clock_hwm_ms, rec.first_frame_at_ms)
                 self._active_by_owner[stream.owner] = self._active_by_owner.get(stream.owner, 0) + 1
@@ -339,8 +294,11 @@ class StreamRegistry:
                 stale.append(stream.id)
                 continue
             self._streams[stream.id] = stream
-        store.forget(stale)
-        self._write(resumed)  # marks a reserve past the restored ones, before any frame
+        if stale:
+            store.forget(stale)
+        written = self._write(resumed)  # marks a reserve past the restored ones, before any frame
+        if written is not None:
+            written.result()
         for stream in expired:
             self.end(stream, "expired")
         self._cap_tombstones()
@@ -352,6 +310,15 @@ class StreamRegistry:
                 len(expired),
             )
 
+    def _wait_durable(self, stream: Stream) -> None:
+        """Past the committed marks: block until a write covers this frame, before anyone sees it."""
+        future = self._write([stream])
+        try:
+            if future is not None:
+                future.result(timeout=30)
+        except Exception:
+            log.exception("stream %s: its index/clock marks could not be saved", stream.id)
+
     def _cap_tombstones(self) -> None:
         excess = len(self._tombstones) - self.limits.max_tombstones
         if excess > 0:
@@ -361,8 +328,8 @@ class StreamRegistry:
         for sid in stream_ids:
             del self._streams[sid]
             self._tombstones.pop(sid, None)
-        if self.store is not None:
-            self.store.forget(stream_ids)
+        if self.journal is not None and stream_ids:
+            self.journal.forget(stream_ids)
 
     # --- ingest side (core.frame.StreamDirectory) ------------------------------------------------
 
@@ -379,8 +346,11 @@ class StreamRegistry:
     def _push(self, stream: Stream, frame: IngestFrame) -> FrameInfo:
         stream.width, stream.height = frame.width, frame.height
         info = self.pool.append(stream.id, frame)
-        if self.store is not None and (info.index >= stream.index_hwm or info.timestamp_ms >= stream.clock_hwm_ms):
-            self._write([stream])  # past the durable marks: write before anyone can see this frame
+        if self.journal is not None and (
+            info.index >= stream.durable_index_hwm or info.timestamp_ms >= stream.durable_clock_hwm_ms
+        ):
+            self._wait_durable(stream)
+
         return info
 
     # --- reading --------------------------------------------------------------------------------
@@ -432,10 +402,3 @@ class StreamRegistry:
             "last_error_at_ms": pub.last_error_at_ms,
             "source": stream.source,
         }
-
-
-def list_key(stream: Stream) -> tuple[int, int, str]:
-    """Listing order: active first (newest created first), then tombstones (newest ended first)."""
-    if stream.active:
-        return (0, -stream.created_at_ms, stream.id)
-    return (1, -(stream.ended_at_ms or 0), stream.id)
