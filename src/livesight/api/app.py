@@ -143,13 +143,13 @@ def create_app(
                 log.info("shutdown: ended %d active streams", ended)
             await pulls.aclose()
             await ingest.aclose()
-            if registry.store is not None:
-                kept = sum(1 for s in registry.all_active())
-                registry.close()
-                log.info("shutdown: kept %d active streams (they continue after a restart)", kept)
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)
+            if registry.store is not None:
+                kept = len(registry.all_active())
+                registry.close()  # a last checkpoint; the streams stay active in the store
+                log.info("shutdown: kept %d active streams (they continue after a restart)", kept)
             await model_registry.aclose()
             media_executor.shutdown(wait=False, cancel_futures=True)
             if own_keys:

@@ -25,6 +25,7 @@ class Journal:
         self.store = store
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livesight-store") if background else None
         self._last: Future[None] | None = None
+        self._closed = False
 
     def write(self, records: Sequence[StreamRecord], on_done: Callable[[], None] | None = None) -> Future[None]:
         return self._submit(self._put, list(records), on_done)
@@ -41,14 +42,19 @@ class Journal:
             last.result()
 
     def close(self) -> None:
-        """Finish every queued write, then close the store."""
+        """Finish every queued write, then close the store (later writes are dropped)."""
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self.store.close()
 
     def _submit(self, fn: Callable[..., None], *args: object) -> Future[None]:
-        if self._executor is None:
+        if self._closed:  # a late frame at shutdown: no client can see it, the HTTP server has stopped
             future: Future[None] = Future()
+            future.set_result(None)
+            return future
+        if self._executor is None:
+            future = Future()
             try:
                 fn(*args)
                 future.set_result(None)
