@@ -135,6 +135,9 @@ def test_frames_lost_in_the_restart_are_segment_empty_saying_so(db: Path, clock:
     for query in ("frame_index=-5", "frame_index=3", f"timestamp_ms={old[2].timestamp_ms}"):
         with pytest.raises(SegmentEmpty, match="restarted"):
             select_frame(window, frame_ref(stream.id, query))
+    before_restart = f"ovs://streams/{stream.id}?start_frame_index=2&end_frame_index=6"
+    with pytest.raises(SegmentEmpty, match="restarted"):
+        select_segment(window, parse_segment_uri(before_restart), 100)
     sample = select_segment(window, parse_segment_uri(f"ovs://streams/{stream.id}?start_offset_ms=-60000"), 100)
     assert sample.indexes and set(sample.indexes) <= {i.index for i in new}  # never a frame from before
 

@@ -229,6 +229,11 @@ def _empty_reason(window: FrameWindow, ref: SegmentRef, first: int, last: int) -
     )
     if ref.end is not None and ref.end.kind == "offset_ms" and ref.end.value >= 0:
         reason += f"; {ref.end.param}={ref.end.value} counts from the oldest retained frame: omit the end to mean now"
+    if window.restart_index is not None:
+        reason += (
+            f"; the server restarted: frames before index {window.restart_index} "
+            f"(stream time {window.restart_ms} ms) were lost in the restart"
+        )
     return reason
 
 
