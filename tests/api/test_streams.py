@@ -280,3 +280,22 @@ def test_tombstones_are_capped_by_count(tmp_path: Any, clock: FakeClock) -> None
             c.delete(f"/v1/streams/{sid}")
         assert [c.get(f"/v1/streams/{sid}").status_code for sid in ids] == [404, 404, 200, 200]
         assert [s["id"] for s in c.get("/v1/streams").json()["data"]] == [ids[3], ids[2]]
+
+
+def test_a_clean_restart_keeps_streams_unless_persistence_is_off(tmp_path: Any, clock: FakeClock) -> None:
+    from tests.support.server import run_server
+
+    for persist in (True, False):
+        data = tmp_path / str(persist)
+        data.mkdir()
+        with run_server(data, clock=clock, persist_streams=persist) as first, first.client(first.new_key()) as c:
+            key = c.headers["Authorization"]
+            sid = create(c)["id"]
+            lease = c.post(f"/v1/streams/{sid}/keepalive").json()["expires_at_ms"]
+        with run_server(data, clock=clock, persist_streams=persist) as second:
+            r = second.client().get(f"/v1/streams/{sid}", headers={"Authorization": key})
+            if persist:
+                assert r.status_code == 200 and r.json()["state"] == "active"
+                assert r.json()["expires_at_ms"] == lease
+            else:
+                assert r.status_code == 404
