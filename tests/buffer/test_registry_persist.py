@@ -187,6 +187,10 @@ def test_tombstones_are_capped_by_count_oldest_forgotten_first_also_in_the_store
     b = Node(db, clock, max_tombstones=2)  # a lower cap applies at restart too
     assert [s.id for s in b.registry.owned("key_a")] == [streams[4].id, streams[3].id]
     assert len(b.store.load()) == 2
+    c = Node(db, clock, max_tombstones=0)  # none kept: not even the one that just ended
+    fresh = c.registry.create("key_a")
+    c.registry.end(fresh, "deleted")
+    assert c.registry.owned("key_a") == [] and c.store.load() == []
 
 
 def test_restored_streams_count_toward_the_per_key_limit(db: Path, clock: FakeClock) -> None:

@@ -189,9 +189,9 @@ class StreamRegistry:
             recent_fps=0.0,
         )
         self._active_by_owner[stream.owner] -= 1
+        self._write([stream])  # before the cap may forget it, so the store forgets it too
         self._tombstones[stream.id] = None
         self._cap_tombstones()
-        self._write([stream])
         self.pool.drop(stream.id)
         for hook in self._end_hooks:
             try:
