@@ -109,7 +109,7 @@ def test_serve_first_key_then_graceful_sigterm(tmp_path: Path) -> None:
         rest = proc.communicate(timeout=20)[1]
         # uvicorn re-raises the captured SIGTERM after a clean shutdown
         assert proc.returncode in (0, -signal.SIGTERM)
-        assert "shutdown: ended 1 active streams" in rest
+        assert "shutdown: kept 1 active streams" in rest
         assert "Application shutdown complete" in rest
         assert "Traceback" not in rest
         assert key.group(1) not in rest  # keys are never logged

@@ -70,7 +70,9 @@ class Settings(BaseSettings):
         description="ws(s)://host:port publishers should use; default: derived from the request's Host.",
     )
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("livesight")))
-    db_path: Path | None = Field(None, description="SQLite file for API keys; default <data_dir>/livesight.db")
+    db_path: Path | None = Field(
+        None, description="SQLite file for API keys and stream records; default <data_dir>/livesight.db"
+    )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     log_level: str = "info"
     log_format: Literal["auto", "json", "text"] = Field(
@@ -83,6 +85,12 @@ class Settings(BaseSettings):
     # streams (CONTRACT §3)
     stream_ttl_seconds: int = Field(300, ge=1)
     tombstone_seconds: int = Field(3600, ge=0)
+    max_tombstones: int = Field(
+        10_000, ge=0, description="Most ended streams kept for GET (oldest forgotten first), besides tombstone_seconds"
+    )
+    persist_streams: bool = Field(
+        True, description="Keep stream records in the SQLite store so a restart continues active streams"
+    )
     max_active_streams_per_key: int = Field(20, ge=1)
     reaper_interval_ms: int = Field(200, ge=10, le=1000)
 

@@ -182,3 +182,120 @@ def test_concurrent_deletes_are_idempotent_and_isolated(server: LiveServer) -> N
     with server.client(key) as c:
         assert c.get(f"/v1/streams/{victim}").json()["end_reason"] == "deleted"
         assert c.get(f"/v1/streams/{bystander}").json()["state"] == "active"
+
+
+# --- GET /streams (CONTRACT §9) -------------------------------------------------------------------
+
+
+def list_all(c: httpx.Client, limit: int, prefix: str = "/v1") -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit} | ({"after": after} if after else {})
+        r = c.get(f"{prefix}/streams", params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert set(page) == {"object", "data", "has_more", "next_after"} and page["object"] == "list"
+        assert len(page["data"]) <= limit
+        items += page["data"]
+        if not page["has_more"]:
+            assert page["next_after"] is None
+            return items
+        after = page["next_after"]
+
+
+def test_list_is_owner_scoped_active_first_newest_first_each_item_the_get_object(
+    server: LiveServer, clock: FakeClock
+) -> None:
+    alice, bob = server.client(server.new_key("alice")), server.client(server.new_key("bob"))
+    with alice, bob:
+        assert alice.get("/v1/streams").json() == {"object": "list", "data": [], "has_more": False, "next_after": None}
+        ids = []
+        for _ in range(5):
+            clock.advance(10)
+            ids.append(create(alice)["id"])
+        theirs = create(bob)["id"]
+        clock.advance(10)
+        alice.delete(f"/v1/streams/{ids[1]}")
+        clock.advance(10)
+        alice.delete(f"/v1/streams/{ids[3]}")
+        listed = alice.get("/v1/streams").json()["data"]
+        assert [s["id"] for s in listed] == [ids[4], ids[2], ids[0], ids[3], ids[1]]
+        assert [s["state"] for s in listed] == ["active"] * 3 + ["ended"] * 2
+        for item in listed:
+            assert item == alice.get(f"/v1/streams/{item['id']}").json()
+        assert [s["id"] for s in bob.get("/v1beta/streams").json()["data"]] == [theirs]
+        assert theirs not in {s["id"] for s in listed}
+
+
+def test_list_pagination_is_stable_while_streams_end(server: LiveServer, clock: FakeClock) -> None:
+    with server.client(server.new_key()) as c:
+        ids = []
+        for _ in range(7):
+            clock.advance(10)
+            ids.append(create(c)["id"])
+        assert [s["id"] for s in list_all(c, 3)] == ids[::-1]
+        assert [s["id"] for s in list_all(c, 1, "/v1beta")] == ids[::-1]
+        first = c.get("/v1/streams", params={"limit": 2}).json()
+        assert [s["id"] for s in first["data"]] == [ids[6], ids[5]] and first["has_more"]
+        c.delete(f"/v1/streams/{ids[5]}")  # the page boundary ends: nothing is skipped
+        rest = c.get("/v1/streams", params={"limit": 200, "after": first["next_after"]}).json()
+        assert [s["id"] for s in rest["data"]] == [ids[4], ids[3], ids[2], ids[1], ids[0], ids[5]]
+        assert rest["has_more"] is False
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [({"limit": 0}, 422), ({"limit": 201}, 422), ({"limit": "x"}, 422), ({"after": "not a cursor!"}, 400)],
+)
+def test_list_rejects_bad_parameters(server: LiveServer, params: dict[str, Any], status: int) -> None:
+    with server.client(server.new_key()) as c:
+        r = c.get("/v1/streams", params=params)
+    assert r.status_code == status, r.text
+    if status == 400:
+        assert "after" in r.json()["detail"]
+
+
+def test_list_default_limit_is_50_and_needs_a_key(tmp_path: Any, clock: FakeClock) -> None:
+    from tests.support.server import run_server
+
+    with run_server(tmp_path, clock=clock, max_active_streams_per_key=60) as srv:
+        assert srv.client().get("/v1/streams").status_code == 401
+        with srv.client(srv.new_key()) as c:
+            for _ in range(51):
+                clock.advance(1)
+                create(c)
+            page = c.get("/v1/streams").json()
+            assert len(page["data"]) == 50 and page["has_more"]
+            assert len(c.get("/v1/streams", params={"after": page["next_after"]}).json()["data"]) == 1
+
+
+def test_tombstones_are_capped_by_count(tmp_path: Any, clock: FakeClock) -> None:
+    from tests.support.server import run_server
+
+    with run_server(tmp_path, clock=clock, max_tombstones=2) as srv, srv.client(srv.new_key()) as c:
+        ids = [create(c)["id"] for _ in range(4)]
+        for sid in ids:
+            clock.advance(10)
+            c.delete(f"/v1/streams/{sid}")
+        assert [c.get(f"/v1/streams/{sid}").status_code for sid in ids] == [404, 404, 200, 200]
+        assert [s["id"] for s in c.get("/v1/streams").json()["data"]] == [ids[3], ids[2]]
+
+
+def test_a_clean_restart_keeps_streams_unless_persistence_is_off(tmp_path: Any, clock: FakeClock) -> None:
+    from tests.support.server import run_server
+
+    for persist in (True, False):
+        data = tmp_path / str(persist)
+        data.mkdir()
+        with run_server(data, clock=clock, persist_streams=persist) as first, first.client(first.new_key()) as c:
+            key = c.headers["Authorization"]
+            sid = create(c)["id"]
+            lease = c.post(f"/v1/streams/{sid}/keepalive").json()["expires_at_ms"]
+        with run_server(data, clock=clock, persist_streams=persist) as second:
+            r = second.client().get(f"/v1/streams/{sid}", headers={"Authorization": key})
+            if persist:
+                assert r.status_code == 200 and r.json()["state"] == "active"
+                assert r.json()["expires_at_ms"] == lease
+            else:
+                assert r.status_code == 404

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
 from livesight.resolve.request import ChatResolver
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
+from livesight.store.streams import SQLiteStreamStore
 
 log = logging.getLogger("livesight")
 MB = 1024 * 1024
@@ -94,7 +95,11 @@ def create_app(
             ttl_seconds=settings.stream_ttl_seconds,
             tombstone_ms=settings.tombstone_seconds * 1000,
             max_active_per_owner=settings.max_active_streams_per_key,
+            max_tombstones=settings.max_tombstones,
         ),
+        # Loads the stored records now: active streams continue, their pulled sources restart in lifespan.
+        SQLiteStreamStore(settings.resolved_db_path) if settings.persist_streams else None,
+        background_writes=True,  # SQLite off the event loop (buffer/journal.py)
     )
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
@@ -127,18 +132,24 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         parts.background.append(asyncio.create_task(_reap_forever(registry, settings.reaper_interval_ms)))
         model_registry.start(preload=settings.preload_builtin_models)
+        _restart_sources(registry, start_source)
         parts.ready = True
         try:
             yield
         finally:
             parts.ready = False
-            ended = registry.end_all("deleted")
-            log.info("shutdown: ended %d active streams", ended)
+            if registry.store is None:
+                ended = registry.end_all("deleted")
+                log.info("shutdown: ended %d active streams", ended)
             await pulls.aclose()
             await ingest.aclose()
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)
+            if registry.store is not None:
+                kept = len(registry.all_active())
+                registry.close()  # a last checkpoint; the streams stay active in the store
+                log.info("shutdown: kept %d active streams (they continue after a restart)", kept)
             await model_registry.aclose()
             media_executor.shutdown(wait=False, cancel_futures=True)
             if own_keys:
@@ -173,6 +184,20 @@ def create_app(
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def _restart_sources(registry: StreamRegistry, start_source: Callable[[Stream], None]) -> None:
+    """Pull again the sources of streams restored from the store (a failure shows as last_error)."""
+    for stream in registry.all_active():
+        if stream.source is None:
+            continue
+        try:
+            start_source(stream)
+        except Exception as exc:
+            log.warning("stream %s: its pulled source did not restart: %s", stream.id, exc)
+            target = registry.ingest_target(stream.id)
+            if target is not None:
+                target.report_error(f"pulled source did not restart after a server restart: {exc}")
 
 
 async def _reap_forever(registry: StreamRegistry, interval_ms: int) -> None:

@@ -133,6 +133,16 @@ class StreamDeleted(BaseModel):
     deleted: Literal[True]
 
 
+class StreamList(BaseModel):
+    """One page of the caller's streams: active first (newest created first), then tombstones
+    (newest ended first)."""
+
+    object: Literal["list"] = "list"
+    data: list[StreamStatus]
+    has_more: bool
+    next_after: str | None = Field(description="Pass as `after` to get the next page; null on the last page")
+
+
 # --- models -----------------------------------------------------------------------------------------
 
 

@@ -1,11 +1,19 @@
-"""Stream endpoints (CONTRACT §3): create, inspect, keep alive, delete."""
+"""Stream endpoints (CONTRACT §3): create, list, inspect, keep alive, delete.
+
+The listing's `after` cursor is opaque: it encodes the last item's position in the listing order
+(section, time, id), not a lookup of that stream, so a page boundary stays put when the stream it
+names ends or is forgotten: no item is skipped, and an active stream that ends while a client pages
+can appear once more among the tombstones.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from livesight.api.auth import Authenticate
 from livesight.api.schemas import (
@@ -15,10 +23,13 @@ from livesight.api.schemas import (
     StreamCreated,
     StreamCreateRequest,
     StreamDeleted,
+    StreamList,
     StreamStatus,
     ValidationErrorEnvelope,
 )
+from livesight.buffer.records import list_key
 from livesight.buffer.registry import Stream, StreamRegistry
+from livesight.core.errors import RequestInvalid
 from livesight.store.keys import ApiKey
 
 PublishFactory = Callable[[Stream, Request], Publish | None]
@@ -72,6 +83,7 @@ def build_router(
             except Exception:
                 registry.end(stream, "deleted")
                 raise
+        await registry.saved()  # on disk before the client learns the id
         return StreamCreated(
             id=stream.id,
             state="active",
@@ -79,6 +91,32 @@ def build_router(
             expires_at_ms=stream.expires_at_ms,
             ttl_seconds=stream.ttl_seconds,
         )
+
+    @router.get(
+        "/streams",
+        response_model=StreamList,
+        responses={400: {"model": DetailError, "description": "Malformed `after` cursor"}},
+        summary="List your streams",
+    )
+    async def list_streams(
+        limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+        after: Annotated[
+            str | None, Query(max_length=200, description="`next_after` of the previous page (opaque)")
+        ] = None,
+        key: ApiKey = auth,
+    ) -> dict[str, Any]:
+        streams = registry.owned(key.owner)
+        if after is not None:
+            position = decode_cursor(after)
+            streams = [s for s in streams if list_key(s) > position]
+        page = streams[:limit]
+        has_more = len(streams) > limit
+        return {
+            "object": "list",
+            "data": [registry.telemetry(s) for s in page],
+            "has_more": has_more,
+            "next_after": encode_cursor(list_key(page[-1])) if has_more else None,
+        }
 
     @router.get("/streams/{stream_id}", response_model=StreamStatus, responses=_NOT_FOUND, summary="Inspect a stream")
     async def get_stream(stream_id: str, key: ApiKey = auth) -> dict[str, Any]:
@@ -92,6 +130,7 @@ def build_router(
     )
     async def keepalive(stream_id: str, request: Request, key: ApiKey = auth) -> Keepalive:
         stream = registry.keepalive(stream_id, key.owner)
+        await registry.saved()
         return Keepalive(
             id=stream.id,
             expires_at_ms=stream.expires_at_ms,
@@ -104,6 +143,23 @@ def build_router(
     async def delete_stream(stream_id: str, key: ApiKey = auth) -> StreamDeleted:
         stream = lookup(stream_id, key, active=False)
         registry.end(stream, "deleted")
+        await registry.saved()
         return StreamDeleted(id=stream.id, deleted=True)
 
     return router
+
+
+def encode_cursor(position: tuple[int, int, str]) -> str:
+    raw = f"{position[0]}:{position[1]}:{position[2]}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        section, when, stream_id = raw.split(":", 2)
+        return int(section), int(when), stream_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise RequestInvalid(
+            "`after` is not a cursor from this listing: pass `next_after` of the previous page"
+        ) from None

@@ -35,6 +35,11 @@ class BufferPool:
             ring = self._rings[stream_id] = FrameRing()
         return ring
 
+    def restore(self, stream_id: str, next_index: int, stream_time_ms: int, first_frame_at_ms: int | None) -> None:
+        """An empty ring that continues a stream after a server restart (see FrameRing.restore)."""
+        ring = self.ring(stream_id)
+        ring.restore(next_index, stream_time_ms, self._clock.now_ms(), first_frame_at_ms)
+
     def get(self, stream_id: str) -> FrameRing | None:
         return self._rings.get(stream_id)
 

@@ -31,6 +31,8 @@ class FrameWindow:
     _hi: int  # exclusive
     _base: int  # lifetime index of list position 0
     next_index: int  # the index the next frame will get (= frames ever produced)
+    restart_index: int | None = None  # frames before this index were lost in a server restart
+    restart_ms: int | None = None  # stream time at that restart (frames before it were lost)
 
     @property
     def count(self) -> int:
@@ -89,6 +91,18 @@ class FrameRing:
         self.nbytes = 0
         self.evicted_count = 0
         self.first_frame_at_ms: int | None = None
+        self.restart_index: int | None = None
+        self.restart_ms: int | None = None
+
+    def restore(self, next_index: int, stream_time_ms: int, now_ms: int, first_frame_at_ms: int | None) -> None:
+        """Continue a stream after a server restart: indexes from `next_index`, stream time after
+        `stream_time_ms`; every earlier frame is reported as lost in the restart."""
+        assert not self._infos, "restore an empty ring only"
+        self._base = next_index
+        self._clock.resume(stream_time_ms, now_ms)
+        self.first_frame_at_ms = first_frame_at_ms
+        self.restart_index = next_index
+        self.restart_ms = stream_time_ms
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -145,7 +159,16 @@ class FrameRing:
     # --- reading ------------------------------------------------------------------------------
 
     def window(self) -> FrameWindow:
-        return FrameWindow(self._infos, self._payloads, self._head, len(self._infos), self._base, self.next_index)
+        return FrameWindow(
+            self._infos,
+            self._payloads,
+            self._head,
+            len(self._infos),
+            self._base,
+            self.next_index,
+            self.restart_index,
+            self.restart_ms,
+        )
 
     @property
     def next_index(self) -> int:
@@ -165,6 +188,7 @@ class FrameRing:
 
     @property
     def stream_time_ms(self) -> int:
+        """The newest stream time handed out (after a restart: the resumed mark until a frame arrives)."""
         return self._clock.last_ms or 0
 
     def recent_fps(self, now_ms: int) -> float:

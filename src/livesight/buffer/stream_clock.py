@@ -5,6 +5,9 @@ reconnects, its timestamps restart from an arbitrary value, so the new session i
 the wall clock says it is: the last stream time plus the wall time that passed since the last frame.
 A media timestamp that disagrees with the wall clock by more than `max_skew_ms` (a wrap, a jump, a
 publisher that stalled its clock) re-anchors the same way. Stream times are strictly increasing.
+
+After a server restart, `resume` continues a stream's clock from a persisted high-water mark: the
+next frame is anchored like a reconnect, after that mark, so stream time never goes back.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ class StreamClock:
     @property
     def last_ms(self) -> int | None:
         return self._last_ts
+
+    def resume(self, after_ms: int, at_wall_ms: int) -> None:
+        """Continue after a restart: the next frame gets a stream time > `after_ms` (a new session)."""
+        self._session = None
+        self._last_ts = after_ms
+        self._last_arrival_ms = at_wall_ms
 
     def stamp(self, session: str, media_ms: float, arrived_at_ms: int) -> int:
         """Stream time for a frame; call once per frame, in arrival order."""

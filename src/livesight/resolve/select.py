@@ -10,6 +10,10 @@ Decisions beyond the contract's text:
   says whether the time lies before the retained frames (evicted) or after the newest one.
 - Segment anchors become positions of their own kind (index or stream time); `end <= start` is
   judged in that kind, or, for mixed kinds, after mapping the time onto the window's indexes.
+- Frames lost in a server restart (indexes below the window's `restart_index`, stream times before
+  its `restart_ms`) are 404 `segment_empty` whose message says the server restarted: no frame is
+  retained there and none ever will be (the restart may also have skipped indexes never produced).
+  A relative anchor while nothing arrived since the restart is the same.
 - Sampling: grid points `t0 + k * 1000 / max_fps` for every k with a point at or before the last
   frame in range; each takes the nearest frame (a tie goes to the earlier frame); repeats are
   dropped. The loop jumps over grid points that cannot pick a new frame, so its cost follows the
@@ -49,6 +53,7 @@ def select_frame(window: FrameWindow | None, ref: FrameRef) -> int:
             raise FrameNotYetProduced(f"{url}: frame_index={n} has not been produced yet ({newest})")
         first = window.first_index
         if first is None or n < first:
+            _raise_if_lost(window, url, f"frame_index={n}", n)
             oldest = f"the oldest retained frame is {first} (frame_index=0)" if first is not None else "none is left"
             raise FrameEvicted(f"{url}: frame_index={n} was evicted; {oldest}")
         return n
@@ -64,6 +69,7 @@ def select_frame(window: FrameWindow | None, ref: FrameRef) -> int:
                 f"(only {window.next_index} frames were produced)"
             )
         if index < first:
+            _raise_if_lost(window, url, f"frame_index={anchor.value} (frame {index})", index)
             raise FrameEvicted(
                 f"{url}: frame_index={anchor.value} is frame {index}, which was evicted; "
                 f"the oldest retained frame is {first} (frame_index=0)"
@@ -83,7 +89,9 @@ def select_frame(window: FrameWindow | None, ref: FrameRef) -> int:
             return best
     oldest_ms, newest_ms = window.info(first).timestamp_ms, window.info(last).timestamp_ms
     where = (
-        f"before the oldest retained frame (t={oldest_ms} ms; older frames were evicted)"
+        "before the server restarted (frames from before the restart were lost)"
+        if window.restart_ms is not None and target <= window.restart_ms
+        else f"before the oldest retained frame (t={oldest_ms} ms; older frames were evicted)"
         if target < oldest_ms
         else f"after the newest frame (t={newest_ms} ms; not produced yet)"
         if target > newest_ms
@@ -140,12 +148,25 @@ def _bounds(window: FrameWindow | None, url: str) -> tuple[int, int]:
     if window is None or window.next_index == 0:
         raise SegmentEmpty(f"{url}: the stream has no frame yet: no frame has arrived from its publisher")
     first, last = window.first_index, window.last_index
+    if first is None and window.restart_index == window.next_index:
+        raise SegmentEmpty(
+            f"{url}: the server restarted and lost the stream's frames from before the restart; "
+            "no frame has arrived since"
+        )
     if first is None or last is None:
         raise SegmentEmpty(
             f"{url}: every frame of the stream ({window.next_index} produced) is older than the retention "
             "window and was evicted; no frame has arrived since"
         )
     return first, last
+
+
+def _raise_if_lost(window: FrameWindow, url: str, what: str, index: int) -> None:
+    if window.restart_index is not None and index < window.restart_index:
+        raise SegmentEmpty(
+            f"{url}: {what} is from before the server restarted; frames before index {window.restart_index} "
+            "were lost in the restart"
+        )
 
 
 def _ts(window: FrameWindow, index: int) -> int:
@@ -208,6 +229,11 @@ def _empty_reason(window: FrameWindow, ref: SegmentRef, first: int, last: int) -
     )
     if ref.end is not None and ref.end.kind == "offset_ms" and ref.end.value >= 0:
         reason += f"; {ref.end.param}={ref.end.value} counts from the oldest retained frame: omit the end to mean now"
+    if window.restart_index is not None:
+        reason += (
+            f"; the server restarted: frames before index {window.restart_index} "
+            f"(stream time {window.restart_ms} ms) were lost in the restart"
+        )
     return reason
 
 
