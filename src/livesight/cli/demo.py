@@ -22,6 +22,7 @@ import openai
 import uvicorn
 
 from livesight.api.app import create_app
+from livesight.api.server import server_config
 from livesight.cli.ask import ask, describe_frames
 from livesight.cli.common import add_config_argument, fail, local_base_url, settings_from
 from livesight.cli.publish import keepalive_loop
@@ -68,9 +69,7 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     store = SQLiteKeyStore(settings.resolved_db_path)
     key_record, key = store.create("demo")
     app = create_app(settings, keys=store)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on")
-    )
+    server = uvicorn.Server(server_config(app, settings))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from livesight.api.app import create_app
+from livesight.api.server import server_config
 from livesight.cli.common import add_config_argument, local_base_url, settings_from
 from livesight.core.logs import configure
 from livesight.settings import Settings
@@ -52,17 +53,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     app = create_app(settings, keys=store)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-        ws_max_size=16 * 1024 * 1024,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, settings))
     try:
         server.run()
     finally:
