@@ -69,7 +69,7 @@ class ServerBusy(LivesightError):
     """The server is at its connection limit (`http_max_connections`); the client should retry shortly."""
 
     status = 503
-    type = "server_error"
+    type = "internal_error"
     code = "server_busy"
 
 
