@@ -85,7 +85,9 @@ DOCS_HTML = """<!doctype html>
 <link rel="stylesheet" href="assets/vendor/swagger-ui/swagger-ui.css">
 </head>
 <body>
-<div id="swagger-ui"></div>
+<div id="swagger-ui"><p style="font-family:sans-serif;margin:2em">Loading the API reference&hellip; If this
+stays, Swagger UI is not installed: run <code>make setup</code>. The document itself is
+<a href="openapi.json">openapi.json</a>.</p></div>
 <script src="assets/vendor/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="assets/js/docs.js"></script>
 </body>
