@@ -108,7 +108,7 @@ def wait_closed(sock: socket.socket, timeout: float, what: str) -> float:
 
 @pytest.fixture
 def quick(tmp_path: Path) -> Iterator[LiveServer]:
-    with run_server(tmp_path, http_header_timeout_s=1.0, http_keep_alive_timeout_s=1) as live:
+    with run_server(tmp_path, http_header_timeout_s=1.0, http_keep_alive_timeout_s=3) as live:
         yield live
 
 
@@ -138,7 +138,7 @@ def test_keep_alive_is_reused_then_closed_when_idle(quick: LiveServer) -> None:
     for _ in range(3):  # requests within the idle timeout reuse the connection, past the header timeout
         sock.sendall(REQUEST)
         assert read_response(sock).startswith(b"HTTP/1.1 200")
-        time.sleep(0.5)
+        time.sleep(0.6)
     wait_closed(sock, 10, "the idle keep-alive connection to close")
 
 
