@@ -82,6 +82,26 @@ class Settings(BaseSettings):
         None, description="Deprecated (use log_format): true = json, false = text; when set it wins."
     )
 
+    # connections (api/server.py; docs/architecture.md "Connection limits")
+    http_keep_alive_timeout_s: int = Field(
+        5, ge=1, description="Close a keep-alive connection that sends nothing this many seconds after a response."
+    )
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Close a connection whose request headers are not complete this long after it opened "
+        "(or after the first byte of its next request).",
+    )
+    http_max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open HTTP connections (websockets not counted) past which requests get 503 server_busy "
+        "(health checks and /rtc signalling excepted); lowered to fit half the open-file limit.",
+    )
+    http_backlog: int = Field(
+        2048, ge=1, description="Connections the kernel queues before the server accepts them (listen backlog)."
+    )
+
     # streams (CONTRACT §3)
     stream_ttl_seconds: int = Field(300, ge=1)
     tombstone_seconds: int = Field(3600, ge=0)

@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 from livesight.api.app import LivesightApp, create_app
+from livesight.api.server import server_config
 from livesight.core.clock import Clock, FakeClock
 from livesight.settings import Settings, load_settings
 from livesight.store.keys import SQLiteKeyStore
@@ -72,8 +73,7 @@ def run_server(
     clock = clock or FakeClock()
     keys = SQLiteKeyStore(tmp_path / "keys.db")
     app = create_app(settings, clock=clock, keys=keys, **(create_app_kwargs or {}))
-    config = uvicorn.Config(app, host=host, port=0, lifespan="on", log_config=None, access_log=access_log)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, settings, access_log=access_log))
     loops: list[Any] = []
 
     def serve() -> None:

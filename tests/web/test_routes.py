@@ -3,9 +3,12 @@ never in the OpenAPI document, and never hiding the JSON 404 of an unknown path.
 
 from __future__ import annotations
 
+import http.client
+import logging
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from fastapi import FastAPI
@@ -64,10 +67,95 @@ def test_unknown_paths_keep_the_json_404(server: LiveServer, path: str) -> None:
     assert r.json() == {"detail": "Not Found"}
 
 
+NOT_FOUND = (404, "application/json", b'{"detail":"Not Found"}')
+ODD_ASSET_PATHS = [
+    "/assets/%00.js",
+    "/assets/js/app.js%00",
+    "/assets/js/%00/app.js",
+    "/assets/..",
+    "/assets/../api/web.py",
+    "/assets/js/../../../api/web.py",
+    "/assets/%2e%2e/__init__.py",
+    "/assets/%2e%2e%2f%2e%2e%2fapi%2fweb.py",
+    "/assets/js%5capp.js",
+    "/assets/js\\app.js",
+    "/assets/%ff.js",
+    "/assets/%c3%28.js",
+    "/assets/.hidden.js",
+    "/assets/js/./app.js",
+    "/assets//js/app.js",
+    "/assets/" + "a" * 5000 + ".js",
+    "/assets/" + "a/" * 2000 + "b.js",
+    "/assets/vendor/swagger-ui/%00.js",
+    "/assets/vendor/swagger-ui/../../index.html",
+]
+
+
+def test_odd_asset_paths_are_the_json_404_without_a_traceback(
+    server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sent byte for byte (http.client normalises nothing), so the server sees each path as written here."""
+    caplog.set_level(logging.INFO)
+    for path in ODD_ASSET_PATHS:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.putrequest("GET", path, skip_accept_encoding=True)
+            conn.endheaders()
+            r = conn.getresponse()
+            body = r.read()
+        finally:
+            conn.close()
+        assert (r.status, r.getheader("content-type"), body) == NOT_FOUND, path
+    assert not [rec for rec in caplog.records if rec.exc_info or rec.levelno >= logging.ERROR]
+
+
+def test_docs_loads_only_files_this_server_serves(server: LiveServer) -> None:
+    with server.client() as c:
+        page = c.get("/docs")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
+        refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert len(refs) >= 3 and "<script>" not in page.text  # no inline script: the CSP forbids it
+        want = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json"}
+        for ref in refs:
+            url = urljoin(f"{server.base_url}/docs", ref)
+            assert url.startswith(server.base_url + "/"), ref  # same origin: no CDN
+            r = c.get(urlsplit(url).path)
+            assert r.status_code == 200, ref
+            assert r.headers["content-type"].split(";")[0] == want[Path(ref).suffix], ref
+            if ref.endswith("docs.js"):
+                assert re.search(r'"openapi\.json"', r.text)
+                assert "validatorUrl: null" in r.text
+        assert "SwaggerUIBundle" in c.get("/assets/vendor/swagger-ui/swagger-ui-bundle.js").text
+        assert c.get("/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/redoc", "/docs/oauth2-redirect", "/assets/vendor/swagger-ui/index.html"])
+def test_no_other_docs_page_is_served(server: LiveServer, path: str) -> None:
+    """ReDoc would load its bundle and fonts from CDNs: it is off, as is what Swagger UI does not need."""
+    with server.client() as c:
+        r = c.get(path)
+    assert r.status_code == 404
+    assert r.json() == {"detail": "Not Found"}
+
+
+def test_missing_swagger_ui_says_how_to_install_it(tmp_path: Path) -> None:
+    shutil.copytree(STATIC, tmp_path / "static")
+    with TestClient(_app(tmp_path)) as c:
+        page = c.get("/docs")
+        assert page.status_code == 200 and "make setup" in page.text  # shown until Swagger UI replaces it
+        for name, kind in (("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css")):
+            r = c.get(f"/assets/vendor/swagger-ui/{name}")
+            assert r.status_code == 404
+            assert "make setup" in r.text and r.headers["content-type"].startswith(kind)
+
+
 def test_page_routes_are_not_in_the_openapi_document(server: LiveServer) -> None:
     with server.client() as c:
         paths = c.get("/openapi.json").json()["paths"]
-    assert not [p for p in paths if p in ("/", "/playground") or p.startswith("/assets")]
+    assert not [p for p in paths if p in ("/", "/playground", "/docs", "/redoc") or p.startswith("/assets")]
 
 
 def test_api_still_needs_a_key(server: LiveServer) -> None:
@@ -76,7 +164,7 @@ def test_api_still_needs_a_key(server: LiveServer) -> None:
 
 
 def _app(root: Path) -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(docs_url=None, redoc_url=None)
     app.include_router(web.build_router(web.WebFiles(root)))
     return app
 

@@ -163,6 +163,8 @@ def create_app(
         description="Every endpoint under /v1 is also served under /v1beta.",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # /docs is api/web.py's page, with Swagger UI served from this origin
+        redoc_url=None,  # ReDoc would load its bundle and fonts from CDNs: off
     )
     authenticate = make_authenticate(key_store)
     allowed = errors.AllowedMethods()
@@ -181,7 +183,7 @@ def create_app(
     include(models.build_router(model_registry), schema=False)
     include(build_rtc_router(ingest), schema=False)  # LiveKit signalling: /rtc, /rtc/v1, */validate
     include(health.build_router(lambda: None if parts.ready else "starting up"))
-    include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*
+    include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

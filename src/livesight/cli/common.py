@@ -63,7 +63,7 @@ def _shown_path(path: str, cwd: str) -> str:
     return relative if os.sep in relative else os.path.join(os.curdir, relative)
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
+def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """A listening socket on host:port, or a clear error and exit 1: checked before anything says
     "serving on", and handed to uvicorn, so the port cannot be taken in between."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -71,7 +71,7 @@ def bind_listener(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like uvicorn: reuse a TIME_WAIT port
         sock.bind((host, port))
-        sock.listen(2048)
+        sock.listen(backlog)
     except OSError as exc:
         sock.close()
         where = f"{host}:{port}"

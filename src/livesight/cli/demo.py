@@ -24,6 +24,7 @@ import openai
 import uvicorn
 
 from livesight.api.app import create_app
+from livesight.api.server import server_config
 from livesight.cli.ask import ask, describe_frames
 from livesight.cli.common import add_config_argument, bind_listener, command, fail, local_base_url, settings_from
 from livesight.cli.publish import keepalive_loop
@@ -89,14 +90,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    listener = bind_listener(settings.host, settings.port)
+    listener = bind_listener(settings.host, settings.port, settings.http_backlog)
     settings = settings.model_copy(update={"port": listener.getsockname()[1]})
     store = SQLiteKeyStore(settings.resolved_db_path)
     key_record, key, reused = demo_key(store, settings.data_dir)
     app = create_app(settings, keys=store)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on")
-    )
+    server = uvicorn.Server(server_config(app, settings))
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
         if serving.done():

@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from livesight.api.app import create_app
+from livesight.api.server import server_config
 from livesight.cli.common import add_config_argument, bind_listener, command, local_base_url, settings_from
 from livesight.core.logs import configure
 from livesight.settings import Settings
@@ -41,7 +42,7 @@ def first_key_banner(settings: Settings, store: SQLiteKeyStore) -> str | None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port)
     configure(settings.log_level, fmt=settings.effective_log_format)
-    listener = bind_listener(settings.host, settings.port)  # before anything says "serving on"
+    listener = bind_listener(settings.host, settings.port, settings.http_backlog)  # before anything says "serving on"
     port = listener.getsockname()[1]
     settings = settings.model_copy(update={"port": port})  # --port 0: the port actually bound
     store = SQLiteKeyStore(settings.resolved_db_path)
@@ -56,17 +57,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     app = create_app(settings, keys=store)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-        ws_max_size=16 * 1024 * 1024,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, settings))
     try:
         server.run(sockets=[listener])
     finally:

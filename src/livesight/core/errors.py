@@ -65,6 +65,14 @@ class RateLimited(LivesightError):
     code = "rate_limit_exceeded"
 
 
+class ServerBusy(LivesightError):
+    """The server is at its connection limit (`http_max_connections`); the client should retry shortly."""
+
+    status = 503
+    type = "internal_error"
+    code = "server_busy"
+
+
 # --- streams ------------------------------------------------------------------------------------
 
 
