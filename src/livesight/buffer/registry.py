@@ -20,7 +20,7 @@ from livesight.core.ids import new_stream_id, parse_stream_id
 
 log = logging.getLogger(__name__)
 
-EndReason = Literal["expired", "deleted"]
+EndReason = Literal["expired", "deleted", "source_failed"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,256 @@
+"""Pulled sources pass the outbound policy on every hop (HTTP redirects, HLS segments, RTSP
+redirects), tell the client only "could not open source", back off and end after repeated failure.
+
+"Never connected" is read from a listener the test owns at the refused address: 127.0.0.2 here
+(the policy of these tests allows only 127.0.0.1), 169.254.169.254 and loopback in the namespace
+test of tests/ingest/test_egress_netns.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livesight.core.clock import SystemClock
+from tests.ingest.test_pull import write_hls
+from tests.support.polling import wait_for
+from tests.support.rtsp import FakeRtspServer, rtp_packets
+from tests.support.server import LiveServer, run_server
+
+pytestmark = pytest.mark.timeout(90)
+# The address policy under test, not the host-name narrowing: both names pass it, one address does not.
+ONLY_127_0_0_1 = {"outbound_allow_cidrs": ["127.0.0.1/32"], "source_allowed_hosts": ["127.0.0.1", "127.0.0.2"]}
+GENERIC = "could not open source"
+
+
+class Trap:
+    """A listener at an address the policy refuses: records every connection made to it."""
+
+    def __init__(self, host: str = "127.0.0.2") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen()
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.hits: list[Any] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def netloc(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, address = self.sock.accept()
+            except OSError:
+                return
+            self.hits.append(address)
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def serve_http(directory: Path, redirects: dict[str, str], host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+    """Static files of `directory`, plus `path -> Location` 302 answers."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path in redirects:
+                self.send_response(302)
+                self.send_header("Location", redirects[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer((host, 0), functools.partial(Handler, directory=str(directory)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+@pytest.fixture
+def trap() -> Iterator[Trap]:
+    t = Trap()
+    yield t
+    t.close()
+
+
+def pull(live: LiveServer, kind: str, url: str) -> tuple[Any, str]:
+    c = live.client(live.new_key())
+    created = c.post("/v1/streams", json={"source": {"type": kind, "url": url}})
+    assert created.status_code == 201, created.text
+    return c, created.json()["id"]
+
+
+def first_error(c: Any, sid: str) -> str:
+    status = wait_for(lambda: (s := c.get(f"/v1/streams/{sid}").json())["last_error"] and s, 20, what="an error")
+    return str(status["last_error"])
+
+
+def refusals(caplog: Any) -> list[str]:
+    lines = [r.getMessage() for r in caplog.records if r.name == "livesight.ingest.egress"]
+    return [line for line in lines if "refused" in line]
+
+
+def test_http_redirect_to_a_refused_address_is_never_followed(tmp_path: Path, trap: Trap, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    httpd = serve_http(tmp_path, {"/cam.m3u8": f"http://{trap.netloc}/latest/meta-data/"})
+    try:
+        with run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live:
+            c, sid = pull(live, "hls", f"http://127.0.0.1:{httpd.server_address[1]}/cam.m3u8")
+            error = first_error(c, sid)
+            assert trap.hits == []
+            assert error.startswith(GENERIC)
+            wait_for(lambda: refusals(caplog), 10, what="the refusal in the log")
+            c.close()
+        assert trap.hits == []
+        assert any(trap.netloc in line and "loopback" in line for line in refusals(caplog))
+    finally:
+        httpd.shutdown()
+
+
+def test_host_name_narrowing_applies_to_every_hop(tmp_path: Path, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    trap = Trap("127.0.0.1")  # an allowed address, under a host name that is not allowed
+    httpd = serve_http(tmp_path, {"/cam.m3u8": f"http://localhost:{trap.port}/cam.m3u8"})
+    try:
+        with run_server(tmp_path, clock=SystemClock(), source_allowed_hosts=["127.0.0.1"]) as live:
+            c, sid = pull(live, "hls", f"http://127.0.0.1:{httpd.server_address[1]}/cam.m3u8")
+            assert first_error(c, sid).startswith(GENERIC)
+            wait_for(lambda: refusals(caplog), 10, what="the refusal in the log")
+            c.close()
+        assert trap.hits == []
+        assert any("allowed host names" in line for line in refusals(caplog))
+    finally:
+        httpd.shutdown()
+        trap.close()
+
+
+def test_hls_segment_at_a_refused_address_is_never_fetched(tmp_path: Path, trap: Trap, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    media = tmp_path / "hls"
+    media.mkdir()
+    write_hls(media, frames=10)
+    playlist = (media / "live.m3u8").read_text()
+    (media / "evil.m3u8").write_text(playlist.replace("live0.ts", f"http://{trap.netloc}/live0.ts"))
+    (media / "local.m3u8").write_text(playlist.replace("live0.ts", f"file://{media}/live0.ts"))
+    httpd = serve_http(media, {})
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        with run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live:
+            c, sid = pull(live, "hls", f"{base}/evil.m3u8")
+            c2, sid2 = pull(live, "hls", f"{base}/local.m3u8")  # a file: segment is not opened at all
+            error = first_error(c, sid)
+            assert trap.hits == []
+            assert error.startswith(GENERIC)
+            assert first_error(c2, sid2).startswith(GENERIC)
+            wait_for(lambda: refusals(caplog), 10, what="the refusal in the log")
+            assert c2.get(f"/v1/streams/{sid2}").json()["last_frame_index"] is None
+            c.close()
+            c2.close()
+        assert trap.hits == []
+    finally:
+        httpd.shutdown()
+
+
+def test_rtsp_redirect_to_a_refused_address_is_never_followed(tmp_path: Path, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    with (
+        FakeRtspServer(host="127.0.0.2") as target,
+        FakeRtspServer(redirect_to=target.url) as camera,
+        run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live,
+    ):
+        c, sid = pull(live, "rtsp", camera.url)
+        error = first_error(c, sid)
+        assert target.connections == []
+        assert error.startswith(GENERIC)
+        wait_for(lambda: refusals(caplog), 10, what="the refusal in the log")
+        assert any("DESCRIBE" in r for r in camera.requests), camera.requests
+        c.close()
+    assert target.connections == []
+    assert any("redirect" in line and target.url in line for line in refusals(caplog))
+
+
+def test_rtsp_source_plays_through_the_relay(tmp_path: Path) -> None:
+    with (
+        FakeRtspServer(packets=rtp_packets(frames=20)) as camera,
+        run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live,
+    ):
+        c, sid = pull(live, "rtsp", camera.url)
+        status = wait_for(
+            lambda: (
+                (s := c.get(f"/v1/streams/{sid}").json())["last_frame_index"] is not None
+                and s["last_frame_index"] >= 15
+                and s
+            ),
+            20,
+            what="frames from the camera",
+        )
+        assert (status["width"], status["height"], status["codec"]) == (320, 240, "H264")
+        assert camera.connections and all(host == "127.0.0.1" for host, _ in camera.connections)
+        c.close()
+
+
+def test_refused_unreachable_and_undecodable_sources_read_the_same(tmp_path: Path, trap: Trap, caplog: Any) -> None:
+    """The client cannot tell what listens where: one message for all three; the log tells them apart."""
+    caplog.set_level(logging.INFO)
+    (tmp_path / "junk.m3u8").write_bytes(b"this is not a playlist\n" * 20)
+    httpd = serve_http(tmp_path, {})
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: connection refused
+    try:
+        with run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live:
+            sources = {
+                "refused": ("rtsp", f"rtsp://{trap.netloc}/cam"),
+                "unreachable": ("rtsp", f"rtsp://127.0.0.1:{closed_port}/cam"),
+                "undecodable": ("hls", f"http://127.0.0.1:{httpd.server_address[1]}/junk.m3u8"),
+                "unreachable_hls": ("hls", f"http://127.0.0.1:{closed_port}/cam.m3u8"),
+            }
+            errors = {}
+            for name, (kind, url) in sources.items():
+                c, sid = pull(live, kind, url)
+                errors[name] = first_error(c, sid)
+                c.close()
+        assert set(errors.values()) == {f"{GENERIC}; retrying in 1 s"}, errors
+        assert trap.hits == []
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("livesight.ingest")]
+        assert any("loopback" in line for line in lines)
+        assert any(str(closed_port) in line for line in lines)
+    finally:
+        httpd.shutdown()
+
+
+def test_undecodable_file_backs_off_and_its_stream_ends_source_failed(tmp_path: Path, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "broken.mp4").write_bytes(b"\x00not a video" * 1000)
+    with run_server(tmp_path, clock=SystemClock(), source_file_dir=media, source_max_failures=3) as live:
+        c, sid = pull(live, "file", "broken.mp4")
+        status = wait_for(lambda: (s := c.get(f"/v1/streams/{sid}").json())["state"] == "ended" and s, 20, what="end")
+        assert status["end_reason"] == "source_failed"
+        assert status["last_error"] == f"{GENERIC}; gave up after 3 attempts"
+        time.sleep(1.5)  # nothing retries after the end
+        c.close()
+    pulls = [r for r in caplog.records if r.name == "livesight.ingest.pull"]
+    attempts = [r for r in pulls if "could not be opened" in r.getMessage()]
+    assert len(attempts) == 3, [r.getMessage() for r in attempts]  # one line per attempt, never per frame
+    gaps = [b.created - a.created for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps  # 1 s, then 2 s: backed off, not a retry storm
