@@ -13,6 +13,8 @@ import http.server
 import itertools
 import logging
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -120,6 +122,46 @@ def test_http_redirect_to_a_refused_address_is_never_followed(tmp_path: Path, tr
             c.close()
         assert trap.hits == []
         assert any(trap.netloc in line and "loopback" in line for line in refusals(caplog))
+    finally:
+        httpd.shutdown()
+
+
+def tls_context(directory: Path) -> ssl.SSLContext:
+    """A self-signed certificate for 127.0.0.1 (FFmpeg does not verify by default, like a LAN camera)."""
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subject = ["-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, *subject],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_https_and_no_proxy_do_not_bypass_the_policy(
+    tmp_path: Path, trap: Trap, caplog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """https goes through the proxy as CONNECT, and FFmpeg's `no_proxy` bypass is closed."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.delenv("NO_PROXY", raising=False)  # restored after the test, whatever the server moves there
+    monkeypatch.setenv("no_proxy", "*")  # FFmpeg would connect directly to every host
+    httpd = serve_http(tmp_path, {"/a.m3u8": f"https://{trap.netloc}/a.m3u8", "/b.m3u8": f"http://{trap.netloc}/b"})
+    httpd.socket = tls_context(tmp_path).wrap_socket(httpd.socket, server_side=True)
+    base = f"https://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        with run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live:
+            c, sid = pull(live, "hls", f"{base}/a.m3u8")
+            c2, sid2 = pull(live, "hls", f"{base}/b.m3u8")
+            errors = first_error(c, sid), first_error(c2, sid2)
+            assert trap.hits == []
+            assert all(e.startswith(GENERIC) for e in errors), errors
+            wait_for(lambda: len(refusals(caplog)) >= 2, 10, what="both refusals in the log")
+            c.close()
+            c2.close()
+        assert trap.hits == []
+        assert any(line.startswith(f"pulled source stream {sid}: refused CONNECT") for line in refusals(caplog))
     finally:
         httpd.shutdown()
 
