@@ -8,6 +8,7 @@ test of tests/ingest/test_egress_netns.py.
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import itertools
@@ -20,10 +21,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from livesight.core.clock import SystemClock
+from livesight.core.outbound import OutboundPolicy
+from livesight.ingest.egress import Egress
 from tests.ingest.test_pull import write_hls
 from tests.support.polling import wait_for
 from tests.support.rtsp import FakeRtspServer, rtp_packets
@@ -296,3 +300,25 @@ def test_undecodable_file_backs_off_and_its_stream_ends_source_failed(tmp_path: 
     assert len(attempts) == 3, [r.getMessage() for r in attempts]  # one line per attempt, never per frame
     gaps = [b.created - a.created for a, b in itertools.pairwise(attempts)]
     assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps  # 1 s, then 2 s: backed off, not a retry storm
+
+
+def test_the_proxy_and_relays_serve_only_their_own_source(trap: Trap) -> None:
+    """Another local process gets a 407 from the proxy without the source's credentials, and a relay
+    accepts one connection only (then it is gone)."""
+    egress = Egress(OutboundPolicy.build(allow=["127.0.0.1/32", "127.0.0.2/32"]))
+    try:
+        proxy = urlsplit(egress.proxy_url("stream x"))
+        for credentials in (None, "stream x:wrong"):
+            with socket.create_connection(("127.0.0.1", proxy.port or 0), timeout=5) as conn:
+                token = base64.b64encode((credentials or "").encode()).decode()
+                auth = f"Proxy-Authorization: Basic {token}\r\n" if credentials else ""
+                conn.sendall(f"GET http://{trap.netloc}/ HTTP/1.1\r\n{auth}\r\n".encode())
+                assert conn.recv(100).startswith(b"HTTP/1.1 407"), credentials
+        relay = urlsplit(egress.rtsp_relay("stream x", f"rtsp://{trap.netloc}/cam"))
+        with socket.create_connection(("127.0.0.1", relay.port or 0), timeout=5):
+            wait_for(lambda: trap.hits, 5, what="the relay's connection to the camera")
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", relay.port or 0), timeout=5).close()
+        assert len(trap.hits) == 1
+    finally:
+        egress.close()

@@ -108,13 +108,13 @@ class Egress:
         self._server: asyncio.Server | None = None
         self._port = 0
         self._credentials: dict[str, str] = {}  # b64(user:password) -> tag
+        blind_ffmpeg_no_proxy()  # here, at startup on the main thread, not while FFmpeg threads read it
 
     # --- lifecycle (any thread) -------------------------------------------------------------------
 
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                blind_ffmpeg_no_proxy()
                 loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(target=loop.run_forever, name="livesight-egress", daemon=True)
                 self._thread.start()
@@ -134,10 +134,11 @@ class Egress:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
-            current = asyncio.current_task()
-            for task in asyncio.all_tasks():
-                if task is not current:
-                    task.cancel()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=2)
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(stop(), loop).result(5)

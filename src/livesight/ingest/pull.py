@@ -141,7 +141,7 @@ class PulledSource:
             try:
                 self._play(f"pull-{session}")
                 error = None if self.frames > before else "no decodable video frame"
-            except (av.error.FFmpegError, OutboundRefused, SourceUnsupported, OSError) as exc:
+            except (av.error.FFmpegError, OutboundRefused, SourceUnsupported, OSError, ValueError) as exc:
                 error = str(exc) or repr(exc)
             except Exception as exc:
                 log.exception("pulled source of %s failed", self.tag)
