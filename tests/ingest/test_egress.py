@@ -265,7 +265,7 @@ def test_refused_unreachable_and_undecodable_sources_read_the_same(tmp_path: Pat
         with run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live:
             sources = {
                 "refused": ("rtsp", f"rtsp://{trap.netloc}/cam"),
-                "unreachable": ("rtsp", f"rtsp://127.0.0.1:{closed_port}/cam"),
+                "unreachable": ("rtsp", f"rtsp://admin:s3cret@127.0.0.1:{closed_port}/cam"),
                 "undecodable": ("hls", f"http://127.0.0.1:{httpd.server_address[1]}/junk.m3u8"),
                 "unreachable_hls": ("hls", f"http://127.0.0.1:{closed_port}/cam.m3u8"),
             }
@@ -279,6 +279,7 @@ def test_refused_unreachable_and_undecodable_sources_read_the_same(tmp_path: Pat
         lines = [r.getMessage() for r in caplog.records if r.name.startswith("livesight.ingest")]
         assert any("loopback" in line for line in lines)
         assert any(str(closed_port) in line for line in lines)
+        assert not any("s3cret" in r.getMessage() for r in caplog.records)  # the camera password
     finally:
         httpd.shutdown()
 

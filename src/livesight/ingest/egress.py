@@ -41,6 +41,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
@@ -59,11 +60,27 @@ def blind_ffmpeg_no_proxy() -> None:
         log.info("moved no_proxy to NO_PROXY so pulled sources cannot bypass the egress proxy")
 
 
-async def resolve_checked(policy: OutboundPolicy, host: str, port: int) -> str:
-    """The policy-checked address to connect to (the lookup runs in the default executor)."""
+async def resolve_checked(policy: OutboundPolicy, host: str, port: int) -> list[str]:
+    """Every address `host` resolves to, each one checked by the policy (the lookup runs in the
+    default executor). Connect only to these: never resolve the name again."""
     policy.check_host(host)
     infos = await asyncio.get_running_loop().getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-    return policy.check_addresses(host, port, [str(info[4][0]) for info in infos])
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    policy.check_addresses(host, port, addresses)
+    return addresses
+
+
+async def connect_checked(
+    addresses: list[str], port: int, timeout_s: float, **kwargs: Any
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to the first checked address that answers; OSError (the last failure) if none does."""
+    failure: OSError = OSError(f"no address to connect to for port {port}")
+    for ip in addresses:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(ip, port, **kwargs), timeout_s)
+        except (OSError, TimeoutError) as exc:  # TimeoutError is an OSError
+            failure = exc
+    raise failure
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -175,7 +192,7 @@ class Egress:
         parts = urlsplit(url)
         tls = parts.scheme.lower() == "rtsps"
         host, port = parts.hostname or "", parts.port or (322 if tls else 554)
-        ip = await resolve_checked(self.policy, host, port)
+        addresses = await resolve_checked(self.policy, host, port)
         accepted = asyncio.Event()
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -185,14 +202,14 @@ class Egress:
             accepted.set()
             server.close()
             with contextlib.suppress(asyncio.CancelledError):  # cancelled by close()
-                await self._relay(tag, (reader, writer), host, ip, port, tls)
+                await self._relay(tag, (reader, writer), host, addresses, port, tls)
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         local = server.sockets[0].getsockname()[1]
         asyncio.get_running_loop().call_later(timeout_s, server.close)
         userinfo = parts.netloc.rpartition("@")[0]
         netloc = f"{userinfo}@127.0.0.1:{local}" if userinfo else f"127.0.0.1:{local}"
-        log.debug("pulled source %s: rtsp relay 127.0.0.1:%d -> %s (%s) port %d", tag, local, host, ip, port)
+        log.debug("pulled source %s: rtsp relay 127.0.0.1:%d -> %s %s port %d", tag, local, host, addresses, port)
         return urlunsplit(("rtsp", netloc, parts.path, parts.query, ""))
 
     async def _relay(
@@ -200,7 +217,7 @@ class Egress:
         tag: str,
         client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         host: str,
-        ip: str,
+        addresses: list[str],
         port: int,
         tls: bool,
     ) -> None:
@@ -209,12 +226,12 @@ class Egress:
             context = ssl.create_default_context()
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         try:
-            upstream = await asyncio.wait_for(
-                asyncio.open_connection(ip, port, ssl=context, server_hostname=host if tls else None),
-                self.connect_timeout_s,
+            server_hostname = host if tls else None
+            upstream = await connect_checked(
+                addresses, port, self.connect_timeout_s, ssl=context, server_hostname=server_hostname
             )
-        except (OSError, TimeoutError) as exc:
-            log.warning("pulled source %s: cannot connect to %s (%s) port %d: %r", tag, host, ip, port, exc)
+        except OSError as exc:
+            log.warning("pulled source %s: cannot connect to %s %s port %d: %r", tag, host, addresses, port, exc)
             client[1].close()
             return
 
@@ -261,7 +278,7 @@ class Egress:
                 kept = [h for h in headers if h.split(b":", 1)[0].strip().lower() not in _HOP_HEADERS]
                 first = b"\r\n".join([f"{method} {path} {version}".encode("latin-1"), *kept, b"Connection: close"])
                 first += b"\r\n\r\n"
-            ip = await resolve_checked(self.policy, host, port)
+            addresses = await resolve_checked(self.policy, host, port)
         except (OutboundRefused, ValueError) as exc:
             log.warning("pulled source %s: refused %s %s: %s", tag, method, target, exc)
             _reply(writer, "403 Forbidden")
@@ -273,9 +290,9 @@ class Egress:
             writer.close()
             return
         try:
-            upstream = await asyncio.wait_for(asyncio.open_connection(ip, port), self.connect_timeout_s)
-        except (OSError, TimeoutError) as exc:
-            log.warning("pulled source %s: cannot connect to %s (%s) port %d: %r", tag, host, ip, port, exc)
+            upstream = await connect_checked(addresses, port, self.connect_timeout_s)
+        except OSError as exc:
+            log.warning("pulled source %s: cannot connect to %s %s port %d: %r", tag, host, addresses, port, exc)
             _reply(writer, "502 Bad Gateway")
             writer.close()
             return

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,7 @@ OPEN_FAILED = "could not open source"
 # http/https reach the network only through the egress proxy (httpproxy is CONNECT); rtsp only the relay.
 _HLS_PROTOCOLS = "http,https,tcp,tls,httpproxy,crypto"
 _RTSP_PROTOCOLS = "rtsp,tcp"
+_USERINFO = re.compile(r"(\w+://)[^/@\s'\"]*@")
 
 
 def check_source(kind: str, url: str, file_dir: Path | None, allowed_hosts: frozenset[str] | None = None) -> str:
@@ -142,7 +144,7 @@ class PulledSource:
                 self._play(f"pull-{session}")
                 error = None if self.frames > before else "no decodable video frame"
             except (av.error.FFmpegError, OutboundRefused, SourceUnsupported, OSError, ValueError) as exc:
-                error = str(exc) or repr(exc)
+                error = _USERINFO.sub(r"\1***@", str(exc) or repr(exc))  # FFmpeg names the URL, password too
             except Exception as exc:
                 log.exception("pulled source of %s failed", self.tag)
                 error = repr(exc)
@@ -182,7 +184,11 @@ class PulledSource:
             relay = self.egress.rtsp_relay(self.tag, self.location)
             options = {"rtsp_transport": "tcp", "protocol_whitelist": _RTSP_PROTOCOLS}
             return av.open(relay, options=options, timeout=(10.0, 1.0))
-        options = {"http_proxy": self.egress.proxy_url(self.tag), "protocol_whitelist": _HLS_PROTOCOLS}
+        options = {
+            "http_proxy": self.egress.proxy_url(self.tag),
+            "protocol_whitelist": _HLS_PROTOCOLS,
+            "http_persistent": "0",  # the proxy closes each connection after one response
+        }
         return av.open(self.location, options=options, timeout=(10.0, 1.0))
 
     def _play(self, session: str) -> int:
