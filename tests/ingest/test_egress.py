@@ -192,23 +192,34 @@ def test_hls_segment_at_a_refused_address_is_never_fetched(tmp_path: Path, trap:
     media = tmp_path / "hls"
     media.mkdir()
     write_hls(media, frames=10)
+    write_hls(media, frames=10, name="aes", encrypt=True)
     playlist = (media / "live.m3u8").read_text()
     (media / "evil.m3u8").write_text(playlist.replace("live0.ts", f"http://{trap.netloc}/live0.ts"))
     (media / "local.m3u8").write_text(playlist.replace("live0.ts", f"file://{media}/live0.ts"))
+    encrypted = (media / "aes.m3u8").read_text()
+    (media / "evil-aes.m3u8").write_text(encrypted.replace("aes0.ts", f"http://{trap.netloc}/aes0.ts"))
+    (media / "evil-key.m3u8").write_text(encrypted.replace("key.bin", f"http://{trap.netloc}/key.bin"))
     httpd = serve_http(media, {})
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
         with run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live:
-            c, sid = pull(live, "hls", f"{base}/evil.m3u8")
-            c2, sid2 = pull(live, "hls", f"{base}/local.m3u8")  # a file: segment is not opened at all
-            error = first_error(c, sid)
+            # a refused plain segment, AES-128 segment and key; a file: segment (not opened at all)
+            names = ["evil", "evil-aes", "evil-key", "local"]
+            pulled = [pull(live, "hls", f"{base}/{name}.m3u8") for name in names]
+            errors = [first_error(c, sid) for c, sid in pulled]
             assert trap.hits == []
-            assert error.startswith(GENERIC)
-            assert first_error(c2, sid2).startswith(GENERIC)
-            wait_for(lambda: refusals(caplog), 10, what="the refusal in the log")
-            assert c2.get(f"/v1/streams/{sid2}").json()["last_frame_index"] is None
-            c.close()
-            c2.close()
+            assert all(error.startswith(GENERIC) for error in errors), errors
+            refused = ("/live0.ts", "/aes0.ts", "/key.bin")
+            wait_for(
+                lambda: all(any(f"{trap.netloc}{path}" in line for line in refusals(caplog)) for path in refused),
+                10,
+                what="the three refusals in the log",
+            )
+            assert all(c.get(f"/v1/streams/{sid}").json()["last_frame_index"] is None for c, sid in pulled)
+            good, sid = pull(live, "hls", f"{base}/aes.m3u8")  # the same encrypted playlist, allowed: it plays
+            wait_for(lambda: (good.get(f"/v1/streams/{sid}").json()["last_frame_index"] or 0) >= 9, 20, what="frames")
+            for c in [good, *(c for c, _ in pulled)]:
+                c.close()
         assert trap.hits == []
     finally:
         httpd.shutdown()
