@@ -243,12 +243,15 @@ def test_rtsp_redirect_to_a_refused_address_is_never_followed(tmp_path: Path, ca
     assert any("redirect" in line and target.url in line for line in refusals(caplog))
 
 
-def test_rtsp_source_plays_through_the_relay(tmp_path: Path) -> None:
+@pytest.mark.parametrize("redirected", [False, True])
+def test_rtsp_source_plays_through_the_relay(tmp_path: Path, redirected: bool) -> None:
+    """A camera plays through the relay, also behind an allowed redirect (relayed again, checked again)."""
     with (
         FakeRtspServer(packets=rtp_packets(frames=20)) as camera,
+        FakeRtspServer(redirect_to=camera.url) as redirector,
         run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live,
     ):
-        c, sid = pull(live, "rtsp", camera.url)
+        c, sid = pull(live, "rtsp", redirector.url if redirected else camera.url)
         status = wait_for(
             lambda: (
                 (s := c.get(f"/v1/streams/{sid}").json())["last_frame_index"] is not None
@@ -260,6 +263,7 @@ def test_rtsp_source_plays_through_the_relay(tmp_path: Path) -> None:
         )
         assert (status["width"], status["height"], status["codec"]) == (320, 240, "H264")
         assert camera.connections and all(host == "127.0.0.1" for host, _ in camera.connections)
+        assert bool(redirector.connections) == redirected
         c.close()
 
 

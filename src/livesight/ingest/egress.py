@@ -12,9 +12,10 @@ and key URLs and RTSP redirects to any address. So FFmpeg never connects anywher
   which Python's clients read just the same.
 - RTSP (always over TCP): FFmpeg connects to a single-use relay on 127.0.0.1 that connects to the
   camera's checked address (TLS for rtsps://, terminated here so the relay can read the session).
-  The relay reads every RTSP message the camera sends and refuses a 3xx redirect (FFmpeg would
-  otherwise reconnect to its Location directly): the response becomes `403 Forbidden` and the
-  session ends. Interleaved RTP frames pass untouched.
+  The relay reads every RTSP message the camera sends: a 3xx redirect (FFmpeg would reconnect to its
+  Location directly) gets its Location replaced by a new relay to the target, checked like the first
+  hop (at most 5 redirects), or, when refused, becomes `403 Forbidden`. Interleaved RTP frames pass
+  untouched.
 
 Each connection resolves the host name once, checks every resolved address and connects to the
 checked one (no second lookup, so no DNS rebinding). Refusals and failures are logged here with the
@@ -188,8 +189,10 @@ class Egress:
 
     # --- the RTSP relay ---------------------------------------------------------------------------
 
-    async def _open_relay(self, tag: str, url: str, timeout_s: float) -> str:
+    async def _open_relay(self, tag: str, url: str, timeout_s: float, redirects: int = 5) -> str:
         parts = urlsplit(url)
+        if parts.scheme.lower() not in ("rtsp", "rtsps"):
+            raise OutboundRefused(f"{url!r} is not an rtsp:// or rtsps:// URL")
         tls = parts.scheme.lower() == "rtsps"
         host, port = parts.hostname or "", parts.port or (322 if tls else 554)
         addresses = await resolve_checked(self.policy, host, port)
@@ -202,7 +205,7 @@ class Egress:
             accepted.set()
             server.close()
             with contextlib.suppress(asyncio.CancelledError):  # cancelled by close()
-                await self._relay(tag, (reader, writer), host, addresses, port, tls)
+                await self._relay(tag, (reader, writer), (host, addresses, port, tls), timeout_s, redirects)
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         local = server.sockets[0].getsockname()[1]
@@ -216,11 +219,11 @@ class Egress:
         self,
         tag: str,
         client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-        host: str,
-        addresses: list[str],
-        port: int,
-        tls: bool,
+        camera: tuple[str, list[str], int, bool],
+        timeout_s: float,
+        redirects: int,
     ) -> None:
+        host, addresses, port, tls = camera
         context = None
         if tls:  # same as FFmpeg's default (tls_verify=0): cameras mostly have self-signed certificates
             context = ssl.create_default_context()
@@ -235,8 +238,18 @@ class Egress:
             client[1].close()
             return
 
+        async def redirect(location: str) -> str | None:
+            """A new relay to the redirect's target, checked like the first hop; None refuses it."""
+            try:
+                if redirects <= 0:
+                    raise OutboundRefused("too many redirects")
+                return await self._open_relay(tag, location, timeout_s, redirects - 1)
+            except (OutboundRefused, OSError, ValueError) as exc:
+                log.warning("pulled source %s: refused an RTSP redirect to %r: %s", tag, location, exc)
+                return None
+
         async def downstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await relay_rtsp_responses(reader, writer, lambda why: log.warning("pulled source %s: %s", tag, why))
+            await relay_rtsp_responses(reader, writer, redirect)
 
         await _splice(client, upstream, downstream)
 
