@@ -324,7 +324,7 @@ def test_the_proxy_and_relays_serve_only_their_own_source(trap: Trap) -> None:
     egress = Egress(OutboundPolicy.build(allow=["127.0.0.1/32", "127.0.0.2/32"]))
     try:
         proxy = urlsplit(egress.proxy_url("stream x"))
-        for credentials in (None, "stream x:wrong"):
+        for credentials in (None, "livesight:wrong", f"{proxy.username}:{proxy.password}x"):
             with socket.create_connection(("127.0.0.1", proxy.port or 0), timeout=5) as conn:
                 token = base64.b64encode((credentials or "").encode()).decode()
                 auth = f"Proxy-Authorization: Basic {token}\r\n" if credentials else ""

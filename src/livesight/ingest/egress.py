@@ -168,12 +168,13 @@ class Egress:
     # --- what a pulled source asks for (its own thread; blocking) -----------------------------------
 
     def proxy_url(self, tag: str) -> str:
-        """`http_proxy` for FFmpeg, with credentials that name this source in the log."""
+        """`http_proxy` for FFmpeg, with credentials of this source (they name it in the log); valid
+        until `release(tag)`."""
         self._started()
-        user, password = tag.replace(":", "-"), secrets.token_urlsafe(16)
+        password = secrets.token_urlsafe(16)
         with self._lock:
-            self._credentials[base64.b64encode(f"{user}:{password}".encode()).decode()] = tag
-        return f"http://{user}:{password}@127.0.0.1:{self._port}"
+            self._credentials[base64.b64encode(f"livesight:{password}".encode()).decode()] = tag
+        return f"http://livesight:{password}@127.0.0.1:{self._port}"
 
     def release(self, tag: str) -> None:
         with self._lock:

@@ -118,6 +118,7 @@ class PulledSource:
         self.stop = threading.Event()
         self.frames = 0
         self.attempts = 0
+        self._proxy: str | None = None  # this source's egress proxy URL, made on first use
         self.tag = f"stream {target.stream_id}"
         self.thread = threading.Thread(target=self._run, name=f"livesight-pull-{target.stream_id[:8]}", daemon=True)
 
@@ -184,8 +185,10 @@ class PulledSource:
             relay = self.egress.rtsp_relay(self.tag, self.location)
             options = {"rtsp_transport": "tcp", "protocol_whitelist": _RTSP_PROTOCOLS}
             return av.open(relay, options=options, timeout=(10.0, 1.0))
+        if self._proxy is None:
+            self._proxy = self.egress.proxy_url(self.tag)
         options = {
-            "http_proxy": self.egress.proxy_url(self.tag),
+            "http_proxy": self._proxy,
             "protocol_whitelist": _HLS_PROTOCOLS,
             "http_persistent": "0",  # the proxy closes each connection after one response
         }
