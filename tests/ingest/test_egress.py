@@ -267,6 +267,41 @@ def test_rtsp_source_plays_through_the_relay(tmp_path: Path, redirected: bool) -
         c.close()
 
 
+GST_RTSP = Path(__file__).parent.parent / "support" / "gst_rtsp.py"
+
+
+def gst_rtsp_available() -> bool:
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    return Path("/usr/bin/python3").exists() and subprocess.run(["/usr/bin/python3", "-c", probe]).returncode == 0
+
+
+def test_a_real_rtsp_server_plays_through_the_relay(tmp_path: Path) -> None:
+    """GStreamer's gst-rtsp-server (RTP over the RTSP TCP session, RTCP, its own SDP) through the relay."""
+    if not gst_rtsp_available():
+        pytest.skip("needs Debian's python3-gi and gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-{base,good,ugly}")
+    server = subprocess.Popen(
+        ["/usr/bin/python3", str(GST_RTSP), "127.0.0.1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        with run_server(tmp_path, clock=SystemClock(), **ONLY_127_0_0_1) as live:
+            c, sid = pull(live, "rtsp", f"rtsp://127.0.0.1:{port}/live")
+            status = wait_for(
+                lambda: ((s := c.get(f"/v1/streams/{sid}").json())["last_frame_index"] or 0) >= 10 and s,
+                30,
+                what="frames from gst-rtsp-server",
+            )
+            assert (status["width"], status["height"], status["codec"]) == (320, 240, "H264")
+            c.close()
+    finally:
+        try:
+            server.communicate(timeout=10)  # closing its stdin stops it
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def test_refused_unreachable_and_undecodable_sources_read_the_same(tmp_path: Path, trap: Trap, caplog: Any) -> None:
     """The client cannot tell what listens where: one message for all three; the log tells them apart."""
     caplog.set_level(logging.INFO)
