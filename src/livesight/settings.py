@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from livesight.core.outbound import OutboundPolicy, parse_networks
+
 _config_file: ContextVar[Path | None] = ContextVar("livesight_config_file", default=None)
 
 
@@ -144,7 +146,22 @@ class Settings(BaseSettings):
     )
     source_allowed_hosts: list[str] | None = Field(
         None,
-        description="Hosts that pulled rtsp/hls sources may connect to (as written in the URL); unset = any.",
+        description="Host names pulled rtsp/hls sources may name, on every hop (as written in the URL, checked "
+        "before any lookup), in addition to the outbound address policy; unset = any name.",
+    )
+    source_max_failures: int = Field(
+        5, ge=1, description="End a pulled source's stream (source_failed) after this many failed opens in a row."
+    )
+
+    # outbound connections made on a user's behalf (docs/outbound.md)
+    outbound_allow_cidrs: list[str] | None = Field(
+        None,
+        description="When set, outbound connections may reach only these networks (CIDR). Loopback, link-local "
+        "and other refused-by-default ranges need an entry inside them, e.g. 127.0.0.1/32. Unset: any address "
+        "but the refused-by-default ones (private LAN ranges are allowed).",
+    )
+    outbound_deny_cidrs: list[str] = Field(
+        default_factory=list, description="Networks (CIDR) outbound connections never reach, on top of the defaults."
     )
     source_file_dir: Path | None = Field(
         None, description="Directory that pulled `file` sources may read; file sources are refused when unset."
@@ -165,6 +182,22 @@ class Settings(BaseSettings):
         True, description="Load built-in models in the background at startup (else on first use)."
     )
     model_probe_ttl_s: float = Field(5.0, ge=0, description="How long GET /models reuses a backend health probe.")
+
+    @field_validator("outbound_allow_cidrs", "outbound_deny_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            parse_networks(value)  # ValueError names the bad entry
+        return value
+
+    def outbound_policy(self, hosts: list[str] | None = None) -> OutboundPolicy:
+        """The outbound-address policy (core/outbound.py) of this server, narrowed to `hosts` if given."""
+        return OutboundPolicy.build(
+            allow=self.outbound_allow_cidrs,
+            deny=self.outbound_deny_cidrs,
+            hosts=hosts,
+            own_endpoints=[(self.host, self.port)],
+        )
 
     @field_validator("livekit_url")
     @classmethod

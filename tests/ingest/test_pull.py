@@ -110,10 +110,13 @@ def test_unsupported_source_is_400_and_ends_the_stream(tmp_path: Path) -> None:
             assert "source_file_dir" in response.json()["detail"]
 
 
-def write_hls(directory: Path, frames: int = 30, fps: int = 10) -> None:
+def write_hls(directory: Path, frames: int = 30, fps: int = 10, *, name: str = "live", encrypt: bool = False) -> None:
+    """A VOD playlist `<name>.m3u8` with segments `<name>0.ts`...; AES-128 with key `key.bin` if `encrypt`."""
     pattern = TestPattern(320, 240)
     options = {"hls_time": "1", "hls_playlist_type": "vod"}
-    with av.open(str(directory / "live.m3u8"), "w", format="hls", options=options) as container:
+    if encrypt:  # the muxer writes the key where the URL says: an absolute path, made relative below
+        options |= {"hls_enc": "1", "hls_enc_key": "0123456789abcdef", "hls_enc_key_url": str(directory / "key.bin")}
+    with av.open(str(directory / f"{name}.m3u8"), "w", format="hls", options=options) as container:
         stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         for n in range(frames):
@@ -122,6 +125,9 @@ def write_hls(directory: Path, frames: int = 30, fps: int = 10) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    if encrypt:
+        playlist = directory / f"{name}.m3u8"
+        playlist.write_text(playlist.read_text().replace(str(directory / "key.bin"), "key.bin"))
 
 
 def test_hls_source_over_http(tmp_path: Path) -> None:

@@ -67,8 +67,10 @@ def run_server(
 ) -> Iterator[LiveServer]:
     overrides.setdefault("data_dir", tmp_path)
     overrides.setdefault("log_format", "text")
-    # Tests must never reach outside: pulled sources may only connect to loopback and the test namespace.
+    # Tests must never reach outside: pulled sources may only name loopback and the test namespace (no
+    # lookup of any other name) and connect only to loopback and the namespace's 10.77.0.0/24.
     overrides.setdefault("source_allowed_hosts", ["127.0.0.1", "localhost", "10.77.0.1", "10.77.0.2"])
+    overrides.setdefault("outbound_allow_cidrs", ["127.0.0.0/8", "::1/128", "10.77.0.0/24"])
     settings: Settings = load_settings(None, host=host, port=0, **overrides)
     clock = clock or FakeClock()
     keys = SQLiteKeyStore(tmp_path / "keys.db")

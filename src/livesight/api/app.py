@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from livesight.core.clock import Clock, SystemClock
 from livesight.ingest.frames import FrameEncoder
 from livesight.ingest.hub import EmbeddedIngest
 from livesight.ingest.options import IngestOptions
-from livesight.ingest.pull import PullSources
+from livesight.ingest.pull import PullSources, RetryPolicy
 from livesight.ingest.routes import build_router as build_rtc_router
 from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
 from livesight.resolve.request import ChatResolver
@@ -116,7 +117,13 @@ def create_app(
     limiter = RateLimiter(settings.rate_limit_rps, clock)
     encoder = FrameEncoder(settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality)
     ingest = EmbeddedIngest(registry, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))
-    pulls = PullSources(registry, encoder, settings.source_file_dir, settings.source_allowed_hosts)
+    pulls = PullSources(
+        registry,
+        encoder,
+        settings.source_file_dir,
+        settings.outbound_policy(hosts=settings.source_allowed_hosts),
+        RetryPolicy(max_failures=settings.source_max_failures),
+    )
     parts = Components(settings, clock, key_store, registry, tokens, model_registry, ingest, pulls)
 
     def publish_for(stream: Stream, request: Request) -> Publish | None:
@@ -126,7 +133,8 @@ def create_app(
 
     def start_source(stream: Stream) -> None:
         source = stream.source or {}
-        pulls.start(stream.id, str(source.get("type")), str(source.get("url")))
+        on_failed = functools.partial(registry.end, stream, "source_failed")
+        pulls.start(stream.id, str(source.get("type")), str(source.get("url")), on_failed)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

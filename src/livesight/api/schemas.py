@@ -107,7 +107,7 @@ class StreamStatus(BaseModel):
     expires_at_ms: int | None
     ttl_seconds: int
     ended_at_ms: int | None
-    end_reason: Literal["expired", "deleted"] | None
+    end_reason: Literal["expired", "deleted", "source_failed"] | None
     audio: bool
     # livesight's own fields
     retained_bytes: int

@@ -8,7 +8,7 @@ from typing import Any, Literal, cast
 from livesight.buffer.ring import FrameRing
 from livesight.core.records import StreamRecord
 
-EndReason = Literal["expired", "deleted"]
+EndReason = Literal["expired", "deleted", "source_failed"]
 
 
 @dataclass(slots=True)

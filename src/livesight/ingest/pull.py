@@ -3,10 +3,16 @@
 One thread per pulled stream demuxes, decodes and encodes (JPEG, same path as WebRTC ingest) and
 hands frames to the event loop. A file plays at its native rate (paced by its timestamps) and loops,
 like a camera that never stops; each loop is a new media session so the stream clock stays monotonic.
-A network source that fails is reopened with backoff until the stream ends; every failure is
-reported as the stream's `last_error`. The thread stops within about a second of the stream ending.
+A source that ends after playing is reopened. A source that gives no frame (refused by the
+outbound policy, unreachable, undecodable) is retried with backoff (1 s doubling to 30 s) and, after
+`source_max_failures` failed attempts in a row, its stream ends with `end_reason: "source_failed"`.
+The client reads only the generic "could not open source" in `last_error` (telling refused from
+unreachable from undecodable would make it a port scanner); the reason is in the server log, one
+line per attempt. The thread stops within about a second of the stream ending.
 
-File sources read the server's disk, so they are allowed only under `source_file_dir`.
+Network sources connect only through ingest/egress.py, which applies the outbound policy
+(core/outbound.py) to every hop. File sources read the server's disk, so they are allowed only
+under `source_file_dir`, and may not reach any protocol but `file`.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -27,10 +35,18 @@ import av
 
 from livesight.core.errors import SourceUnsupported
 from livesight.core.frame import IngestFrame, IngestTarget, JpegPayload, StreamDirectory
+from livesight.core.outbound import OutboundPolicy, OutboundRefused
+from livesight.ingest.egress import Egress
 from livesight.ingest.frames import FrameEncoder, encode_jpeg
 
 log = logging.getLogger(__name__)
 _SCHEMES = {"rtsp": ("rtsp://", "rtsps://"), "hls": ("http://", "https://")}
+OPEN_FAILED = "could not open source"
+# What FFmpeg may open for a source: never file:, pipe:, udp:, rtp: ... from a playlist or an SDP.
+# http/https reach the network only through the egress proxy (httpproxy is CONNECT); rtsp only the relay.
+_HLS_PROTOCOLS = "http,https,tcp,tls,httpproxy,crypto"
+_RTSP_PROTOCOLS = "rtsp,tcp"
+_USERINFO = re.compile(r"(\w+://)[^/@\s'\"]*@")
 
 
 def check_source(kind: str, url: str, file_dir: Path | None, allowed_hosts: frozenset[str] | None = None) -> str:
@@ -68,17 +84,42 @@ def check_source(kind: str, url: str, file_dir: Path | None, allowed_hosts: froz
     raise SourceUnsupported(f"unknown source type {kind!r} (rtsp, hls or file)")
 
 
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a failing pulled source is retried: backoff doubling from `first_s` to `max_s`; the stream
+    ends (`source_failed`) after `max_failures` consecutive attempts that gave no frame."""
+
+    max_failures: int = 5
+    first_s: float = 1.0
+    max_s: float = 30.0
+
+
 class PulledSource:
     def __init__(
-        self, target: IngestTarget, kind: str, location: str, encoder: FrameEncoder, loop: asyncio.AbstractEventLoop
+        self,
+        target: IngestTarget,
+        kind: str,
+        location: str,
+        encoder: FrameEncoder,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        egress: Egress | None = None,
+        retry: RetryPolicy | None = None,
+        on_failed: Callable[[], None] | None = None,
     ) -> None:
         self.target = target
         self.kind = kind
         self.location = location
         self.encoder = encoder
         self.loop = loop
+        self.egress = egress
+        self.retry = retry or RetryPolicy()
+        self.on_failed = on_failed
         self.stop = threading.Event()
         self.frames = 0
+        self.attempts = 0
+        self._proxy: str | None = None  # this source's egress proxy URL, made on first use
+        self.tag = f"stream {target.stream_id}"
         self.thread = threading.Thread(target=self._run, name=f"livesight-pull-{target.stream_id[:8]}", daemon=True)
 
     def _call(self, fn: Any, *args: Any) -> None:
@@ -86,37 +127,81 @@ class PulledSource:
             self.loop.call_soon_threadsafe(fn, *args)
 
     def _run(self) -> None:
-        backoff = 0.5
-        session = 0
+        try:
+            self._retry_forever()
+        finally:
+            if self.egress is not None:
+                self.egress.release(self.tag)
+
+    def _retry_forever(self) -> None:
+        """Open, play, reopen. The client only ever reads the generic OPEN_FAILED (what failed, and
+        why, would tell it what listens where); the reason goes to the server log, once per attempt."""
+        failures, backoff, session = 0, self.retry.first_s, 0
         while not self.stop.is_set():
             session += 1
+            self.attempts += 1
+            before = self.frames
             try:
-                produced = self._play(f"pull-{session}")
-                backoff = 0.5
-                if self.kind != "file" and not self.stop.is_set():
-                    self._call(self.target.report_error, f"{self.kind} source ended; reopening")
-                if self.kind == "file" and not produced:
-                    self._call(self.target.report_error, "file source has no decodable video frame")
-                    return
-            except av.error.FFmpegError as exc:
-                self._call(self.target.report_error, f"{self.kind} source failed: {exc}")
+                self._play(f"pull-{session}")
+                error = None if self.frames > before else "no decodable video frame"
+            except (av.error.FFmpegError, OutboundRefused, SourceUnsupported, OSError, ValueError) as exc:
+                error = _USERINFO.sub(r"\1***@", str(exc) or repr(exc))  # FFmpeg names the URL, password too
             except Exception as exc:
-                log.exception("pulled source of stream %s failed", self.target.stream_id)
-                self._call(self.target.report_error, f"{self.kind} source failed: {exc!r}")
-            if self.kind != "file" or self.stop.is_set():
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                log.exception("pulled source of %s failed", self.tag)
+                error = repr(exc)
+            if self.stop.is_set():
+                return
+            if self.frames > before:  # it played: a new run of attempts, whatever ended it
+                failures, backoff = 0, self.retry.first_s
+                if self.kind == "file" and error is None:
+                    continue  # a file loops, like a camera that never stops
+                why = error or "end of stream"
+                log.warning("pulled %s source of %s ended: %s; reopening", self.kind, self.tag, why)
+                self._call(self.target.report_error, f"{self.kind} source ended; reopening")
+                self.stop.wait(self.retry.first_s)
+                continue
+            failures += 1
+            log.warning(
+                "pulled %s source of %s could not be opened (attempt %d of %d): %s",
+                self.kind, self.tag, failures, self.retry.max_failures, error,
+            )  # fmt: skip
+            if failures >= self.retry.max_failures:
+                self._call(self.target.report_error, f"{OPEN_FAILED}; gave up after {failures} attempts")
+                if self.on_failed is not None:
+                    self._call(self.on_failed)
+                return
+            self._call(self.target.report_error, f"{OPEN_FAILED}; retrying in {backoff:g} s")
+            if self.stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.retry.max_s)
+
+    def _open(self) -> Any:
+        """The container, opened so that every connection passes the egress (see ingest/egress.py)."""
+        if self.kind == "file":  # a playlist file must not reach the network or other protocols
+            return av.open(self.location, options={"protocol_whitelist": "file"}, timeout=(10.0, 1.0))
+        if self.egress is None:
+            raise SourceUnsupported("network sources need the egress proxy")
+        if self.kind == "rtsp":
+            relay = self.egress.rtsp_relay(self.tag, self.location)
+            options = {"rtsp_transport": "tcp", "protocol_whitelist": _RTSP_PROTOCOLS}
+            return av.open(relay, options=options, timeout=(10.0, 1.0))
+        if self._proxy is None:
+            self._proxy = self.egress.proxy_url(self.tag)
+        options = {
+            "http_proxy": self._proxy,
+            "protocol_whitelist": _HLS_PROTOCOLS,
+            "http_persistent": "0",  # the proxy closes each connection after one response
+        }
+        return av.open(self.location, options=options, timeout=(10.0, 1.0))
 
     def _play(self, session: str) -> int:
-        options = {"rtsp_transport": "tcp"} if self.kind == "rtsp" else {}
         produced = 0
-        with av.open(self.location, options=options, timeout=(10.0, 1.0)) as container:
+        with self._open() as container:
             if not container.streams.video:
                 raise SourceUnsupported("the source has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             codec = stream.codec_context.name.upper()
-            self._call(functools.partial(self.target.publisher_connected, f"pull:{self.kind}", codec=codec))
             started = time.monotonic()
             first_ms: float | None = None
             for frame in self._frames(container, stream):
@@ -131,6 +216,8 @@ class PulledSource:
                     if delay > 0 and self.stop.wait(delay):
                         break
                 encoded = encode_jpeg(frame, max_side=self.encoder.max_side, quality=self.encoder.quality)
+                if produced == 0:  # connected once it delivers, not when a container merely opened
+                    self._call(functools.partial(self.target.publisher_connected, f"pull:{self.kind}", codec=codec))
                 self._call(
                     self.target.push_frame,
                     IngestFrame(session, ms, encoded.width, encoded.height, JpegPayload(encoded.jpeg)),
@@ -147,28 +234,37 @@ class PulledSource:
 
 
 class PullSources:
-    """Starts and stops the pulled sources of a process."""
+    """Starts and stops the pulled sources of a process; owns their egress (started on first use)."""
 
     def __init__(
         self,
         directory: StreamDirectory,
         encoder: FrameEncoder,
         file_dir: Path | None = None,
-        allowed_hosts: list[str] | None = None,
+        policy: OutboundPolicy | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.directory = directory
         self.encoder = encoder
         self.file_dir = file_dir
-        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None else None
+        self.policy = policy or OutboundPolicy()
+        self.retry = retry or RetryPolicy()
+        self.egress = Egress(self.policy)
         self.sources: dict[str, PulledSource] = {}
         directory.add_end_hook(self.on_stream_end)
 
-    def start(self, stream_id: str, kind: str, url: str) -> None:
-        location = check_source(kind, url, self.file_dir, self.allowed_hosts)
+    def start(self, stream_id: str, kind: str, url: str, on_failed: Callable[[], None] | None = None) -> None:
+        """Check the source's form and start pulling it. `on_failed` runs on the loop when it failed
+        `retry.max_failures` times in a row (the app ends the stream with `source_failed`)."""
+        location = check_source(kind, url, self.file_dir, self.policy.hosts)
         target = self.directory.ingest_target(stream_id)
         if target is None:
             raise SourceUnsupported(f"stream {stream_id} is not active")
-        source = PulledSource(target, kind, location, self.encoder, asyncio.get_running_loop())
+        egress = self.egress if kind in _SCHEMES else None
+        loop = asyncio.get_running_loop()
+        source = PulledSource(
+            target, kind, location, self.encoder, loop, egress=egress, retry=self.retry, on_failed=on_failed
+        )
         self.sources[stream_id] = source
         source.thread.start()
 
@@ -184,3 +280,4 @@ class PullSources:
             source.stop.set()
         for source in sources:
             await asyncio.to_thread(source.thread.join, 2.0)
+        await asyncio.to_thread(self.egress.close)
