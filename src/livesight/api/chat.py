@@ -3,9 +3,10 @@
 Errors before the first byte are ordinary error responses (chat envelope); once an SSE stream has
 begun, an error is one `data: {"error": ...}` event followed by `data: [DONE]`. The first upstream
 chunk is awaited before the response starts, so an upstream that refuses a streamed request still
-gets its proper status. A client that disconnects cancels the generator, which closes the upstream
-request. With `stream_options.include_usage` the last chunk before `[DONE]` carries `usage` and
-`overshoot`; without it, `overshoot` rides on the last chunk (no extra chunk with empty `choices`).
+gets its proper status; that wait watches the client, and a client that leaves during it cancels the
+upstream request at once (as one that disconnects later cancels the generator, which closes it).
+With `stream_options.include_usage` the last chunk before `[DONE]` carries `usage` and `overshoot`;
+without it, `overshoot` rides on the last chunk (no extra chunk with empty `choices`).
 """
 
 from __future__ import annotations
@@ -114,12 +115,16 @@ def build_router(
         chunks = entry.backend.stream(request).__aiter__()
         upstream_started = time.perf_counter()
         try:
-            first: Chunk | None = await chunks.__anext__()
-        except StopAsyncIteration:
-            first = None
+            got = await _unless_disconnected(http_request, _first(chunks))
         except BaseException:
             await _aclose(chunks)
             raise
+        if got is None:
+            await _aclose(chunks)
+            return Response(status_code=499)  # the client left before the first chunk
+        first = got[0]
+        if first is None:
+            raise InternalError(f"model {body.model} ended its stream without sending an answer")
         report.first_token_ms = (time.perf_counter() - upstream_started) * 1000
         return _EventStream(
             _events(first, chunks, report, include_usage),
@@ -238,6 +243,14 @@ async def _events(
         yield _DONE
     finally:
         await _aclose(chunks)
+
+
+async def _first(chunks: AsyncIterator[Chunk]) -> tuple[Chunk | None]:
+    """The first chunk (None when there is none), boxed so that None can mean "the client left"."""
+    try:
+        return (await chunks.__anext__(),)
+    except StopAsyncIteration:
+        return (None,)
 
 
 async def _aclose(chunks: AsyncIterator[Chunk]) -> None:
