@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import livesight
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,7 +40,9 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def server_process(spec: dict[str, Any], env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    environment = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    # the code under test is the one this process imports (PYTHONPATH), plus this checkout's tests
+    paths = [str(Path(livesight.__file__ or "").resolve().parents[1]), str(ROOT)]
+    environment = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(paths)}
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.server_process", json.dumps(spec)],
         cwd=ROOT,

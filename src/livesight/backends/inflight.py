@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 
 from livesight.backends.base import ChatRequest
 from livesight.backends.body import base64_size
@@ -76,6 +77,7 @@ class Reservation:
         self._budget = budget
         self.nbytes = nbytes
         self.released = False
+        self.on_release: Callable[[], None] | None = None
 
     def resize(self, nbytes: int) -> None:
         """The exact size once the body is built (never waits; a larger body may pass the limit briefly)."""
@@ -87,6 +89,8 @@ class Reservation:
         if not self.released:
             self.released = True
             self._budget._release(self.nbytes)
+            if self.on_release is not None:
+                self.on_release()
 
 
 def _mb(nbytes: int) -> str:

@@ -29,6 +29,7 @@ from livesight.backends.base import ChatRequest, Chunk, check_max_images
 from livesight.backends.body import Body, encode_body
 from livesight.backends.chunks import completion_chunks
 from livesight.backends.inflight import MB, InflightBudget, Reservation, estimate
+from livesight.backends.memory import after_large_body
 from livesight.backends.render import OFFLOAD_BYTES, Renderer, count_images
 from livesight.core.errors import UpstreamHTTPError, UpstreamRequestFailed, UpstreamTimeout
 from livesight.settings import ModelConfig
@@ -54,7 +55,7 @@ class OpenAICompatBackend:
         self.provider = urlsplit(config.base_url).netloc or config.base_url
         self._executor = executor
         self._renderer = Renderer(config.profile, executor)
-        self._inflight = inflight or InflightBudget(512 * MB, 2.0)
+        self.inflight = inflight or InflightBudget(512 * MB, 2.0)
         api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # httpcore's pool scans every connection for every queued request (O(connections x requests));
@@ -127,7 +128,7 @@ class OpenAICompatBackend:
     async def _prepared(self, request: ChatRequest, *, stream: bool) -> tuple[dict[str, Any], Reservation]:
         """The arguments of the upstream POST, and the reservation its body holds under the budget."""
         expected = estimate(request)
-        reservation = await self._inflight.reserve(expected, f"model {self.config.id}")
+        reservation = await self.inflight.reserve(expected, f"model {self.config.id}")
         try:
             body = await self.body(request, stream=stream)
             encoded: Body
@@ -137,6 +138,8 @@ class OpenAICompatBackend:
                 encoded = encode_body(body)
             del body
             reservation.resize(encoded.held)
+            length = encoded.length
+            reservation.on_release = lambda: after_large_body(length)
         except BaseException:
             reservation.release()
             raise
