@@ -50,17 +50,23 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "A chat.completion, or with `stream: true` an SSE stream of chat.completion.chunk events",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
-    400: _err("Invalid ovs:// URI or query parameter, invalid segment, or a model that cannot take the media"),
+    400: _err(
+        "Invalid ovs:// URI or query parameter, invalid segment, a model that cannot take the media, or more "
+        "frames than max_request_frames (too_many_frames) or images than the model's max_images (too_many_images)"
+    ),
     401: _err("Missing, unknown or revoked API key"),
     403: _err("The stream belongs to another API key (stream_unauthorized)"),
     404: _err("Unknown stream (stream_not_found), no frame (segment_empty), or unknown model (model_unavailable)"),
     409: _err("The frame has not been produced yet (frame_not_yet_produced)"),
     410: _err("The frame was evicted (frame_evicted)"),
-    413: _err("Request body too large"),
+    413: _err(
+        "Request body too large, or its upstream body alone is over upstream_inflight_mb (upstream_body_too_large)"
+    ),
     422: {"model": ValidationErrorEnvelope, "description": "Request validation failed"},
     429: _err("Rate limit exceeded (rate_limit_error), or the upstream answered 429"),
     500: _err("Internal error (details in the server log)"),
     502: _err("The upstream failed (upstream_http_<status>, upstream_request_failed)"),
+    503: _err("Request bodies in flight to upstreams are at upstream_inflight_mb (upstream_busy); see Retry-After"),
     504: _err("The upstream timed out (upstream_timeout)"),
 }
 

@@ -27,7 +27,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-COALESCE_BYTES = 64 * 1024  # small neighbouring pieces are joined into one write
+SHARED_BYTES = 4096  # pieces this large are sent as they are (shared, never copied)
+COALESCE_BYTES = 64 * 1024  # runs of smaller pieces are joined into writes of about this size
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +114,15 @@ def encode_body(body: dict[str, Any]) -> Body:
 
 
 def _coalesce(pieces: list[bytes]) -> list[bytes]:
-    """Runs of small pieces joined (fewer, larger writes); large pieces kept as the shared objects."""
+    """Runs of small pieces (JSON text, separators) joined into fewer writes; larger pieces kept as the
+    shared objects, so a frame sent N times is still held once."""
     out: list[bytes] = []
     run: list[bytes] = []
     run_bytes = 0
     for piece in pieces:
         if not piece:
             continue
-        if len(piece) >= COALESCE_BYTES:
+        if len(piece) >= SHARED_BYTES:
             if run:
                 out.append(b"".join(run))
                 run, run_bytes = [], 0
