@@ -2,9 +2,10 @@
 in a subprocess (VmRSS of that process only; the fake vLLM runs in the test process).
 
 The burst: 8 requests, 4 at a time, each with 200 `image_url` parts over 20 distinct 640×360 noise
-frames (~330 KB of JPEG each), so each body sends ~88 MB to the upstream. Measured on the 2-core dev
-box with `PYTHONPATH=src:. python` of this scenario: before the fix the server's RSS rose ~970 MB
-above baseline and stayed ~630 MB above it after; with it, ~40 MB at the peak and ~6 MB after.
+frames (~330 KB of JPEG each), so each body sends ~88 MB to the upstream. The test prints what it
+measured: `PYTHONPATH=src .venv/bin/python -m pytest -s tests/api/test_chat_memory.py`. On the 2-core
+dev box, before the fix (main's src on PYTHONPATH) the server's RSS rose ~970 MB above its baseline
+and stayed ~630 MB above it; with it, ~40 MB at the peak and ~6 MB after.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def test_memory_is_bounded_during_a_burst_of_large_requests_and_returns_after() 
                 finally:
                     done.set()
                     watcher.join()
+            print(f"\nserver RSS: baseline {baseline:.0f} MB, peak {peak:.0f} MB, after {server.rss_mb():.0f} MB")
             assert statuses == [200] * REQUESTS
             assert peak - baseline < PEAK_MARGIN_MB, f"RSS rose from {baseline:.0f} MB to {peak:.0f} MB"
             wait_for(

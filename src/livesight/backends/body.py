@@ -2,7 +2,9 @@
 
 A request may send the same frame many times (1,000 `image_url` parts of `frame_index=-1`). Built
 the plain way, each part became its own base64 string, then its own copy inside `json.dumps`, then
-again inside `.encode()`: about 4 × the JPEG per part, 2 MB a part for 1280×720 frames. Here:
+again inside `.encode()`: about 4 × the JPEG per part (before this module, 1,000 parts of one
+1.28 MB 1280×720 noise frame took the server from 134 MB to a 5.6 GB peak and 2.35 GB after; measured
+like `tests/api/test_chat_memory.py`, a subprocess server's VmRSS, with that frame and part count). Here:
 
 - a media URL in a rendered body is a `DataUrl`: a tuple of ASCII byte pieces (prefix, base64,
   separators); `Base64Cache` encodes each distinct JPEG (by identity) once per request, and every

@@ -30,7 +30,9 @@ def estimate(request: ChatRequest) -> int:
 
 
 class InflightBudget:
-    def __init__(self, limit_bytes: int, wait_s: float) -> None:
+    """Defaults are those of the settings; `create_app` passes the configured ones."""
+
+    def __init__(self, limit_bytes: int = 512 * MB, wait_s: float = 2.0) -> None:
         self.limit = limit_bytes
         self.wait_s = wait_s
         self.used = 0

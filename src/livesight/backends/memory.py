@@ -1,12 +1,13 @@
 """Give freed heap memory back to the OS after large upstream bodies (glibc only; a no-op elsewhere).
 
-Measured (issue 8 item 2, `tests/api/test_chat_memory.py`'s burst): the base64 of 640×360 frames
-(~440 KB each) is larger than glibc's initial mmap threshold, so the first bodies are mmapped and
-returned on free; but each free raises glibc's dynamic threshold, after which the same sizes come
-from the heap arenas of whichever threads built them and stay resident when freed (+27 to +41 MB
-after 8 to 16 such requests, against +4 MB with a fixed threshold). `malloc_trim(0)` returns the
-free pages of every arena. It runs in a worker thread, at most once per `MIN_INTERVAL_S`, after a
-body of at least `TRIM_AFTER_BYTES` has been sent.
+Why (issue 8 item 2; measured with the burst of `tests/api/test_chat_memory.py`, which prints the
+server's RSS when run with `pytest -s`): the base64 of a 640×360 frame (~440 KB) is larger than
+glibc's initial mmap threshold, so the first bodies are mmapped and returned on free; but each free
+raises glibc's dynamic threshold, after which the same sizes come from the heap arenas of whichever
+threads built them and stay resident when freed. Without this trim the burst left 27 to 41 MB
+resident (and ~4 MB with `MALLOC_MMAP_THRESHOLD_=131072` in the server's environment, i.e. a fixed
+threshold); with it ~6 MB. `malloc_trim(0)` returns the free pages of every arena. It runs in a
+worker thread, at most once per `MIN_INTERVAL_S`, after a body of at least `TRIM_AFTER_BYTES` was sent.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from livesight.backends.base import Backend
 from livesight.backends.builtin import OCR_MODEL_ID, AnswerModel, OcrBackend, builtin_config, default_ocr_factory
-from livesight.backends.inflight import MB, InflightBudget
+from livesight.backends.inflight import InflightBudget
 from livesight.backends.upstream import OpenAICompatBackend
 from livesight.core.clock import Clock
 from livesight.core.errors import ModelUnavailable
@@ -60,7 +60,7 @@ class ModelRegistry:
             if config.id in seen:
                 raise ValueError(f"model id {config.id!r} is configured twice")
             seen.add(config.id)
-        inflight = inflight or InflightBudget(512 * MB, 2.0)  # one budget for every upstream model
+        inflight = inflight or InflightBudget()  # one budget for every upstream model
         all_configs = [builtin_config(b) for b in builtins if b not in seen] + configured
         self._entries: dict[str, ModelEntry] = {}
         for config in all_configs:

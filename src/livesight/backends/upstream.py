@@ -55,7 +55,7 @@ class OpenAICompatBackend:
         self.provider = urlsplit(config.base_url).netloc or config.base_url
         self._executor = executor
         self._renderer = Renderer(config.profile, executor)
-        self.inflight = inflight or InflightBudget(512 * MB, 2.0)
+        self.inflight = inflight or InflightBudget()
         api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # httpcore's pool scans every connection for every queued request (O(connections x requests));
