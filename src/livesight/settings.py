@@ -52,6 +52,12 @@ class ModelConfig(BaseModel):
     image: bool = True
     video: bool = True
     max_frames: int = Field(32, ge=1, description="Most frames one video part may carry to this model.")
+    max_images: int | None = Field(
+        None,
+        ge=1,
+        description="Most image parts one request may send this model (e.g. vLLM's --limit-mm-per-prompt), "
+        "counted as sent: a segment in the `frames` profile is one image per frame; unset = no limit.",
+    )
     timeout_s: float = Field(120.0, gt=0, description="Upstream request timeout (connect, read, write, pool).")
     max_connections: int = Field(100, ge=1, description="Pooled HTTP connections to the upstream.")
     owned_by: str | None = None
@@ -173,6 +179,21 @@ class Settings(BaseSettings):
     # chat
     rate_limit_rps: float | None = Field(None, gt=0, description="Per-key requests/s on chat; off if unset.")
     max_segment_frames: int = Field(256, ge=1)
+    max_request_frames: int | None = Field(
+        None,
+        ge=1,
+        description="Most frames one chat request may send, all image and video parts together (a frame "
+        "referenced by several parts counts each time); default: max_segment_frames.",
+    )
+    upstream_inflight_mb: int = Field(
+        512,
+        ge=1,
+        description="Most MiB of request bodies being built or sent to upstream models at once (all requests); "
+        "a request that would pass it waits up to upstream_inflight_wait_s, then gets 503 upstream_busy.",
+    )
+    upstream_inflight_wait_s: float = Field(
+        2.0, ge=0, description="How long a request waits for room under upstream_inflight_mb before its 503."
+    )
     models: list[ModelConfig] = Field(default_factory=list)
     builtin_models: list[BuiltinModel] = Field(
         default_factory=lambda: list(BUILTIN_MODELS),

@@ -112,7 +112,8 @@ async def test_bad_answers(response: httpx.Response, error: type[UpstreamError],
 
 async def test_stream_error_event_and_bad_event() -> None:
     def sse(*events: str) -> Any:
-        return lambda request: httpx.Response(200, text="".join(f"data: {e}\n\n" for e in events))
+        text = "".join(f"data: {e}\n\n" for e in events)
+        return lambda request: httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
 
     chunk = '{"id":"c","object":"chat.completion.chunk","model":"up","choices":[{"index":0,"delta":{"content":"a"}}]}'
     got = [c async for c in backend(sse(chunk, "[DONE]")).stream(REQUEST)]

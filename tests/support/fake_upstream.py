@@ -8,8 +8,11 @@ and `data:video/mp4` decodes with PyAV. Failures answer vLLM's error shape
 
 The answer's content is a JSON summary of what it received (`FakeUpstream.summary`), so a test can
 assert on what livesight sent. `behaviour` switches: fail_status, delay_s, chunk_delay_s,
-mid_stream_error, hang. Every request is recorded in `requests`; streams that were cut off by the
-client are counted in `cancelled`.
+mid_stream_error, hang, body_delay_s (wait before reading the request body), stream_reply (how a
+streamed request is answered: "sse", "json" = one complete chat.completion as application/json,
+"empty" = an event stream with only [DONE], or any other content type with an HTML body). Every
+request is recorded in `requests`; requests and streams that were cut off by the client are counted
+in `cancelled`, and when each cut-off was noticed (time.monotonic()) is appended to `cut_off_at`.
 
 Run standalone for benchmarks: `python -m tests.support.fake_upstream [--no-validate]` prints its URL.
 """
@@ -68,6 +71,8 @@ class Behaviour:
     drop_connection: bool = False  # answer chat with headers, then close the connection mid-body
     omit_usage: bool = False
     rate_limit_headers: dict[str, str] = field(default_factory=dict)
+    body_delay_s: float = 0.0
+    stream_reply: str = "sse"
 
 
 @dataclass
@@ -78,6 +83,7 @@ class FakeUpstream:
     requests: list[dict[str, Any]] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
     cancelled: int = 0
+    cut_off_at: list[float] = field(default_factory=list)
     base_url: str = ""
 
     # --- the app ----------------------------------------------------------------------------------
@@ -94,7 +100,13 @@ class FakeUpstream:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "vllm"} for m in self.served]
         return JSONResponse({"object": "list", "data": data})
 
+    def _cut_off(self) -> None:
+        self.cancelled += 1
+        self.cut_off_at.append(time.monotonic())
+
     async def _chat(self, request: Request) -> Response:
+        if self.behaviour.body_delay_s:
+            await asyncio.sleep(self.behaviour.body_delay_s)
         raw = await request.body()
         if not self.validate:  # zero-latency mode for benchmarks: read the body, answer at once
             return Response(_CANNED, media_type="application/json")
@@ -114,7 +126,7 @@ class FakeUpstream:
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
                 if await request.is_disconnected():
-                    self.cancelled += 1
+                    self._cut_off()
                     return Response(status_code=499)
         if b.fail_status is not None:
             return _error(b.fail_status, b.fail_message, headers=b.rate_limit_headers)
@@ -128,7 +140,12 @@ class FakeUpstream:
             self.summaries.append(summary)
         content = json.dumps(summary, separators=(",", ":"))
         prompt_tokens = 100
-        if not body.get("stream"):
+        reply = self.behaviour.stream_reply if body.get("stream") else "json"
+        if reply == "empty":
+            return Response(b"data: [DONE]\n\n", media_type="text/event-stream")
+        if reply not in ("sse", "json"):
+            return Response(b"<html><body>a proxy page</body></html>", media_type=reply)
+        if reply == "json":
             answer = JSONResponse(
                 {
                     "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -194,7 +211,7 @@ class FakeUpstream:
                 yield event([], usage=usage)
             yield b"data: [DONE]\n\n"
         except (asyncio.CancelledError, GeneratorExit):
-            self.cancelled += 1
+            self._cut_off()
             raise
 
     # --- what vLLM would check --------------------------------------------------------------------

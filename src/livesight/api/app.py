@@ -19,6 +19,7 @@ from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import RateLimiter
 from livesight.api.middleware import RequestContextMiddleware
 from livesight.api.schemas import Publish
+from livesight.backends.inflight import InflightBudget
 from livesight.backends.registry import ModelRegistry
 from livesight.buffer.pool import BufferLimits, BufferPool
 from livesight.buffer.registry import RegistryLimits, Stream, StreamRegistry
@@ -112,8 +113,9 @@ def create_app(
         builtins=settings.builtin_models,
         executor=media_executor,
         probe_ttl_ms=round(settings.model_probe_ttl_s * 1000),
+        inflight=InflightBudget(settings.upstream_inflight_mb * MB, settings.upstream_inflight_wait_s),
     )
-    resolver = ChatResolver(registry, settings.max_segment_frames)
+    resolver = ChatResolver(registry, settings.max_segment_frames, settings.max_request_frames)
     limiter = RateLimiter(settings.rate_limit_rps, clock)
     encoder = FrameEncoder(settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality)
     ingest = EmbeddedIngest(registry, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))

@@ -3,9 +3,10 @@
 Errors before the first byte are ordinary error responses (chat envelope); once an SSE stream has
 begun, an error is one `data: {"error": ...}` event followed by `data: [DONE]`. The first upstream
 chunk is awaited before the response starts, so an upstream that refuses a streamed request still
-gets its proper status. A client that disconnects cancels the generator, which closes the upstream
-request. With `stream_options.include_usage` the last chunk before `[DONE]` carries `usage` and
-`overshoot`; without it, `overshoot` rides on the last chunk (no extra chunk with empty `choices`).
+gets its proper status; that wait watches the client, and a client that leaves during it cancels the
+upstream request at once (as one that disconnects later cancels the generator, which closes it).
+With `stream_options.include_usage` the last chunk before `[DONE]` carries `usage` and `overshoot`;
+without it, `overshoot` rides on the last chunk (no extra chunk with empty `choices`).
 """
 
 from __future__ import annotations
@@ -49,17 +50,23 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "A chat.completion, or with `stream: true` an SSE stream of chat.completion.chunk events",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
-    400: _err("Invalid ovs:// URI or query parameter, invalid segment, or a model that cannot take the media"),
+    400: _err(
+        "Invalid ovs:// URI or query parameter, invalid segment, a model that cannot take the media, or more "
+        "frames than max_request_frames (too_many_frames) or images than the model's max_images (too_many_images)"
+    ),
     401: _err("Missing, unknown or revoked API key"),
     403: _err("The stream belongs to another API key (stream_unauthorized)"),
     404: _err("Unknown stream (stream_not_found), no frame (segment_empty), or unknown model (model_unavailable)"),
     409: _err("The frame has not been produced yet (frame_not_yet_produced)"),
     410: _err("The frame was evicted (frame_evicted)"),
-    413: _err("Request body too large"),
+    413: _err(
+        "Request body too large, or its upstream body alone is over upstream_inflight_mb (upstream_body_too_large)"
+    ),
     422: {"model": ValidationErrorEnvelope, "description": "Request validation failed"},
     429: _err("Rate limit exceeded (rate_limit_error), or the upstream answered 429"),
     500: _err("Internal error (details in the server log)"),
     502: _err("The upstream failed (upstream_http_<status>, upstream_request_failed)"),
+    503: _err("Request bodies in flight to upstreams are at upstream_inflight_mb (upstream_busy); see Retry-After"),
     504: _err("The upstream timed out (upstream_timeout)"),
 }
 
@@ -114,12 +121,16 @@ def build_router(
         chunks = entry.backend.stream(request).__aiter__()
         upstream_started = time.perf_counter()
         try:
-            first: Chunk | None = await chunks.__anext__()
-        except StopAsyncIteration:
-            first = None
+            got = await _unless_disconnected(http_request, _first(chunks))
         except BaseException:
             await _aclose(chunks)
             raise
+        if got is None:
+            await _aclose(chunks)
+            return Response(status_code=499)  # the client left before the first chunk
+        first = got[0]
+        if first is None:
+            raise InternalError(f"model {body.model} ended its stream without sending an answer")
         report.first_token_ms = (time.perf_counter() - upstream_started) * 1000
         return _EventStream(
             _events(first, chunks, report, include_usage),
@@ -238,6 +249,14 @@ async def _events(
         yield _DONE
     finally:
         await _aclose(chunks)
+
+
+async def _first(chunks: AsyncIterator[Chunk]) -> tuple[Chunk | None]:
+    """The first chunk (None when there is none), boxed so that None can mean "the client left"."""
+    try:
+        return (await chunks.__anext__(),)
+    except StopAsyncIteration:
+        return (None,)
 
 
 async def _aclose(chunks: AsyncIterator[Chunk]) -> None:

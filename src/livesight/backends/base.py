@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from livesight.core.errors import TooManyImages
 from livesight.core.media import MediaItem
 from livesight.settings import ModelConfig
 
@@ -39,6 +40,18 @@ class ChatRequest:
                     if isinstance(part, MediaItem):
                         yield part
 
+    def inline_media_urls(self) -> Iterator[str]:
+        """The URLs of media parts that were not resolved (inline data URLs, http URLs) as the client sent them."""
+        for message in self.messages:
+            content = message.get("content")
+            if isinstance(content, list):
+                for part in content:
+                    if isinstance(part, dict) and part.get("type") in ("image_url", "video_url"):
+                        ref = part.get(part["type"])
+                        url = ref.get("url") if isinstance(ref, dict) else ref
+                        if isinstance(url, str):
+                            yield url
+
 
 class Backend(Protocol):
     config: ModelConfig
@@ -61,6 +74,15 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def check_max_images(config: ModelConfig, count: int) -> None:
+    """400 `too_many_images` when the model declares `max_images` and the request would send more."""
+    if config.max_images is not None and count > config.max_images:
+        raise TooManyImages(
+            f"this request would send {count} images to model {config.id}, which takes at most {config.max_images} "
+            "per request (max_images; in the frames profile each frame of a segment is one image): send fewer"
+        )
 
 
 def estimate_tokens(text: str) -> int:

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Protocol
 
-from livesight.backends.base import ChatRequest, Chunk, estimate_tokens
+from livesight.backends.base import ChatRequest, Chunk, check_max_images, estimate_tokens
 from livesight.backends.imaging import jpeg_size
 from livesight.core.clock import Clock
 from livesight.core.errors import ModelUnavailable, RequestInvalid
@@ -122,6 +122,7 @@ class OcrBackend:
         _check_options(self.config.id, request.params)
         question, prompt_tokens = _question(request.messages)
         media = _media(self.config.id, request.messages)
+        check_max_images(self.config, sum(1 for m in media if m.kind == "image"))
         model = await self._ensure_loaded()
         text = await asyncio.get_running_loop().run_in_executor(self._executor, model.answer, question, media)
         if _wants_json(request.params):

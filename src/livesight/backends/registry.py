@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from livesight.backends.base import Backend
 from livesight.backends.builtin import OCR_MODEL_ID, AnswerModel, OcrBackend, builtin_config, default_ocr_factory
+from livesight.backends.inflight import InflightBudget
 from livesight.backends.upstream import OpenAICompatBackend
 from livesight.core.clock import Clock
 from livesight.core.errors import ModelUnavailable
@@ -48,6 +49,7 @@ class ModelRegistry:
         executor: Executor | None = None,
         probe_ttl_ms: int = 5_000,
         ocr_factory: Callable[[ModelConfig], AnswerModel] = default_ocr_factory,
+        inflight: InflightBudget | None = None,
     ) -> None:
         self._clock = clock
         self._probe_ttl_ms = probe_ttl_ms
@@ -58,6 +60,7 @@ class ModelRegistry:
             if config.id in seen:
                 raise ValueError(f"model id {config.id!r} is configured twice")
             seen.add(config.id)
+        inflight = inflight or InflightBudget()  # one budget for every upstream model
         all_configs = [builtin_config(b) for b in builtins if b not in seen] + configured
         self._entries: dict[str, ModelEntry] = {}
         for config in all_configs:
@@ -67,7 +70,7 @@ class ModelRegistry:
                     raise ValueError(f"model {config.id!r}: no built-in model has this id (built-in: {OCR_MODEL_ID})")
                 backend = OcrBackend(config, clock=clock, factory=ocr_factory)
             else:
-                backend = OpenAICompatBackend(config, executor=executor)
+                backend = OpenAICompatBackend(config, executor=executor, inflight=inflight)
             self._entries[config.id] = ModelEntry(config, backend, created)
 
     def entries(self) -> list[ModelEntry]:

@@ -5,6 +5,11 @@ timeout → `UpstreamTimeout` (504), transport failure → `UpstreamRequestFaile
 `UpstreamHTTPError` (502 `upstream_http_<status>`, 429 stays 429) carrying the upstream body
 (bounded to 4 KiB) and its rate-limit headers. An error event inside an upstream SSE stream (vLLM
 sends `data: {"error": {...}}`) becomes an `UpstreamHTTPError` with the status it names.
+
+Bodies are built by `body.py` (each distinct frame's base64 once, sent as a stream of shared pieces
+with a Content-Length) under the shared `InflightBudget` (`upstream_inflight_mb`). A streamed request
+answered with a complete JSON `chat.completion` is converted to chunks (`chunks.py`); any other
+non-event-stream answer, or an event stream without a single chunk, is an error, never an empty answer.
 """
 
 from __future__ import annotations
@@ -20,12 +25,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from livesight.backends.base import ChatRequest, Chunk
-from livesight.backends.render import OFFLOAD_BYTES, Renderer
+from livesight.backends.base import ChatRequest, Chunk, check_max_images
+from livesight.backends.body import Body, encode_body
+from livesight.backends.chunks import completion_chunks
+from livesight.backends.inflight import MB, InflightBudget, Reservation, estimate
+from livesight.backends.memory import after_large_body
+from livesight.backends.render import OFFLOAD_BYTES, Renderer, count_images
 from livesight.core.errors import UpstreamHTTPError, UpstreamRequestFailed, UpstreamTimeout
 from livesight.settings import ModelConfig
 
 MAX_UPSTREAM_BODY = 4096
+MAX_COMPLETION_BYTES = 32 * MB  # a whole JSON answer to a streamed request is read up to this
 POOL_SHARDS = 8
 PROBE_TIMEOUT_S = 3.0
 
@@ -37,6 +47,7 @@ class OpenAICompatBackend:
         *,
         executor: Executor | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        inflight: InflightBudget | None = None,
     ) -> None:
         if not config.base_url:
             raise ValueError(f"model {config.id!r}: backend 'openai' needs base_url")
@@ -44,6 +55,7 @@ class OpenAICompatBackend:
         self.provider = urlsplit(config.base_url).netloc or config.base_url
         self._executor = executor
         self._renderer = Renderer(config.profile, executor)
+        self.inflight = inflight or InflightBudget()
         api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # httpcore's pool scans every connection for every queued request (O(connections x requests));
@@ -95,8 +107,10 @@ class OpenAICompatBackend:
         return next(self._next)
 
     async def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        """The upstream request body: extra_body, then the client's fields, then the rendered messages."""
-        messages, extra = await self._renderer.render(request.messages)
+        """The upstream request body: extra_body, then the client's fields, then the rendered messages
+        (media URLs as `DataUrl`s; `encode_body` serialises it)."""
+        messages, extra = await self._renderer.render_parts(request.messages)
+        check_max_images(self.config, count_images(messages))
         body: dict[str, Any] = {**self.config.extra_body, **request.params}
         for key, value in extra.items():
             current = body.get(key)
@@ -111,67 +125,139 @@ class OpenAICompatBackend:
             body.pop("stream", None)
         return body
 
-    async def _content(self, request: ChatRequest, *, stream: bool) -> bytes:
-        body = await self.body(request, stream=stream)
-        media_bytes = sum(len(f.jpeg) for item in request.media() for f in item.frames)
-        if media_bytes > OFFLOAD_BYTES:  # serialising megabytes of base64: keep it off the event loop
-            return await asyncio.get_running_loop().run_in_executor(self._executor, _dumps, body)
-        return _dumps(body)
+    async def _prepared(self, request: ChatRequest, *, stream: bool) -> tuple[dict[str, Any], Reservation]:
+        """The arguments of the upstream POST, and the reservation its body holds under the budget."""
+        expected = estimate(request)
+        reservation = await self.inflight.reserve(expected, f"model {self.config.id}")
+        try:
+            body = await self.body(request, stream=stream)
+            encoded: Body
+            if expected > OFFLOAD_BYTES:  # serialising megabytes: keep it off the event loop
+                encoded = await asyncio.get_running_loop().run_in_executor(self._executor, encode_body, body)
+            else:
+                encoded = encode_body(body)
+            del body
+            reservation.resize(encoded.held)
+            length = encoded.length
+            reservation.on_release = lambda: after_large_body(length)
+        except BaseException:
+            reservation.release()
+            raise
+        headers = {**_JSON, "content-length": str(encoded.length)}
+        return {"content": encoded.stream(reservation.release), "headers": headers}, reservation
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        content = await self._content(request, stream=False)
+        send, reservation = await self._prepared(request, stream=False)
         try:
-            response = await self._client().post("chat/completions", content=content, headers=_JSON)
+            response = await self._client().post("chat/completions", **send)
         except httpx.HTTPError as exc:
             raise self._translate(exc) from None
+        finally:
+            reservation.release()
+            del send
         if not response.is_success:
             raise self._http_error(response.status_code, response.content, response.headers)
+        return self._completion(response.status_code, response.content)
+
+    def _completion(self, status: int, content: bytes) -> dict[str, Any]:
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError:
             raise UpstreamRequestFailed(
-                f"model {self.config.id}: upstream answered {response.status_code} with a body that is not JSON",
+                f"model {self.config.id}: upstream answered {status} with a body that is not JSON",
                 provider=self.provider,
-                upstream_status=response.status_code,
-                body=_bounded(response.content),
+                upstream_status=status,
+                body=_bounded(content),
             ) from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise UpstreamRequestFailed(
                 f"model {self.config.id}: upstream answer is not a chat.completion",
                 provider=self.provider,
-                upstream_status=response.status_code,
-                body=_bounded(response.content),
+                upstream_status=status,
+                body=_bounded(content),
             )
         data["model"] = self.config.id
         return data
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        content = await self._content(request, stream=True)
+        send, reservation = await self._prepared(request, stream=True)
         try:
-            async with self._client().stream("POST", "chat/completions", content=content, headers=_JSON) as response:
+            async with self._client().stream("POST", "chat/completions", **send) as response:
+                reservation.release()  # the body has been sent
+                del send
                 if not response.is_success:
                     raise self._http_error(response.status_code, await response.aread(), response.headers)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        raise UpstreamRequestFailed(
-                            f"model {self.config.id}: upstream sent an event that is not JSON",
-                            provider=self.provider,
-                            body=data[:MAX_UPSTREAM_BODY],
-                        ) from None
-                    if isinstance(chunk, dict) and "error" in chunk:
-                        raise self._stream_error(chunk)
-                    if isinstance(chunk, dict):
-                        chunk["model"] = self.config.id
+                kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+                if kind == "application/json" or kind.endswith("+json"):
+                    for chunk in await self._whole_answer(response, request.include_usage):
                         yield chunk
+                    return
+                if kind not in ("text/event-stream", ""):
+                    raise UpstreamRequestFailed(
+                        f"model {self.config.id}: upstream answered a streamed request with content-type {kind}, "
+                        "not an event stream",
+                        provider=self.provider,
+                        upstream_status=response.status_code,
+                        body=_bounded(await _head(response)),
+                    )
+                sent = 0
+                async for chunk in self._events(response):
+                    sent += 1
+                    yield chunk
+                if not sent:
+                    raise UpstreamRequestFailed(
+                        f"model {self.config.id}: upstream ended the stream without sending any chunk",
+                        provider=self.provider,
+                        upstream_status=response.status_code,
+                    )
         except httpx.HTTPError as exc:
             raise self._translate(exc) from None
+        finally:
+            reservation.release()
+
+    async def _events(self, response: httpx.Response) -> AsyncIterator[Chunk]:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise UpstreamRequestFailed(
+                    f"model {self.config.id}: upstream sent an event that is not JSON",
+                    provider=self.provider,
+                    body=data[:MAX_UPSTREAM_BODY],
+                ) from None
+            if isinstance(chunk, dict) and "error" in chunk:
+                raise self._stream_error(chunk)
+            if isinstance(chunk, dict):
+                chunk["model"] = self.config.id
+                yield chunk
+
+    async def _whole_answer(self, response: httpx.Response, include_usage: bool) -> list[Chunk]:
+        """A complete JSON answer to a streamed request, as chunks (or the error it is)."""
+        content = await _head(response, MAX_COMPLETION_BYTES + 1)
+        if len(content) > MAX_COMPLETION_BYTES:
+            raise UpstreamRequestFailed(
+                f"model {self.config.id}: upstream answered a streamed request with a JSON body over "
+                f"{MAX_COMPLETION_BYTES // MB} MiB",
+                provider=self.provider,
+                upstream_status=response.status_code,
+                body=_bounded(content[:MAX_UPSTREAM_BODY]),
+            )
+        if isinstance(error := _json_object(content).get("error"), dict | str):
+            raise self._stream_error({"error": error})
+        chunks = completion_chunks(self._completion(response.status_code, content), include_usage=include_usage)
+        if not chunks:
+            raise UpstreamRequestFailed(
+                f"model {self.config.id}: upstream answered a streamed request with a completion without choices",
+                provider=self.provider,
+                upstream_status=response.status_code,
+                body=_bounded(content),
+            )
+        return chunks
 
     # --- error translation ------------------------------------------------------------------------
 
@@ -217,6 +303,24 @@ _JSON = {"content-type": "application/json"}
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def _head(response: httpx.Response, limit: int = MAX_UPSTREAM_BODY) -> bytes:
+    """At most `limit` bytes of the response body (the rest is not read)."""
+    out = bytearray()
+    async for piece in response.aiter_bytes():
+        out += piece
+        if len(out) >= limit:
+            break
+    return bytes(out[:limit])
+
+
+def _json_object(content: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

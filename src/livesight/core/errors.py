@@ -59,6 +59,18 @@ class RequestInvalid(LivesightError):
     code = "invalid_request"
 
 
+class TooManyFrames(RequestInvalid):
+    """A chat request that would send more frames than `max_request_frames` allows (all parts together)."""
+
+    code = "too_many_frames"
+
+
+class TooManyImages(RequestInvalid):
+    """A chat request that would send a model more image parts than its `max_images`."""
+
+    code = "too_many_images"
+
+
 class RateLimited(LivesightError):
     status = 429
     type = "rate_limit_error"
@@ -215,6 +227,22 @@ class UpstreamHTTPError(UpstreamError):
 
     def status_for_envelope(self) -> int:
         return 429 if self.upstream_status == 429 else 502
+
+
+class UpstreamBusy(LivesightError):
+    """The bytes of request bodies being sent to upstreams are at `upstream_inflight_mb`: try again soon."""
+
+    status = 503
+    type = "provider_error"
+    code = "upstream_busy"
+
+
+class UpstreamBodyTooLarge(LivesightError):
+    """One request whose upstream body alone is larger than `upstream_inflight_mb` (waiting cannot help)."""
+
+    status = 413
+    type = "validation_error"
+    code = "upstream_body_too_large"
 
 
 class UpstreamTimeout(UpstreamError):

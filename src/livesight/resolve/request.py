@@ -22,6 +22,7 @@ from livesight.core.errors import (
     SegmentInvalid,
     StreamNotFound,
     StreamUnauthorized,
+    TooManyFrames,
 )
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.resolve.select import select_frame, select_segment
@@ -49,12 +50,19 @@ def media_parts(messages: list[dict[str, Any]]) -> Iterator[tuple[int, int, str,
 
 
 class ChatResolver:
-    def __init__(self, registry: StreamRegistry, max_segment_frames: int) -> None:
+    """`max_request_frames` bounds the frames of one request, all parts together (CONTRACT §6): a frame
+    referenced by several parts is sent, and counted, each time; an inline (non-ovs) image counts one."""
+
+    def __init__(
+        self, registry: StreamRegistry, max_segment_frames: int, max_request_frames: int | None = None
+    ) -> None:
         self._registry = registry
         self._max_segment_frames = max_segment_frames
+        self._max_request_frames = max_request_frames or max_segment_frames
 
     async def resolve(self, messages: list[dict[str, Any]], owner: str, model: ModelConfig) -> ResolvedRequest:
         refs: list[tuple[int, int, FrameRef | SegmentRef]] = []
+        inline = 0
         for mi, pi, kind, url in media_parts(messages):
             if kind == "video_url" and not model.video:
                 raise ModelVideoUnsupported(
@@ -64,29 +72,23 @@ class ChatResolver:
             if kind == "image_url" and not model.image:
                 raise ModelImageUnsupported(f"model {model.id} does not accept images: image_url {shown(str(url))}")
             if not is_ovs_url(url):
+                inline += 1
                 continue
             refs.append((mi, pi, parse_frame_uri(url) if kind == "image_url" else parse_segment_uri(url)))
         if not refs:
+            self._check_budget(inline)
             return ResolvedRequest(messages)
         windows: dict[str, FrameWindow | None] = {}
         for _, _, ref in refs:
             if ref.stream_id not in windows:
                 windows[ref.stream_id] = self._registry.window(self._stream(ref, owner))
+        selected = [(mi, pi, ref, self._select(windows[ref.stream_id], ref, model)) for mi, pi, ref in refs]
+        self._check_budget(inline + sum(len(indexes) for *_, indexes in selected))
         copies: dict[int, list[Any]] = {}
         resolved = ResolvedRequest(messages=list(messages))
         pending: list[tuple[MediaItem, list[tuple[int, Any]]]] = []
-        for mi, pi, ref in refs:
+        for mi, pi, ref, indexes in selected:
             window = windows[ref.stream_id]
-            if isinstance(ref, FrameRef):
-                indexes: tuple[int, ...] = (select_frame(window, ref),)
-            else:
-                indexes = select_segment(window, ref, self._max_segment_frames).indexes
-                if len(indexes) > model.max_frames:
-                    raise SegmentInvalid(
-                        f"{shown(ref.url)}: the segment holds {len(indexes)} frames at max_fps={ref.max_fps:g}; "
-                        f"model {model.id} takes at most {model.max_frames} frames per video (max_frames): "
-                        "lower max_fps or shorten the segment"
-                    )
             assert window is not None
             frames, payloads = self._frames(window, ref, indexes)
             item = MediaItem(
@@ -117,6 +119,26 @@ class ChatResolver:
         if pending:
             await self._decode_pending(resolved, pending)
         return resolved
+
+    def _select(self, window: FrameWindow | None, ref: FrameRef | SegmentRef, model: ModelConfig) -> tuple[int, ...]:
+        if isinstance(ref, FrameRef):
+            return (select_frame(window, ref),)
+        indexes = select_segment(window, ref, self._max_segment_frames).indexes
+        if len(indexes) > model.max_frames:
+            raise SegmentInvalid(
+                f"{shown(ref.url)}: the segment holds {len(indexes)} frames at max_fps={ref.max_fps:g}; "
+                f"model {model.id} takes at most {model.max_frames} frames per video (max_frames): "
+                "lower max_fps or shorten the segment"
+            )
+        return indexes
+
+    def _check_budget(self, count: int) -> None:
+        if count > self._max_request_frames:
+            raise TooManyFrames(
+                f"this request would send {count} frames; at most {self._max_request_frames} frames may be sent in "
+                "one request, all image_url and video_url parts together (max_request_frames; a frame referenced "
+                "by several parts counts each time): send fewer parts, or lower max_fps or shorten segments"
+            )
 
     def _stream(self, ref: FrameRef | SegmentRef, owner: str) -> Stream:
         try:
@@ -152,13 +174,17 @@ class ChatResolver:
     async def _decode_pending(
         self, resolved: ResolvedRequest, pending: list[tuple[MediaItem, list[tuple[int, Any]]]]
     ) -> None:
-        """Payloads whose JPEG costs CPU are encoded off the event loop, then put in their items."""
+        """Payloads whose JPEG costs CPU are encoded off the event loop (each distinct payload once, however
+        many parts reference it, so N parts of one frame share one JPEG), then put in their items."""
+        distinct = list({id(p): p for _, payloads in pending for _, p in payloads}.values())
+        encoded = await asyncio.gather(*(asyncio.to_thread(p.jpeg) for p in distinct))
+        jpegs = {id(p): jpeg for p, jpeg in zip(distinct, encoded, strict=True)}
         replaced: dict[int, MediaItem] = {}
         for item, payloads in pending:
-            jpegs = await asyncio.gather(*(asyncio.to_thread(p.jpeg) for _, p in payloads))
             frames = list(item.frames)
-            for (pos, _), jpeg in zip(payloads, jpegs, strict=True):
+            for pos, payload in payloads:
                 f = frames[pos]
+                jpeg = jpegs[id(payload)]
                 frames[pos] = MediaFrame(jpeg, f.width, f.height, f.index, f.timestamp_ms, f.arrived_at_ms)
             replaced[id(item)] = MediaItem(item.kind, item.url, tuple(frames), item.stream_id, item.max_fps)
         for message in resolved.messages:
