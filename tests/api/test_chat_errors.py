@@ -32,14 +32,19 @@ def _fail(
 
 
 def _envelope(exc: openai.APIStatusError, status: int, type_: str, code: str) -> dict[str, Any]:
+    """The exact chat envelope: Overshoot's `detail.error`, the same object as top-level `error`, and the
+    SDK's exception carrying our message, code and type (it reads them from `error`)."""
     assert exc.status_code == status, exc.response.text
     body = exc.response.json()
-    assert set(body) == {"detail"}
+    assert set(body) == {"detail", "error"}
     assert set(body["detail"]) == {"error"}
     error = body["detail"]["error"]
+    assert body["error"] == error
     assert set(error) == {"message", "type", "code", "upstream"}
     assert (error["type"], error["code"]) == (type_, code)
     assert isinstance(error["message"], str) and error["message"]
+    assert error["message"] in str(exc) and str(status) in str(exc)
+    assert (exc.code, exc.type) == (code, type_)
     return dict(error)
 
 
@@ -188,13 +193,22 @@ def test_upstream_timeout(env: ChatEnv) -> None:
 
 
 def test_unreachable_upstream_is_a_model_that_is_not_ready(env: ChatEnv) -> None:
-    # CONTRACT §6: a not-ready model is 404 model_unavailable; the message says why
-    error = _envelope(
-        _fail(env, [{"role": "user", "content": "hi"}], model="nowhere"), 404, "provider_error", "model_unavailable"
-    )
-    assert "cannot reach 127.0.0.1:9" in error["message"]
+    # CONTRACT §6: a configured model whose backend is down is not unknown: 503 model_not_ready, with
+    # Retry-After = when the next health probe may say otherwise, and a message that says why
+    exc = _fail(env, [{"role": "user", "content": "hi"}], model="nowhere")
+    error = _envelope(exc, 503, "provider_error", "model_not_ready")
+    assert "'nowhere'" in error["message"] and "cannot reach 127.0.0.1:9" in error["message"]
+    assert exc.response.headers["retry-after"] == "5"  # model_probe_ttl_s, default 5 s
+    assert env.fake.requests == []
     listed = {m["id"]: m["status"] for m in httpx.get(env.api + "/models").json()["data"]}
     assert listed["nowhere"] == "unavailable"
+
+
+def test_retry_after_of_a_model_that_is_not_ready_follows_the_probe_ttl(tmp_path: Path, clock: FakeClock) -> None:
+    with chat_env(tmp_path, clock, frames=False, model_probe_ttl_s=2.5) as env:
+        exc = _fail(env, [{"role": "user", "content": "hi"}], model="nowhere")
+        _envelope(exc, 503, "provider_error", "model_not_ready")
+        assert exc.response.headers["retry-after"] == "3"
 
 
 def test_connection_failure_after_a_good_probe_is_upstream_request_failed(env: ChatEnv) -> None:
@@ -270,14 +284,48 @@ def test_validation_envelope(env: ChatEnv) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as err:
         env.client().chat.completions.create(model="qwen", messages=[{"role": "robot", "content": "hi"}])  # type: ignore[list-item, misc]
     body = err.value.response.json()
+    assert set(body) == {"error", "message", "details"}
     assert body["error"] == "validation_error"
     assert body["message"] == "Request validation failed"
     assert body["details"] and {"loc", "msg", "type"} <= set(body["details"][0])
+    assert body["details"][0]["loc"][:4] == ["body", "messages", 0, "role"]
+    # Envelope 3 keeps Overshoot's string `error` (CONTRACT §2), so the SDK's text is the bare status and
+    # its `body` is that string; what failed is in the response's `details`.
+    assert str(err.value) == "Error code: 422"
+    assert err.value.body == "validation_error"
     with pytest.raises(openai.UnprocessableEntityError):
         env.client().chat.completions.create(
             model="qwen",
             messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}],  # type: ignore[list-item, typeddict-item]
         )
+
+
+def test_body_too_large_on_chat_is_a_readable_413(tmp_path: Path, clock: FakeClock) -> None:
+    with chat_env(tmp_path, clock, frames=False, max_body_bytes=4096) as env:
+        error = _envelope(
+            _fail(env, [{"role": "user", "content": "x" * 8192}]), 413, "validation_error", "request_too_large"
+        )
+    assert "4096-byte limit" in error["message"]
+
+
+def test_routes_an_openai_client_may_call_but_livesight_lacks_say_so(env: ChatEnv) -> None:
+    """The SDK's other endpoints land on unknown routes: 404/405 with `message`, which the SDK shows."""
+    client = env.client()
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("qwen")
+    assert missing.value.response.json() == {"detail": "Not Found", "message": "Not Found"}
+    assert "Not Found" in str(missing.value)
+    with pytest.raises(openai.NotFoundError) as responses:
+        client.responses.create(model="qwen", input="hi")
+    assert "Not Found" in str(responses.value)
+    with pytest.raises(openai.APIStatusError) as wrong_method:
+        client.post("/models", body={}, cast_to=httpx.Response)
+    assert wrong_method.value.status_code == 405
+    assert "Method Not Allowed" in str(wrong_method.value)
+    assert wrong_method.value.response.headers["allow"] == "GET"
+    with pytest.raises(openai.APIStatusError) as chat_method:  # the chat path keeps the chat envelope
+        client.get("/chat/completions", cast_to=httpx.Response)
+    _envelope(chat_method.value, 405, "validation_error", "http_405")
 
 
 def test_rate_limit(tmp_path: Path, clock: FakeClock) -> None:

@@ -115,10 +115,18 @@ def test_non_uuid_and_unknown_ids_are_404(server: LiveServer) -> None:
 
 def test_unknown_route_and_wrong_method(server: LiveServer) -> None:
     with server.client(server.new_key()) as c:
-        assert_detail(c.get("/v1/nothing-here"), 404)
+        assert_detail(c.get("/nothing-here"), 404)
         r = c.put("/v1/streams")
-        assert_detail(r, 405)
+        assert_detail(r, 405)  # a stream endpoint: Overshoot's envelope exactly
         assert "POST" in r.headers["allow"]
+        # where an OpenAI-style client may land (under /v1, not a stream endpoint), `message` too:
+        # the openai SDK shows `message` in its exception text
+        for base in ("/v1", "/v1beta"):
+            r = c.get(f"{base}/nothing-here")
+            assert (r.status_code, r.json()) == (404, {"detail": "Not Found", "message": "Not Found"})
+            r = c.post(f"{base}/models")
+            assert (r.status_code, r.json()) == (405, {"detail": "Method Not Allowed", "message": "Method Not Allowed"})
+            assert r.headers["allow"] == "GET"
 
 
 def test_oversized_body_is_413(tmp_path: Path) -> None:

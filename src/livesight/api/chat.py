@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from livesight.api.auth import Authenticate
 from livesight.api.chat_ratelimit import RateLimiter
-from livesight.api.chat_schemas import ChatCompletion, ChatCompletionRequest
+from livesight.api.chat_schemas import SSE_EVENT_SCHEMA, ChatCompletion, ChatCompletionRequest
 from livesight.api.errors import chat_error_body
 from livesight.api.schemas import ChatError, ValidationErrorEnvelope
 from livesight.backends.base import ChatRequest, Chunk, estimate_tokens
@@ -48,7 +48,7 @@ def _err(description: str) -> dict[str, Any]:
 CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A chat.completion, or with `stream: true` an SSE stream of chat.completion.chunk events",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
     },
     400: _err(
         "Invalid ovs:// URI or query parameter, invalid segment, a model that cannot take the media, or more "
@@ -56,7 +56,7 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     401: _err("Missing, unknown or revoked API key"),
     403: _err("The stream belongs to another API key (stream_unauthorized)"),
-    404: _err("Unknown stream (stream_not_found), no frame (segment_empty), or unknown model (model_unavailable)"),
+    404: _err("Unknown stream (stream_not_found), no frame (segment_empty), or unknown model id (model_unavailable)"),
     409: _err("The frame has not been produced yet (frame_not_yet_produced)"),
     410: _err("The frame was evicted (frame_evicted)"),
     413: _err(
@@ -66,7 +66,10 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: _err("Rate limit exceeded (rate_limit_error), or the upstream answered 429"),
     500: _err("Internal error (details in the server log)"),
     502: _err("The upstream failed (upstream_http_<status>, upstream_request_failed)"),
-    503: _err("Request bodies in flight to upstreams are at upstream_inflight_mb (upstream_busy); see Retry-After"),
+    503: _err(
+        "The model is configured but not ready (model_not_ready; Retry-After when a retry may help), or request "
+        "bodies in flight to upstreams are at upstream_inflight_mb (upstream_busy; see Retry-After)"
+    ),
     504: _err("The upstream timed out (upstream_timeout)"),
 }
 

@@ -1,14 +1,16 @@
 """Wire models of `POST /chat/completions` (CONTRACT §6): permissive requests, documented responses.
 
 Requests accept unknown fields (forwarded to upstream models). Content parts are checked only as far
-as livesight needs: `text` has a string `text`, `image_url` / `video_url` carry a URL string.
+as livesight needs: `text` has a string `text`, `image_url` / `video_url` carry a URL string, other part
+types pass through. The OpenAPI document states exactly these rules (no request it calls valid is refused
+with a 422; tests/api/test_openapi_fuzz.py checks it).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 
 class _Open(BaseModel):
@@ -19,23 +21,54 @@ class MediaUrl(_Open):
     url: str = Field(min_length=1, description="ovs://streams/{stream_id}?..., a data: URL, or an http(s) URL")
 
 
-class ContentPart(_Open):
-    """`text`, `image_url` (`ovs://` frame or any image URL), `video_url` (`ovs://` segment or any video URL)."""
+class TextPart(_Open):
+    type: Literal["text"]
+    text: str
 
-    type: str = Field(min_length=1, examples=["text", "image_url", "video_url"])
-    text: str | None = None
-    image_url: MediaUrl | None = None
-    video_url: MediaUrl | None = None
+
+class ImageUrlPart(_Open):
+    """One frame: an `ovs://` frame URI, or any image URL (passed to the model unchanged)."""
+
+    type: Literal["image_url"]
+    image_url: MediaUrl
+
+
+class VideoUrlPart(_Open):
+    """A segment: an `ovs://` segment URI, or any video URL (passed to the model unchanged)."""
+
+    type: Literal["video_url"]
+    video_url: MediaUrl
+
+
+_KNOWN_PARTS = ("text", "image_url", "video_url")
+
+
+class OtherPart(_Open):
+    """Any other part type (`input_audio`, `file`, ...): forwarded to the model as it is."""
+
+    type: str = Field(min_length=1, json_schema_extra={"not": {"enum": list(_KNOWN_PARTS)}})
 
     @model_validator(mode="after")
-    def _shape(self) -> ContentPart:
-        if self.type == "text" and self.text is None:
-            raise ValueError("a text part needs a string 'text'")
-        if self.type == "image_url" and self.image_url is None:
-            raise ValueError("an image_url part needs 'image_url': {'url': ...}")
-        if self.type == "video_url" and self.video_url is None:
-            raise ValueError("a video_url part needs 'video_url': {'url': ...}")
+    def _not_known(self) -> OtherPart:
+        if self.type in _KNOWN_PARTS:  # unreachable through ContentPart's discriminator; keeps the model honest
+            raise ValueError(f"a {self.type} part has its own shape")
         return self
+
+
+def _part_type(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in _KNOWN_PARTS else "other"
+
+
+# The schema says exactly what validation checks (one branch per `type`), so a request the OpenAPI
+# document accepts is one the server accepts: `{"type": "video_url", "video_url": null}` is invalid in both.
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("text")]
+    | Annotated[ImageUrlPart, Tag("image_url")]
+    | Annotated[VideoUrlPart, Tag("video_url")]
+    | Annotated[OtherPart, Tag("other")],
+    Discriminator(_part_type),
+]
 
 
 class ChatMessage(_Open):
@@ -123,3 +156,19 @@ class ChatCompletion(_Open):
     choices: list[Choice]
     usage: Usage
     overshoot: Overshoot
+
+
+# One event of a `stream: true` answer, as an SSE parser reads it (OpenAPI 3.1: the schema of a
+# text/event-stream response describes each event).
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "description": 'A JSON chat.completion.chunk, one JSON {"error": {...}} event after an error once '
+            "streaming began, and finally [DONE]",
+        },
+        "event": {"type": "string", "enum": ["message"]},
+    },
+}

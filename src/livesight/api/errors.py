@@ -1,8 +1,15 @@
 """The one place errors become responses: the three envelopes of CONTRACT §2.
 
-1. non-chat endpoints: {"detail": "<message>"}
-2. /chat/completions:  {"detail": {"error": {"message", "type", "code", "upstream"}}}
+1. non-chat endpoints: {"detail": "<message>"}, plus "message" (the same text) on paths an OpenAI-style
+   client may call that are not stream endpoints (unknown routes under /v1, /v1beta: /v1/responses, ...)
+2. /chat/completions:  {"detail": {"error": E}, "error": E}, E = {"message", "type", "code", "upstream"}
 3. request validation: {"error": "validation_error", "message": ..., "details": [{"loc", "msg", "type"}]}
+
+Why the additions: the `openai` SDK puts `body["error"]["message"]` (or, without an `error` key,
+`body["message"]`) into its exception text and shows nothing else, so Overshoot's `detail.error`
+alone reads as a bare "Error code: 404". Overshoot clients keep reading `detail`. Envelope 3 keeps
+Overshoot's string `error`, so the SDK can only show "Error code: 422" there; its `body` is
+"validation_error" and `response.json()["details"]` says what failed (CONTRACT §2).
 """
 
 from __future__ import annotations
@@ -42,16 +49,39 @@ def chat_error_body(exc: LivesightError) -> dict[str, Any]:
     }
 
 
+def chat_envelope(exc: LivesightError) -> dict[str, Any]:
+    """Envelope 2: Overshoot's `detail.error` and the same object as a top-level `error`."""
+    body = chat_error_body(exc)
+    return {"detail": body, "error": body["error"]}
+
+
+_API_BASES = ("/v1/", "/v1beta/")
+
+
+def _openai_client_path(path: str) -> bool:
+    """Where a client built for the OpenAI API (base URL …/v1) may land: under an API base, outside the
+    stream endpoints (whose envelope stays Overshoot's `{"detail": …}` exactly)."""
+    for base in _API_BASES:
+        if path.startswith(base):
+            return not path[len(base) :].startswith("streams")
+    return False
+
+
+def detail_body(message: str, path: str) -> dict[str, str]:
+    """Envelope 1, with `message` where an OpenAI-style client may read it."""
+    return {"detail": message, "message": message} if _openai_client_path(path) else {"detail": message}
+
+
 def error_response(exc: LivesightError, path: str) -> JSONResponse:
     headers = dict(exc.headers)
     if isinstance(exc, Unauthorized):
         headers.setdefault("WWW-Authenticate", "Bearer")
     if is_chat_path(path):
-        return JSONResponse({"detail": chat_error_body(exc)}, status_code=exc.status_for_envelope(), headers=headers)
+        return JSONResponse(chat_envelope(exc), status_code=exc.status_for_envelope(), headers=headers)
     if isinstance(exc, StreamUnauthorized):
         # Stream endpoints never reveal that another owner's stream exists.
-        return JSONResponse({"detail": f"stream {exc.stream_id} not found"}, status_code=404, headers=headers)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_for_envelope(), headers=headers)
+        return JSONResponse(detail_body(f"stream {exc.stream_id} not found", path), status_code=404, headers=headers)
+    return JSONResponse(detail_body(exc.message, path), status_code=exc.status_for_envelope(), headers=headers)
 
 
 def internal_error_response(path: str) -> JSONResponse:

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class DetailError(BaseModel):
-    """Envelope 1: stream, key and other non-chat endpoints."""
+    """Envelope 1: stream, key and other non-chat endpoints. (Off the documented operations, where an
+    OpenAI-style client may land, e.g. an unknown route under /v1, it also carries `message`, the same
+    text, because the `openai` SDK shows `message` in its exception text.)"""
 
     detail: str
 
@@ -42,9 +44,11 @@ class ChatErrorDetail(BaseModel):
 
 
 class ChatError(BaseModel):
-    """Envelope 2: /chat/completions."""
+    """Envelope 2: /chat/completions. `detail.error` is Overshoot's; `error` is the same object, where the
+    `openai` SDK reads the message it shows in its exception text."""
 
     detail: ChatErrorDetail
+    error: ChatErrorBody
 
 
 class ValidationErrorItem(BaseModel):

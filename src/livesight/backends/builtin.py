@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from livesight.backends.base import ChatRequest, Chunk, check_max_images, estimate_tokens
 from livesight.backends.imaging import jpeg_size
 from livesight.core.clock import Clock
-from livesight.core.errors import ModelUnavailable, RequestInvalid
+from livesight.core.errors import ModelNotReady, RequestInvalid
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.settings import ModelConfig
 
@@ -115,7 +115,7 @@ class OcrBackend:
         assert self._loading is not None
         await asyncio.shield(self._loading)
         if self._model is None:
-            raise ModelUnavailable(f"model {self.config.id} is unavailable: it failed to load ({self.error})")
+            raise ModelNotReady(f"model {self.config.id} is configured but not ready: it failed to load ({self.error})")
         return self._model
 
     async def _answer(self, request: ChatRequest) -> tuple[str, int]:

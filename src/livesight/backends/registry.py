@@ -9,6 +9,7 @@ only when its backend answered a health probe: upstreams are probed with `GET {b
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from livesight.backends.builtin import OCR_MODEL_ID, AnswerModel, OcrBackend, bu
 from livesight.backends.inflight import InflightBudget
 from livesight.backends.upstream import OpenAICompatBackend
 from livesight.core.clock import Clock
-from livesight.core.errors import ModelUnavailable
+from livesight.core.errors import ModelNotReady, ModelUnavailable
 from livesight.settings import ModelConfig
 
 
@@ -85,8 +86,9 @@ class ModelRegistry:
         return entry
 
     async def get_ready(self, model_id: str) -> ModelEntry:
-        """The model for a chat request, or 404 `model_unavailable` when it is unknown or its upstream
-        failed its (fresh) health probe (CONTRACT §6). Built-in models load on first use instead."""
+        """The model for a chat request (CONTRACT §6): 404 `model_unavailable` when the id is unknown,
+        503 `model_not_ready` (with Retry-After: when the next probe may answer differently) when its
+        upstream failed its (fresh) health probe. Built-in models load on first use instead."""
         entry = self.get(model_id)
         if isinstance(entry.backend, OcrBackend):
             return entry
@@ -94,7 +96,10 @@ class ModelRegistry:
         if not entry.backend.ready:
             backend = entry.backend
             reason = (backend.probe_error if isinstance(backend, OpenAICompatBackend) else None) or "it is not ready"
-            raise ModelUnavailable(f"model {model_id!r} is unavailable: {reason}; see GET /v1/models")
+            raise ModelNotReady(
+                f"model {model_id!r} is configured but not ready: {reason}; retry later, see GET /v1/models",
+                retry_after_s=max(1, math.ceil(self._probe_ttl_ms / 1000)),
+            )
         return entry
 
     async def _probe(self, entry: ModelEntry) -> None:

@@ -164,9 +164,23 @@ class ModelImageUnsupported(LivesightError):
 
 
 class ModelUnavailable(LivesightError):
+    """A model id this server does not serve (404, Overshoot's `model_unavailable`)."""
+
     status = 404
     type = "provider_error"
     code = "model_unavailable"
+
+
+class ModelNotReady(ModelUnavailable):
+    """A configured model that cannot answer now: its upstream failed its health probe, or a built-in
+    failed to load. 503, not 404: the id is known and the fault is on the serving side, and a retry may
+    succeed (`Retry-After` says when the next probe can change the answer, when there is one)."""
+
+    status = 503
+    code = "model_not_ready"
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)} if retry_after_s is not None else None)
 
 
 class ModelFailed(LivesightError):

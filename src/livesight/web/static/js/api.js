@@ -71,7 +71,7 @@ export function explain(status, code, message) {
     return "The API key was rejected (401). Paste the key that `livesight serve` printed on first start " +
       "(it starts with ovs-), or create one with `livesight keys create`.";
   }
-  if (code === "model_unavailable") {
+  if (code === "model_unavailable" || code === "model_not_ready") {
     return `Model unavailable: ${message}`;
   }
   if (code && code.startsWith("upstream_")) {
