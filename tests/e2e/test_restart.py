@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from livesight.store.keys import SQLiteKeyStore
-from tests.ingest.test_pull import write_video
 from tests.support.polling import wait_for
+from tests.support.video import write_video
 from tests.test_cli import free_port, wait_ready
 
 BIN = Path(sys.executable).with_name("livesight")

@@ -10,7 +10,7 @@ import pytest
 
 from livesight.ingest.pattern import read_frame_number
 from livesight.ingest.publisher import AVSource, PatternSource, PublishError, i420_luma, publish_options
-from tests.ingest.test_pull import write_video
+from tests.support.video import write_video
 
 pytestmark = pytest.mark.timeout(30)
 

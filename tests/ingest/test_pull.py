@@ -15,23 +15,9 @@ from livesight.core.errors import SourceUnsupported
 from livesight.ingest.pattern import TestPattern, read_frame_number
 from livesight.ingest.pull import check_source
 from tests.support.server import run_server
+from tests.support.video import write_video
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def write_video(path: Path, frames: int = 20, fps: int = 10, size: tuple[int, int] = (320, 240)) -> None:
-    width, height = size
-    pattern = TestPattern(width, height)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.bit_rate = 2_000_000
-        for n in range(frames):
-            data = np.frombuffer(pattern.render(n), np.uint8).reshape(height * 3 // 2, width)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(data, format="yuv420p")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,8 @@ import threading
 from dataclasses import dataclass, field
 
 import av
-import numpy as np
 
-from livesight.ingest.pattern import TestPattern
+from tests.support.video import encode_pattern
 
 SDP = (
     "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=livesight test\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
@@ -38,17 +37,9 @@ class _Sink(io.RawIOBase):
 
 def rtp_packets(frames: int = 30, fps: int = 10, size: tuple[int, int] = (320, 240)) -> list[bytes]:
     """RTP (and RTCP) packets of `frames` test-pattern frames, H.264 with in-band SPS/PPS."""
-    width, height = size
-    pattern, sink = TestPattern(width, height), _Sink()
+    sink = _Sink()
     with av.open(sink, "w", format="rtp", options={"packetsize": "1200"}) as container:
-        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "tune": "zerolatency"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for n in range(frames):
-            data = np.frombuffer(pattern.render(n), np.uint8).reshape(height * 3 // 2, width)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(data, format="yuv420p")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_pattern(container, "libx264", frames, fps, size, preset="ultrafast", tune="zerolatency")
     return sink.packets
 
 
