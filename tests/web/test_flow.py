@@ -116,6 +116,7 @@ def test_camera_to_answer_with_thumbnails_then_stop(browser: Any, site: LiveServ
         sent = [r for r in pg.requests if r.url.endswith("/v1/chat/completions") and r.method == "POST"]
         argv = shlex.split(str(pg.loc("#snippet").text_content()))
         assert json.loads(argv[argv.index("-d") + 1]) == json.loads(sent[-1].post_data)
+        assert not {"temperature", "max_tokens"} & set(json.loads(sent[-1].post_data))  # options left empty
         streamed = run_snippet(pg, "curl", key)
         assert "data: [DONE]" in streamed and '"overshoot"' in streamed and sid in streamed
         printed = run_snippet(pg, "python", key)
@@ -128,6 +129,43 @@ def test_camera_to_answer_with_thumbnails_then_stop(browser: Any, site: LiveServ
         with site.client(key) as c:
             final = c.get(f"/v1/streams/{sid}").json()
         assert final["state"] == "ended" and final["end_reason"] == "deleted"
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()
+
+
+def test_options_are_sent_and_shown_in_the_snippets(browser: Any, site: LiveServer, artifacts: Path) -> None:
+    key = site.new_key()
+    pg = started(browser, site, key)
+    try:
+        pg.choose_model(OCR)
+        expect(pg.loc("#model-status")).to_have_text("ready", timeout=60_000)
+        pg.loc("#options summary").click()
+        pg.loc("#opt-system").fill("Quote the text exactly.")
+        pg.loc("#opt-temperature").fill("3")
+        pg.loc("#question").fill("What does the sign say?")
+        pg.loc("#ask").click()  # out of range: refused on the page, nothing sent
+        assert "Temperature must be a number from 0 to 2." in pg.notice("ask")
+        posts = lambda: [r for r in pg.requests if r.url.endswith("/v1/chat/completions") and r.method == "POST"]  # noqa: E731
+        assert posts() == []
+
+        pg.loc("#opt-temperature").fill("0.2")
+        pg.loc("#opt-max-tokens").fill("64")
+        pg.ask("What does the sign say?")
+        expect(pg.loc("#ask-notice")).to_be_hidden()
+        sent = json.loads(posts()[-1].post_data)
+        assert sent["messages"][0] == {"role": "system", "content": "Quote the text exactly."}
+        assert (sent["temperature"], sent["max_tokens"]) == (0.2, 64)
+        argv = shlex.split(str(pg.loc("#snippet").text_content()))
+        assert json.loads(argv[argv.index("-d") + 1]) == sent
+        pg.loc("#tab-python").click()
+        python = str(pg.loc("#snippet").text_content())
+        assert "temperature=0.2," in python and "max_tokens=64," in python and '"role": "system"' in python
+
+        pg.screenshot(artifacts / "playground-options-1280x800.png", full_page=True)
+        pg.page.set_viewport_size(MOBILE)
+        assert pg.page.evaluate("() => document.documentElement.scrollWidth") <= MOBILE["width"]
+        pg.screenshot(artifacts / "playground-options-390x844.png", full_page=True)
         assert not pg.errors, pg.errors
     finally:
         pg.close()

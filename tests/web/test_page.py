@@ -168,3 +168,61 @@ def test_screenshot_before_start(browser: Any, site: LiveServer, artifacts: Path
         pg.screenshot(artifacts / f"playground-idle-{viewport}.png", full_page=True)
     finally:
         pg.close()
+
+
+def test_snippets_carry_the_options(pg: Playground) -> None:
+    """A system prompt comes first in `messages`; sampling fields are top-level OpenAI fields, in both snippets."""
+    got = pg.page.evaluate(
+        """async () => {
+            const s = await import("./assets/js/snippets.js");
+            const o = await import("./assets/js/options.js");
+            const options = o.readOptions({system: " Answer in 'one' word. ", temperature: "0.2", maxTokens: "64"});
+            const body = s.chatRequest({model: "m", question: "q", streamId: "sid", ref: {mode: "latest"}, options});
+            const bad = o.readOptions({system: "", temperature: "2.5", maxTokens: "1.5"});
+            const base = "http://h:1/v1";
+            return {body, curl: s.curlSnippet(base, body), python: s.pythonSnippet(base, body), bad};
+        }"""
+    )
+    body = got["body"]
+    assert body["messages"][0] == {"role": "system", "content": "Answer in 'one' word."}
+    assert body["messages"][1]["role"] == "user"
+    assert (body["temperature"], body["max_tokens"]) == (0.2, 64)
+    argv = shlex.split(got["curl"])
+    assert json.loads(argv[argv.index("-d") + 1]) == body
+    calls = [n for n in ast.walk(ast.parse(got["python"])) if isinstance(n, ast.Call)]
+    call = next(n for n in calls if getattr(n.func, "attr", "") == "create")
+    assert {k.arg: ast.literal_eval(k.value) for k in call.keywords} == body
+    assert got["bad"]["fields"] == {}
+    assert got["bad"]["problems"] == [
+        "Temperature must be a number from 0 to 2.",
+        "Max tokens must be a whole number from 1 to 1,000,000.",
+    ]
+
+
+def test_options_panel_defaults_to_nothing_sent_and_fills_the_page_snippet(pg: Playground) -> None:
+    def snippet_body() -> dict[str, Any]:
+        pg.loc("#tab-curl").click()
+        argv = shlex.split(str(pg.loc("#snippet").text_content()))
+        return dict(json.loads(argv[argv.index("-d") + 1]))
+
+    expect(pg.loc("#options")).not_to_have_attribute("open", "")
+    expect(pg.loc("#opt-temperature")).to_be_hidden()  # collapsed
+    expect(pg.loc("#options-summary")).to_have_text("model defaults")
+    default = snippet_body()
+    assert [m["role"] for m in default["messages"]] == ["user"]
+    assert not {"temperature", "max_tokens"} & set(default)
+
+    pg.loc("#options summary").click()
+    pg.loc("#opt-system").fill("Answer in one word.")
+    pg.loc("#opt-temperature").fill("0.3")
+    pg.loc("#opt-max-tokens").fill("50")
+    expect(pg.loc("#options-summary")).to_have_text("3 set")
+    body = snippet_body()
+    assert body["messages"][0] == {"role": "system", "content": "Answer in one word."}
+    assert (body["temperature"], body["max_tokens"]) == (0.3, 50)
+    pg.loc("#tab-python").click()
+    assert "temperature=0.3," in str(pg.loc("#snippet").text_content())
+
+    pg.loc("#opt-temperature").fill("7")
+    expect(pg.loc("#options-summary")).to_have_text("check the values")
+    assert "temperature" not in snippet_body()

@@ -3,7 +3,9 @@
 By default it asks about the newest frame (`image_url` `frame_index=-1`); `--segment -5000` asks
 about the last 5 s instead (`video_url` `start_offset_ms=-5000`, sampled at `--fps`). The answer is
 streamed as it arrives, then the frames the model saw are listed (from `overshoot.frames`).
-`ask()` is the reusable part (the demo uses it).
+`--system`, `--temperature`, `--max-tokens`, `--top-p` and `--seed` become the OpenAI request's system
+message and sampling fields; left out, they are not sent (the model's defaults apply). Out-of-range values
+are refused by argparse before anything is sent. `ask()` is the reusable part (the demo uses it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,27 @@ from livesight.cli.common import command, fail
 
 DEFAULT_URL = "http://127.0.0.1:7880"
 DEFAULT_MODEL = "livesight/ocr"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Optional request fields; None means "not sent"."""
+
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The sampling fields to send, as the OpenAI API names them."""
+        values = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
 
 @dataclass
@@ -47,17 +70,22 @@ def ask(
     fps: float = 1.0,
     frame_index: int = -1,
     on_text: Callable[[str], None] | None = None,
+    options: Options | None = None,
 ) -> Answer:
     """Ask about the newest frame (or a frame_index), or about a segment starting `segment_ms` ago."""
+    options = options or Options()
     url = media_url(stream_id, segment_ms=segment_ms, fps=fps, frame_index=frame_index)
     kind = "image_url" if segment_ms is None else "video_url"
     part: dict[str, Any] = {"type": kind, kind: {"url": url}}
     messages: Any = [{"role": "user", "content": [part, {"type": "text", "text": question}]}]
+    if options.system is not None:
+        messages.insert(0, {"role": "system", "content": options.system})
     stream = client.chat.completions.create(
         model=model,
         messages=messages,
         stream=True,
         stream_options={"include_usage": True},
+        **options.fields(),
     )
     answer = Answer(text="")
     pieces: list[str] = []
@@ -103,6 +131,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--segment", type=int, metavar="MS", help="ask about a segment from MS ms ago (e.g. -5000)")
     p.add_argument("--fps", type=float, default=1.0, help="sampling rate of --segment (default 1)")
     p.add_argument("--frame", type=int, default=-1, help="frame_index to ask about without --segment (default -1)")
+    p.add_argument("--system", metavar="TEXT", help="a system prompt, sent as the first message (default: none)")
+    p.add_argument(
+        "--temperature",
+        type=_number("--temperature", 0, 2),
+        metavar="T",
+        help="sampling temperature, 0 to 2 (default: the model's)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=_integer("--max-tokens", 1),
+        metavar="N",
+        help="most tokens to generate (default: the model's)",
+    )
+    p.add_argument(
+        "--top-p", type=_number("--top-p", 0, 1, low_open=True), metavar="P", help="nucleus sampling, (0, 1]"
+    )
+    p.add_argument(
+        "--seed", type=_integer("--seed", None), metavar="N", help="sampling seed, where the model supports it"
+    )
     p.add_argument("--server", default=None, help=f"livesight URL (default $LIVESIGHT_URL or {DEFAULT_URL})")
     p.add_argument("--api-key", default=None, help="API key (default $LIVESIGHT_API_KEY)")
     p.set_defaults(func=run)
@@ -127,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             fps=args.fps,
             frame_index=args.frame,
             on_text=lambda text: print(text, end="", flush=True),
+            options=Options(args.system, args.temperature, args.max_tokens, args.top_p, args.seed),
         )
     except openai.APIStatusError as exc:
         fail(f"{exc.status_code} {_error_text(exc)}", code=1)
@@ -135,6 +183,40 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"\nframes used: {describe_frames(answer.frames)}", file=sys.stderr)
     return 0
+
+
+def _number(flag: str, low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high] (or (low, high]); a clear message otherwise."""
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; {flag} takes a number in {interval}") from None
+        if not (low < value if low_open else low <= value) or not value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range; {flag} takes a number in {interval}")
+        return value
+
+    return parse
+
+
+def _integer(flag: str, low: int | None) -> Callable[[str], int]:
+    """An argparse type: a whole number, at least `low` if given; a clear message otherwise."""
+    bound = f" of at least {low}" if low is not None else ""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number; {flag} takes a whole number{bound}"
+            ) from None
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"{text} is too small; {flag} takes a whole number{bound}")
+        return value
+
+    return parse
 
 
 def _error_text(exc: openai.APIError) -> str:

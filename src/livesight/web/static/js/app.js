@@ -3,6 +3,7 @@
 
 import { ApiError, apiBase, frameBlobUrl, request } from "./api.js";
 import { askStreaming, listModels, pickModel } from "./chat.js";
+import { countSet, readOptions } from "./options.js";
 import { StreamSession } from "./publisher.js";
 import { chatRequest, curlSnippet, pythonSnippet } from "./snippets.js";
 
@@ -24,6 +25,8 @@ const el = {
   askHint: $("ask-hint"), model: $("model"), modelStatus: $("model-status"),
   refSeconds: $("ref-seconds"), refN: $("ref-n"), refFps: $("ref-fps"), refSecondsHint: $("ref-seconds-hint"),
   refPick: $("ref-pick"), scrubber: $("scrubber"), scrubPreview: $("scrub-preview"), scrubLabel: $("scrub-label"), scrubLive: $("scrub-live"),
+  options: $("options"), optionsSummary: $("options-summary"), optSystem: $("opt-system"),
+  optTemperature: $("opt-temperature"), optMaxTokens: $("opt-max-tokens"),
   askForm: $("ask-form"), question: $("question"), ask: $("ask"), chips: $("chips"), askNotice: $("ask-notice"),
   answerBox: $("answer-box"), answer: $("answer"), framesUsed: $("frames-used"), timing: $("timing"),
   snippet: $("snippet"), copySnippet: $("copy-snippet"), snippetHint: $("snippet-hint"), apiBase: $("api-base"),
@@ -417,7 +420,25 @@ function loadScrubPreview() {
 function requestBody() {
   const s = state.session;
   const streamId = s && s.id ? s.id : "STREAM_ID";
-  return chatRequest({ model: el.model.value || "MODEL", question: el.question.value.trim() || el.question.placeholder, streamId, ref: currentRef() });
+  return chatRequest({
+    model: el.model.value || "MODEL",
+    question: el.question.value.trim() || el.question.placeholder,
+    streamId,
+    ref: currentRef(),
+    options: currentOptions(),
+  });
+}
+
+function currentOptions() {
+  return readOptions({ system: el.optSystem.value, temperature: el.optTemperature.value, maxTokens: el.optMaxTokens.value });
+}
+
+function onOptionsInput() {
+  const options = currentOptions();
+  const set = countSet(options);
+  el.optionsSummary.textContent = options.problems.length ? "check the values" : set ? `${set} set` : "model defaults";
+  el.optionsSummary.dataset.tone = options.problems.length ? "error" : "";
+  renderSnippet();
 }
 
 function renderSnippet() {
@@ -455,6 +476,12 @@ function renderControls() {
 async function ask() {
   if (state.asking) {
     state.asking.abort();
+    return;
+  }
+  const { problems } = currentOptions();
+  if (problems.length) {
+    el.options.open = true;
+    notice(el.askNotice, problems.join(" "), "error");
     return;
   }
   const s = state.session;
@@ -636,6 +663,7 @@ function init() {
   el.model.addEventListener("focus", refreshModels);
   for (const r of document.querySelectorAll('input[name="ref"]')) r.addEventListener("change", onRefChange);
   for (const input of [el.refN, el.refFps]) input.addEventListener("input", renderSnippet);
+  for (const input of [el.optSystem, el.optTemperature, el.optMaxTokens]) input.addEventListener("input", onOptionsInput);
   el.scrubber.addEventListener("input", () => {
     state.followLive = Number(el.scrubber.value) >= Number(el.scrubber.max);
     renderScrubLabel();

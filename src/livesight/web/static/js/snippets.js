@@ -20,8 +20,11 @@ export function ovsUri(streamId, ref) {
   }
 }
 
-/** One user message: the question, then the frame(s); `stream` with usage so the final chunk has `overshoot`. */
-export function chatRequest({ model, question, streamId, ref }) {
+/**
+ * One user message: the question, then the frame(s); `stream` with usage so the final chunk has `overshoot`.
+ * `options` (from options.js): a system message first, and sampling fields such as `temperature`.
+ */
+export function chatRequest({ model, question, streamId, ref, options }) {
   const content = [{ type: "text", text: question }];
   if (streamId) {
     const url = ovsUri(streamId, ref);
@@ -29,9 +32,12 @@ export function chatRequest({ model, question, streamId, ref }) {
       ? { type: "video_url", video_url: { url } }
       : { type: "image_url", image_url: { url } });
   }
+  const messages = [{ role: "user", content }];
+  if (options && options.system) messages.unshift({ role: "system", content: options.system });
   return {
     model,
-    messages: [{ role: "user", content }],
+    messages,
+    ...(options ? options.fields : {}),
     stream: true,
     stream_options: { include_usage: true },
   };
