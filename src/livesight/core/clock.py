@@ -1,4 +1,9 @@
-"""The one source of time. Everything time-dependent takes a Clock, so tests never sleep."""
+"""The one source of timestamps. Every time a client sees or the store keeps comes from a Clock.
+
+Tests drive those with FakeClock instead of sleeping. Timeouts and intervals (the reaper tick, ping
+and stale-publisher timeouts, upstream deadlines) are durations of real time on the event loop's
+monotonic clock, not timestamps: tests of them poll with generous bounds (tests/support/polling.py).
+"""
 
 from __future__ import annotations
 
