@@ -78,15 +78,18 @@ def test_environment_variables_are_settings(doc: Path) -> None:
     assert not unknown, f"{doc_id(doc)}: no such setting {unknown}"
 
 
-def settings_table() -> list[tuple[list[str], list[str]]]:
+def settings_tables(doc: Path) -> list[tuple[list[str], list[str]]]:
+    """(names, shown defaults) of each row of every `| setting | default | … |` table in `doc`."""
     rows: list[tuple[list[str], list[str]]] = []
-    lines = (ROOT / "README.md").read_text().splitlines()
-    start = lines.index("| setting | default | meaning |") + 2
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        names, default = [c.strip() for c in line.strip("|").split("|")][:2]
-        rows.append((re.findall(r"`([^`]+)`", names), [d.strip().strip("`") for d in default.split(", ")]))
+    lines = doc.read_text().splitlines()
+    for start, header in enumerate(lines):
+        if not header.startswith("| setting | default |"):
+            continue
+        for line in lines[start + 2 :]:
+            if not line.startswith("|"):
+                break
+            names, default = [c.strip() for c in line.strip("|").split("|")][:2]
+            rows.append((re.findall(r"`([^`]+)`", names), [d.strip().strip("`") for d in default.split(", ")]))
     return rows
 
 
@@ -98,21 +101,21 @@ def literal(text: str) -> object:
     return {"true": True, "false": False, "[]": []}.get(text, text)
 
 
-def test_readme_settings_table_names_real_settings_with_their_defaults() -> None:
-    rows = settings_table()
-    assert len(rows) > 10
+def test_settings_tables_name_real_settings_with_their_defaults() -> None:
+    rows = [row for doc in DOCS for row in settings_tables(doc)]
+    assert len(settings_tables(ROOT / "README.md")) > 10
     fields = Settings.model_fields
     compared = 0
     for names, defaults in rows:
         unknown = [n for n in names if n not in fields]
-        assert not unknown, f"README settings table: no such setting {unknown}"
+        assert not unknown, f"settings table: no such setting {unknown}"
         if len(defaults) != len(names):
             continue  # one prose default for several names ("from the request", …)
         for name, shown in zip(names, defaults, strict=True):
             actual = fields[name].get_default(call_default_factory=True)
             value = literal(shown)
             if isinstance(value, int | float | bool | list) or (isinstance(actual, str) and shown == actual):
-                assert value == actual, f"README says {name} defaults to {shown}, Settings says {actual!r}"
+                assert value == actual, f"docs say {name} defaults to {shown}, Settings says {actual!r}"
                 compared += 1
     assert compared > 10  # the literal defaults really were compared
 
@@ -176,3 +179,4 @@ def test_the_checks_catch_drift() -> None:
     assert not COMMAND.search("`livesight/ocr`")
     assert PATH.findall("see notes/x.md.") == ["notes/x.md"]
     assert slug("Connection limits") == "connection-limits"
+    assert "connection-limits" in anchors(ROOT / "docs" / "architecture.md")
