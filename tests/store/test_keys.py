@@ -2,6 +2,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from livesight.core.clock import FakeClock
 from livesight.store.keys import KEY_PREFIX, SQLiteKeyStore, digest
 
 
@@ -63,3 +64,14 @@ def test_concurrent_use_from_threads(tmp_path: Path) -> None:
         t.join()
     assert all(results) and len(results) == 200
     assert store.count() == 201
+
+
+def test_key_times_come_from_the_injected_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = SQLiteKeyStore(tmp_path / "k.db", clock=clock)
+    key, plain = store.create("a")
+    assert key.created_at_ms == clock.now_ms()
+    clock.advance(5_000)
+    revoked = store.revoke(plain)
+    store.close()
+    assert revoked is not None and revoked.revoked_at_ms == clock.now_ms()

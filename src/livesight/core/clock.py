@@ -1,4 +1,14 @@
-"""The one source of time. Everything time-dependent takes a Clock, so tests never sleep."""
+"""The one source of timestamps: stream, frame, lease and key times the server hands out or stores.
+
+Tests drive those with FakeClock instead of sleeping. Not from a Clock, on purpose:
+- timeouts and intervals (the reaper tick, ping and stale-publisher timeouts, upstream deadlines) are
+  durations of real time on the event loop's monotonic clock: tests of them poll with generous bounds
+  (tests/support/polling.py);
+- publish-token expiry (ingest/tokens.py): the livekit SDK signs and checks JWTs against the real wall
+  clock, as every LiveKit client does;
+- the `livesight publish` client (ingest/publisher.py, pattern.py) paces and stamps its frames in real
+  time: it is a publisher, not the server.
+"""
 
 from __future__ import annotations
 

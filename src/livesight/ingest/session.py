@@ -74,6 +74,8 @@ class PublisherSession:
         self.codec: str | None = None
         self.frames = 0
         self.taps: list[FrameTap] = []
+        # monotonic, not self.clock: staleness is a duration of real time, measured like ping_timeout_s
+        # (an asyncio timeout) beside it; a FakeClock that never moves would keep a dead publisher fresh
         self.last_seen = time.monotonic()
         self._pending: dict[str, deque[tuple[rtc.AddTrackRequest, str]]] = {"audio": deque(), "video": deque()}
         self._video_tracks = 0

@@ -13,10 +13,11 @@ import hmac
 import secrets
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from livesight.core.clock import Clock, SystemClock
 
 KEY_PREFIX = "ovs-"
 
@@ -86,7 +87,8 @@ def _key(row: tuple[Any, ...]) -> ApiKey:
 class SQLiteKeyStore:
     """KeyStore on one SQLite file (WAL mode, safe to share with `livesight keys` in another process)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, clock: Clock | None = None) -> None:
+        self._clock: Clock = clock or SystemClock()
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -111,7 +113,7 @@ class SQLiteKeyStore:
             id="key_" + secrets.token_hex(6),
             name=name,
             prefix=plain[:10],
-            created_at_ms=int(time.time() * 1000),
+            created_at_ms=self._clock.now_ms(),
             demo=demo,
         )
         with self._lock:
@@ -143,7 +145,7 @@ class SQLiteKeyStore:
 
     def revoke(self, key_id_or_key: str) -> ApiKey | None:
         """Revoke by key id (`key_…`) or by the plain key itself."""
-        now = int(time.time() * 1000)
+        now = self._clock.now_ms()
         with self._lock:
             self._db.execute(
                 "UPDATE api_keys SET revoked_at_ms = ? WHERE (id = ? OR digest = ?) AND revoked_at_ms IS NULL",
