@@ -20,13 +20,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from livesight.core.errors import ConfigError
 from livesight.core.outbound import OutboundPolicy, parse_networks
 
+__all__ = ["ConfigError"]  # re-exported: the CLI and tests import it from here
+
 _config_file: ContextVar[Path | None] = ContextVar("livesight_config_file", default=None)
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; the message says which setting and why."""
 
 
 BuiltinModel = Literal["livesight/ocr"]

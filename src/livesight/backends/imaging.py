@@ -1,7 +1,7 @@
 """Pixel work for backends and thumbnails: JPEG resize, H.264 mp4 encode. Blocking CPU: run in an executor.
 
 This module is the only one in `backends` that imports PyAV and simplejpeg; their exceptions become
-`MediaUnreadable` here.
+`ImageUndecodable` here.
 """
 
 from __future__ import annotations
@@ -13,12 +13,8 @@ import av
 import numpy as np
 import simplejpeg
 
-from livesight.core.errors import RequestInvalid
+from livesight.core.errors import ImageUndecodable
 from livesight.core.media import MediaItem
-
-
-class MediaUnreadable(RequestInvalid):
-    code = "media_unreadable"
 
 
 def jpeg_size(jpeg: bytes) -> tuple[int, int]:
@@ -26,7 +22,7 @@ def jpeg_size(jpeg: bytes) -> tuple[int, int]:
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(jpeg)
     except (ValueError, RuntimeError) as exc:
-        raise MediaUnreadable(f"not a readable JPEG image: {exc}") from None
+        raise ImageUndecodable(f"not a readable JPEG image: {exc}") from None
     return int(width), int(height)
 
 
@@ -34,7 +30,7 @@ def decode_rgb(jpeg: bytes) -> np.ndarray:
     try:
         return np.asarray(simplejpeg.decode_jpeg(jpeg, colorspace="RGB"))
     except (ValueError, RuntimeError) as exc:
-        raise MediaUnreadable(f"not a readable JPEG image: {exc}") from None
+        raise ImageUndecodable(f"not a readable JPEG image: {exc}") from None
 
 
 def resize_jpeg(jpeg: bytes, max_side: int, quality: int = 85) -> bytes:
@@ -73,5 +69,5 @@ def encode_mp4(item: MediaItem, crf: int = 23) -> bytes:
             for packet in stream.encode(None):
                 container.mux(packet)
     except av.FFmpegError as exc:
-        raise MediaUnreadable(f"cannot encode the segment as mp4: {exc}") from None
+        raise ImageUndecodable(f"cannot encode the segment as mp4: {exc}") from None
     return out.getvalue()

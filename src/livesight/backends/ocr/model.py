@@ -154,8 +154,6 @@ class OcrModel:
             small, size = decode_small(bytes(frame.jpeg))
         except ImageUndecodable as exc:
             return _Decoded(replace(base, problem=exc.message), None)
-        except Exception:
-            return _Decoded(replace(base, problem="the image data could not be read"), None)
         return _Decoded(replace(base, stats=st.frame_stats(small, size)), small)
 
     def _read(self, frame: MediaFrame, facts: FrameFacts) -> FrameFacts:
