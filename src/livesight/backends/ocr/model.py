@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from livesight.backends.imaging import RGB, decode_rgb, decode_small
 from livesight.backends.ocr import stats as st
 from livesight.backends.ocr.compose import compose
 from livesight.backends.ocr.facts import Change, FrameFacts, ItemFacts
-from livesight.backends.ocr.image import RGB, decode_rgb, decode_small
 from livesight.backends.ocr.reader import TextLine, TextReader
 from livesight.core.errors import ImageUndecodable, ModelFailed, ModelUnavailable
 from livesight.core.media import MediaFrame, MediaItem
