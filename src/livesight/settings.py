@@ -20,10 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from livesight.core.errors import ConfigError
+from livesight.core.errors import ConfigError as ConfigError  # re-exported: the CLI and tests import it from here
 from livesight.core.outbound import OutboundPolicy, parse_networks
-
-__all__ = ["ConfigError"]  # re-exported: the CLI and tests import it from here
 
 _config_file: ContextVar[Path | None] = ContextVar("livesight_config_file", default=None)
 

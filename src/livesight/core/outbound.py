@@ -32,9 +32,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from livesight.core.errors import OutboundRefused
-
-__all__ = ["OutboundPolicy", "OutboundRefused", "parse_networks"]
+from livesight.core.errors import OutboundRefused as OutboundRefused  # re-exported: callers import it with the policy
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address

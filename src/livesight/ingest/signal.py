@@ -18,9 +18,9 @@ from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 
 from livesight import __version__
-from livesight.core.errors import SignalError
-
-__all__ = ["SignalError"]  # re-exported: session.py and tests catch `signal.SignalError`
+from livesight.core.errors import (
+    SignalError as SignalError,  # re-exported: session.py and tests catch `signal.SignalError`
+)
 
 _ALPHABET = string.ascii_letters + string.digits
 SERVER_VERSION = f"livesight-{__version__}"
