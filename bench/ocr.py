@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 from tests.backends.ocr.pictures import BLACK, WHITE, Scene, Text, draw, jpeg
 
+from livesight.backends.imaging import decode_rgb, decode_small
 from livesight.backends.ocr import OcrModel
-from livesight.backends.ocr.image import decode_rgb, decode_small
 from livesight.backends.ocr.reader import TextReader
 from livesight.backends.ocr.stats import frame_stats
 from livesight.core.media import MediaFrame, MediaItem

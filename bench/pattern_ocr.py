@@ -16,7 +16,7 @@ import random
 
 from tests.backends.ocr.test_pattern_ocr import NOW, clock_text, stored_jpeg, video_frame, vp8_round_trip
 
-from livesight.backends.ocr.image import decode_rgb
+from livesight.backends.imaging import decode_rgb
 from livesight.backends.ocr.reader import TextReader
 from livesight.ingest.pattern import TestPattern
 

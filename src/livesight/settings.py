@@ -20,13 +20,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from livesight.core.errors import ConfigError as ConfigError  # re-exported: the CLI and tests import it from here
 from livesight.core.outbound import OutboundPolicy, parse_networks
 
 _config_file: ContextVar[Path | None] = ContextVar("livesight_config_file", default=None)
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; the message says which setting and why."""
 
 
 BuiltinModel = Literal["livesight/ocr"]

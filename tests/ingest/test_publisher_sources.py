@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from livesight.core.errors import PublishError
 from livesight.ingest.pattern import read_frame_number
-from livesight.ingest.publisher import AVSource, PatternSource, PublishError, i420_luma, publish_options
+from livesight.ingest.publisher import AVSource, PatternSource, i420_luma, publish_options
 from tests.support.video import write_video
 
 pytestmark = pytest.mark.timeout(30)

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 from livekit.protocol import models, rtc
+from starlette.responses import Response
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from livesight.api import errors as api_errors
+from livesight.core import errors
 from livesight.ingest import signal
 from tests.support.server import LiveServer, run_server
 
@@ -157,3 +160,40 @@ def test_v1_off_answers_404_without_the_room_phrase(tmp_path: Path) -> None:
         with live.client() as c:
             assert c.get("/rtc/v1/validate", params={"access_token": token}).status_code == 404
             assert c.get("/rtc/validate", params={"access_token": token}).status_code == 200
+
+
+def test_refusals_come_out_through_the_one_error_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every /rtc refusal is a typed error of core/errors.py rendered by api/errors.rtc_refusal_response:
+    the class's status, the message as the plain-text body livekit-client and the Rust SDK show."""
+    rendered: list[errors.LivesightError] = []
+
+    def recording(exc: errors.LivesightError) -> Response:
+        rendered.append(exc)
+        return real(exc)
+
+    real = api_errors.rtc_refusal_response
+    monkeypatch.setattr(api_errors, "rtc_refusal_response", recording)
+    with run_server(tmp_path) as live:
+        key = live.new_key()
+        _, token = new_stream(live, key)
+        refusals = [
+            (ws_url(live, "/rtc"), errors.PublisherUnauthorized),
+            (ws_url(live, "/rtc?access_token=garbage"), errors.TokenRejected),
+            (ws_url(live, f"/rtc/v1?access_token={token}&join_request=////"), errors.SignalError),
+        ]
+        for url, cls in refusals:
+            rendered.clear()
+            status, body = refused_status(url)
+            assert [type(e) for e in rendered] == [cls]
+            assert (status, body) == (cls.status, rendered[0].message)
+        with connect(ws_url(live, f"/rtc?access_token={token}"), open_timeout=5) as ws:
+            receive(ws)
+            rendered.clear()
+            status, body = refused_status(ws_url(live, f"/rtc?access_token={token}"))
+            assert [type(e) for e in rendered] == [errors.PublisherConflict]
+            assert (status, body) == (409, rendered[0].message)
+            rendered.clear()
+            with live.client() as c:
+                response = c.get("/rtc/validate", params={"access_token": token})
+            assert [type(e) for e in rendered] == [errors.PublisherConflict]
+            assert (response.status_code, response.text) == (409, rendered[0].message)

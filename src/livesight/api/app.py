@@ -191,7 +191,8 @@ def create_app(
         include(chat.build_router(model_registry, resolver, authenticate, limiter, clock), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
-    include(build_rtc_router(ingest), schema=False)  # LiveKit signalling: /rtc, /rtc/v1, */validate
+    # LiveKit signalling: /rtc, /rtc/v1, */validate; refusals rendered by the one error mapping
+    include(build_rtc_router(ingest, errors.rtc_refusal_response), schema=False)
     include(health.build_router(lambda: None if parts.ready else "starting up"))
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -1,5 +1,6 @@
 """The one place errors become responses: the three envelopes of CONTRACT §2.
 
+0. the LiveKit endpoint (/rtc, /rtc/v1, */validate): status and the message as plain text (`rtc_refusal_response`)
 1. non-chat endpoints: {"detail": "<message>"}, plus "message" (the same text) on paths an OpenAI-style
    client may call that are not stream endpoints (unknown routes under /v1, /v1beta: /v1/responses, ...)
 2. /chat/completions:  {"detail": {"error": E}, "error": E}, E = {"message", "type", "code", "upstream"}
@@ -25,7 +26,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import compile_path
 
 from livesight.core.errors import InternalError, LivesightError, StreamUnauthorized, Unauthorized
@@ -82,6 +83,16 @@ def error_response(exc: LivesightError, path: str) -> JSONResponse:
         # Stream endpoints never reveal that another owner's stream exists.
         return JSONResponse(detail_body(f"stream {exc.stream_id} not found", path), status_code=404, headers=headers)
     return JSONResponse(detail_body(exc.message, path), status_code=exc.status_for_envelope(), headers=headers)
+
+
+def rtc_refusal_response(exc: LivesightError) -> Response:
+    """A refused `/rtc` connection or validation: the class's status and the message as plain text.
+
+    LiveKit SDKs do not read JSON here: livekit-client fetches `/rtc/validate` after a failed upgrade and
+    shows the response text; the Rust/Python SDK shows the upgrade's status and body. The ingest routes get
+    this function from `create_app` (ingest cannot import api)."""
+    headers = {**exc.headers, "Access-Control-Allow-Origin": "*"}
+    return PlainTextResponse(exc.message, status_code=exc.status_for_envelope(), headers=headers)
 
 
 def internal_error_response(path: str) -> JSONResponse:

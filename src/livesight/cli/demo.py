@@ -28,9 +28,10 @@ from livesight.api.server import server_config
 from livesight.cli.ask import ask, describe_frames
 from livesight.cli.common import add_config_argument, bind_listener, command, fail, local_base_url, settings_from
 from livesight.cli.publish import keepalive_loop
+from livesight.core.errors import PublishError
 from livesight.core.logs import configure
 from livesight.ingest.clip import DEFAULT_SIGN, DemoClip
-from livesight.ingest.publisher import PublishError, publish
+from livesight.ingest.publisher import publish
 from livesight.settings import Settings
 from livesight.store.keys import ApiKey, SQLiteKeyStore
 

@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from livesight.cli.common import command, fail
-from livesight.ingest.publisher import AVSource, PatternSource, PublishError, PublishStats, Source, publish
+from livesight.core.errors import PublishError
+from livesight.ingest.publisher import AVSource, PatternSource, PublishStats, Source, publish
 
 DEFAULT_SERVER = "http://127.0.0.1:7880"
 

@@ -1,7 +1,12 @@
 """The error tree. Each class carries its HTTP status, error type and code (CONTRACT.md §2).
 
-Code raises these; `livesight.api.errors` is the one place that turns them into the three
-envelopes. Third-party exceptions are translated into these at the adapter that imports the library.
+Code raises these; `livesight.api.errors` is the one place that turns them into responses: the three
+envelopes, and the status + plain-text body the LiveKit SDKs read from a refused `/rtc` connection.
+Third-party exceptions are translated into these at the adapter that imports the library.
+
+Two roots: `LivesightError` for everything a client may see, `OperatorError` for what only the person
+running the server or a CLI sees (bad configuration, a publisher CLI that cannot publish). No other
+module of ours defines an exception class (tests/core/test_error_tree.py checks).
 """
 
 from __future__ import annotations
@@ -30,6 +35,18 @@ class LivesightError(Exception):
 
     def status_for_envelope(self) -> int:
         return self.status
+
+
+class OperatorError(Exception):
+    """Base of errors only the operator sees (configuration, CLIs); the message says what and why."""
+
+
+class ConfigError(OperatorError):
+    """The configuration is invalid; the message says which setting and why."""
+
+
+class PublishError(OperatorError):
+    """The publisher CLI could not publish; the message says why and is safe to print."""
 
 
 class InternalError(LivesightError):
@@ -83,6 +100,57 @@ class ServerBusy(LivesightError):
     status = 503
     type = "internal_error"
     code = "server_busy"
+
+
+class OutboundRefused(LivesightError):
+    """The outbound policy (core/outbound.py) refuses this destination. The message names the reason for
+    the server log; a client-facing caller shows a generic message instead (see core/outbound.py)."""
+
+    status = 400
+    type = "validation_error"
+    code = "outbound_refused"
+
+
+# --- embedded ingest: refusals of a LiveKit publisher at /rtc (CONTRACT §8) ----------------------
+
+
+class IngestRefused(LivesightError):
+    """A publisher connection that must not proceed. The /rtc routes send `status` and the message as a
+    plain-text body (what livekit-client and the Rust SDK show); 401 stops their retries."""
+
+    status = 401
+    type = "validation_error"
+    code = "ingest_refused"
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
+class PublisherUnauthorized(IngestRefused):
+    """No token, or the token's stream is not active."""
+
+    code = "publisher_unauthorized"
+
+
+class TokenRejected(PublisherUnauthorized):
+    """A token that must not connect (bad signature, expired, wrong grant or room)."""
+
+    code = "token_rejected"
+
+
+class PublisherConflict(IngestRefused):
+    """The stream already has a connected publisher (one per stream)."""
+
+    status = 409
+    code = "publisher_conflict"
+
+
+class SignalError(IngestRefused):
+    """A malformed signalling message or join request."""
+
+    status = 400
+    code = "signal_invalid"
 
 
 # --- streams ------------------------------------------------------------------------------------

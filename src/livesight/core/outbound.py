@@ -32,7 +32,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from livesight.core.errors import LivesightError
+from livesight.core.errors import OutboundRefused as OutboundRefused  # re-exported: callers import it with the policy
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -54,15 +54,6 @@ _REFUSED: tuple[tuple[str, str], ...] = (
 REFUSED_BY_DEFAULT: tuple[tuple[Network, str], ...] = tuple((ipaddress.ip_network(net), why) for net, why in _REFUSED)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _V4_COMPAT = ipaddress.ip_network("::/96")
-
-
-class OutboundRefused(LivesightError):
-    """The policy refuses this destination. The message names the reason for the server log; a
-    client-facing caller shows a generic message instead (see the module docstring)."""
-
-    status = 400
-    type = "validation_error"
-    code = "outbound_refused"
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:

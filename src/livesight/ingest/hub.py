@@ -16,22 +16,14 @@ from typing import Any
 from livekit.protocol import models
 
 from livesight.core.clock import Clock
+from livesight.core.errors import IngestRefused, PublisherConflict, PublisherUnauthorized
 from livesight.core.frame import IngestTarget, StreamDirectory
 from livesight.ingest.frames import FrameEncoder
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.session import PublisherSession, SignalChannel
-from livesight.ingest.tokens import TokenIssuer, TokenRejected
+from livesight.ingest.tokens import TokenIssuer
 
 log = logging.getLogger(__name__)
-
-
-class Refused(Exception):
-    """A connection that must not proceed: HTTP `status` and a reason safe to show the client."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,24 +57,20 @@ class EmbeddedIngest:
         """Verify the token (signature, expiry, issuer, roomJoin, canPublish) and the stream."""
         try:
             return self._admit(token, check_busy)
-        except Refused:
+        except IngestRefused:
             self.refused += 1
             raise
 
     def _admit(self, token: str | None, check_busy: bool) -> Admission:
         if not token:
-            raise Refused(401, "missing access token (Authorization: Bearer or ?access_token=)")
-        try:
-            grant = self.tokens.verify_publisher(token)
-        except TokenRejected as exc:
-            raise Refused(401, exc.reason) from None
+            raise PublisherUnauthorized("missing access token (Authorization: Bearer or ?access_token=)")
+        grant = self.tokens.verify_publisher(token)  # TokenRejected (a PublisherUnauthorized) if it must not connect
         target = self.directory.ingest_target(grant.room)
         if target is None:
-            raise Refused(401, f"stream {grant.room} is not active (unknown, deleted or expired)")
+            raise PublisherUnauthorized(f"stream {grant.room} is not active (unknown, deleted or expired)")
         current = self.sessions.get(target.stream_id)
         if check_busy and current is not None and not current.stale:
-            raise Refused(
-                409,
+            raise PublisherConflict(
                 f"stream {target.stream_id} already has a connected publisher; one publisher per stream "
                 "(create another stream, or stop the other publisher)",
             )
@@ -94,7 +82,7 @@ class EmbeddedIngest:
         previous = self.sessions.get(stream_id)
         if previous is not None:
             if not previous.stale:  # raced with another connection since admit()
-                raise Refused(409, f"stream {stream_id} already has a connected publisher")
+                raise PublisherConflict(f"stream {stream_id} already has a connected publisher")
             log.info("replacing the silent publisher of stream %s", stream_id)
             await previous.kick(models.DisconnectReason.DUPLICATE_IDENTITY, None)
         session = PublisherSession(

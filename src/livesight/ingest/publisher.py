@@ -22,14 +22,11 @@ import av
 import numpy as np
 from livekit import rtc
 
+from livesight.core.errors import PublishError
 from livesight.ingest.frames import capped_size
 from livesight.ingest.pattern import TestPattern
 
 CODECS = {"vp8": rtc.VideoCodec.VP8, "h264": rtc.VideoCodec.H264}
-
-
-class PublishError(Exception):
-    """Publishing failed; the message says why and is safe to print."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,28 +4,30 @@
 twins. Clients try v1 first; when v1 is off both v1 paths answer 404 (and never with the phrase
 "requested room does not exist"), which is what makes the Rust and JS SDKs fall back to `/rtc`.
 
-Refusals use the status the SDKs understand: 401 stops their retries (bad, expired or foreign
-token, stream not active), 409 explains a second publisher. A WebSocket upgrade is refused with the
-same status and text body (ASGI denial response), and `/validate` repeats it for clients that
-cannot see the upgrade status (browsers).
+Refusals are the typed `IngestRefused` errors of core/errors.py, with the status the SDKs understand:
+401 stops their retries (bad, expired or foreign token, stream not active), 409 explains a second
+publisher, 400 a malformed join request. `refusal_response` (api/errors.py's `rtc_refusal_response`,
+passed in by `create_app`) renders them: a WebSocket upgrade is refused with that response (ASGI denial
+response), and `/validate` repeats it for clients that cannot see the upgrade status (browsers).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fastapi import APIRouter, Request, WebSocket
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from livesight.core.errors import IngestRefused, LivesightError, StreamNotFound
 from livesight.ingest import signal
-from livesight.ingest.hub import EmbeddedIngest, Refused
+from livesight.ingest.hub import EmbeddedIngest
 
 log = logging.getLogger(__name__)
-_CORS = {"Access-Control-Allow-Origin": "*"}
 V1_OFF = "v1 signalling is disabled on this server; use /rtc"
+RefusalResponse = Callable[[LivesightError], Response]
 
 
 class WebSocketChannel:
@@ -94,22 +96,22 @@ def _quiet_uvicorn_denials() -> None:
         logger.addFilter(_DenialNoiseFilter())
 
 
-def build_router(ingest: EmbeddedIngest) -> APIRouter:
+def build_router(ingest: EmbeddedIngest, refusal_response: RefusalResponse) -> APIRouter:
     _quiet_uvicorn_denials()
     router = APIRouter(include_in_schema=False)
 
-    async def validate(request: Request, v1: bool) -> PlainTextResponse:
+    async def validate(request: Request, v1: bool) -> Response:
         if v1 and not ingest.options.v1:
-            return PlainTextResponse(V1_OFF, status_code=404, headers=_CORS)
+            return refusal_response(StreamNotFound(V1_OFF))
         try:
             ingest.admit(_token(request.headers, request.query_params))
-        except Refused as exc:
-            return PlainTextResponse(exc.reason, status_code=exc.status, headers=_CORS)
-        return PlainTextResponse("success", headers=_CORS)
+        except IngestRefused as exc:
+            return refusal_response(exc)
+        return PlainTextResponse("success", headers={"Access-Control-Allow-Origin": "*"})
 
     async def serve(ws: WebSocket, v1: bool) -> None:
         if v1 and not ingest.options.v1:
-            await ws.send_denial_response(PlainTextResponse(V1_OFF, status_code=404))
+            await ws.send_denial_response(refusal_response(StreamNotFound(V1_OFF)))
             return
         join_request = None
         try:
@@ -119,12 +121,10 @@ def build_router(ingest: EmbeddedIngest) -> APIRouter:
             else:
                 resume = _truthy(ws.query_params.get("reconnect"))
             admission = ingest.admit(_token(ws.headers, ws.query_params), check_busy=not resume)
-        except signal.SignalError as exc:
-            await ws.send_denial_response(PlainTextResponse(exc.reason, status_code=400))
-            return
-        except Refused as exc:
-            log.info("refused a publisher: %s (%d)", exc.reason, exc.status)
-            await ws.send_denial_response(PlainTextResponse(exc.reason, status_code=exc.status))
+        except IngestRefused as exc:  # SignalError included (400)
+            if not isinstance(exc, signal.SignalError):
+                log.info("refused a publisher: %s (%d)", exc.message, exc.status)
+            await ws.send_denial_response(refusal_response(exc))
             return
         await ws.accept()
         channel = WebSocketChannel(ws)
@@ -135,15 +135,15 @@ def build_router(ingest: EmbeddedIngest) -> APIRouter:
             return
         try:
             await ingest.serve(admission, channel, join_request)
-        except Refused as exc:
-            await channel.close(4009, exc.reason)
+        except IngestRefused as exc:
+            await channel.close(4009, exc.message)
 
     @router.get("/rtc/validate")
-    async def rtc_validate(request: Request) -> PlainTextResponse:
+    async def rtc_validate(request: Request) -> Response:
         return await validate(request, v1=False)
 
     @router.get("/rtc/v1/validate")
-    async def rtc_v1_validate(request: Request) -> PlainTextResponse:
+    async def rtc_v1_validate(request: Request) -> Response:
         return await validate(request, v1=True)
 
     @router.websocket("/rtc")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models, rtc
 
@@ -328,7 +329,7 @@ class PublisherSession:
 
     async def _drain(self, track: Any) -> None:
         """Consume a track we do not keep, so aiortc's unbounded queue never grows."""
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(MediaStreamError):  # the track ended
             while True:
                 await track.recv()
 

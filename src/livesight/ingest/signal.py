@@ -18,19 +18,14 @@ from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 
 from livesight import __version__
+from livesight.core.errors import (
+    SignalError as SignalError,  # re-exported: session.py and tests catch `signal.SignalError`
+)
 
 _ALPHABET = string.ascii_letters + string.digits
 SERVER_VERSION = f"livesight-{__version__}"
 PUBLISH_CODECS = ("video/VP8", "video/H264", "audio/opus")
 """What the endpoint advertises in `enabled_publish_codecs` (livekit-client honours it)."""
-
-
-class SignalError(Exception):
-    """A malformed signalling message or join request; `reason` is safe to show to the client."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def new_sid(prefix: str) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from aiortc.mediastreams import MediaStreamError
+
 from livesight.core.frame import IngestFrame, IngestTarget, JpegPayload
 from livesight.ingest.frames import EncodedFrame, FrameEncoder
 
@@ -52,13 +54,14 @@ class FrameTap:
         self._wall_ms = 0.0
 
     async def run(self, recv: Callable[[], Any]) -> None:
-        """Read frames from `recv()` (e.g. `track.recv`) until it raises or the stream ends."""
+        """Read frames from `recv()` (e.g. `track.recv`) until the track ends (aiortc's `MediaStreamError`) or the
+        stream does; any other exception is a bug and propagates."""
         writer = asyncio.create_task(self._write())
         try:
             while self.target.active:
                 try:
                     frame = await recv()
-                except Exception:  # aiortc's MediaStreamError: the track ended
+                except MediaStreamError:  # the track ended
                     break
                 self.offer(frame)
         finally:

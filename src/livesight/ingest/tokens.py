@@ -15,15 +15,9 @@ from pathlib import Path
 import jwt
 from livekit import api
 
+from livesight.core.errors import TokenRejected
+
 PUBLISHER_IDENTITY = "publisher"
-
-
-class TokenRejected(Exception):
-    """A token that must not connect. `reason` is safe to send back to the client."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from livesight.backends.ocr import image
+from livesight.backends import imaging as image
 from livesight.core.errors import ImageUndecodable
 from tests.backends.ocr.pictures import RED, Scene, draw, jpeg, png
 

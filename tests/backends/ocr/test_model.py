@@ -213,3 +213,21 @@ def test_answers_from_many_threads_match_sequential_answers(ocr: OcrModel) -> No
 )  # fmt: skip
 def test_spread(count: int, n: int, picked: tuple[int, ...]) -> None:
     assert spread(list(range(n)), count) == picked
+
+
+def test_a_bug_while_decoding_is_logged_not_passed_off_as_bad_image_data(
+    ocr: OcrModel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only ImageUndecodable means "this frame is unreadable"; any other exception is a bug: it reaches the
+    model's last-resort boundary, which logs it with its traceback and says so (no stack trace to the caller)."""
+
+    def broken(data: bytes, max_side: int = 128) -> object:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr("livesight.backends.ocr.model.decode_small", broken)
+    with caplog.at_level("ERROR", logger="livesight"):
+        answer = ocr.answer("What does the sign say?", [image_item(frame(sign()))])
+    assert "internal error in livesight/ocr" in answer
+    assert "could not be read" not in answer
+    failures = [r for r in caplog.records if r.getMessage() == "livesight/ocr failed to answer"]
+    assert failures and failures[0].exc_info and failures[0].exc_info[0] is ZeroDivisionError

@@ -12,8 +12,8 @@ import av
 import numpy as np
 import pytest
 
+from livesight.backends.imaging import decode_rgb
 from livesight.backends.ocr import OcrModel
-from livesight.backends.ocr.image import decode_rgb
 from livesight.backends.ocr.reader import TextReader
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.ingest.frames import encode_jpeg

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from livesight.backends.imaging import RGB, decode_rgb, decode_small
 from livesight.backends.ocr import stats as st
 from livesight.backends.ocr.compose import compose
 from livesight.backends.ocr.facts import Change, FrameFacts, ItemFacts
-from livesight.backends.ocr.image import RGB, decode_rgb, decode_small
 from livesight.backends.ocr.reader import TextLine, TextReader
 from livesight.core.errors import ImageUndecodable, ModelFailed, ModelUnavailable
 from livesight.core.media import MediaFrame, MediaItem
@@ -154,8 +154,6 @@ class OcrModel:
             small, size = decode_small(bytes(frame.jpeg))
         except ImageUndecodable as exc:
             return _Decoded(replace(base, problem=exc.message), None)
-        except Exception:
-            return _Decoded(replace(base, problem="the image data could not be read"), None)
         return _Decoded(replace(base, stats=st.frame_stats(small, size)), small)
 
     def _read(self, frame: MediaFrame, facts: FrameFacts) -> FrameFacts:

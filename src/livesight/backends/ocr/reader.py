@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
-from livesight.backends.ocr.image import RGB
+from livesight.backends.imaging import RGB
 from livesight.core.errors import ModelFailed, ModelUnavailable
 
 log = logging.getLogger("livesight.backends.ocr")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from livesight.backends.ocr.image import RGB, resize_rgb
+from livesight.backends.imaging import RGB, resize_rgb
 
 Gray = npt.NDArray[np.float32]
 
