@@ -4,6 +4,7 @@ endpoint is refused to whoever may not scrape it (docs/metrics.md)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -126,3 +127,20 @@ def test_without_a_token_only_loopback_may_scrape(tmp_path: Path) -> None:
     assert _status_from(tmp_path / "a", "127.0.0.1") == 200
     assert _status_from(tmp_path / "b", "::1") == 200
     assert _status_from(tmp_path / "c", "192.0.2.7") == 401
+
+
+def test_an_error_inside_an_sse_stream_counts_with_its_code(tmp_path: Path) -> None:
+    with chat_env(tmp_path, FakeClock()) as env:
+        env.fake.behaviour.mid_stream_error = True
+        body = {"model": "qwen", "stream": True, "messages": image_message(env.ovs("frame_index=-1"))}
+        with env.server.client(env.key) as c:
+            answer = c.post("/v1/chat/completions", json=body)
+        assert answer.status_code == 200
+        events = [line[6:] for line in answer.text.splitlines() if line.startswith("data: {")]
+        errors = [json.loads(e)["error"] for e in events if "error" in json.loads(e)]
+        assert len(errors) == 1
+        s = parse(scrape(env.server).text)
+    code = errors[0]["code"]
+    assert value(s, "livesight_chat_requests_total", model="qwen", status=code) == 1
+    assert value(s, "livesight_chat_requests_total", model="qwen", status="ok") == 0
+    assert value(s, "livesight_upstream_errors_total", code=code) == (1 if code.startswith("upstream_") else 0)
