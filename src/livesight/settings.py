@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         None, description="SQLite file for API keys and stream records; default <data_dir>/livesight.db"
     )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token GET /metrics requires; unset: /metrics answers loopback clients only "
+        "(docs/metrics.md)",
+    )
     log_level: str = "info"
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="Log lines on stderr: auto = readable text on a terminal, JSON otherwise."

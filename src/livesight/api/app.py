@@ -17,6 +17,8 @@ from livesight import __version__
 from livesight.api import chat, errors, frames, health, models, streams, web
 from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import RateLimiter
+from livesight.api.metrics import Metrics
+from livesight.api.metrics import build_router as build_metrics_router
 from livesight.api.middleware import RequestContextMiddleware
 from livesight.api.schemas import Publish
 from livesight.backends.inflight import InflightBudget
@@ -51,6 +53,7 @@ class Components:
     models: ModelRegistry
     ingest: EmbeddedIngest
     pulls: PullSources
+    metrics: Metrics
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -80,6 +83,7 @@ def create_app(
     ingest_options: IngestOptions | None = None,
 ) -> LivesightApp:
     clock = clock or SystemClock()
+    app_metrics = Metrics()  # this app's own registry: never prometheus-client's global one
     own_keys = keys is None
     key_store: KeyStore = keys if keys is not None else SQLiteKeyStore(settings.resolved_db_path)
     pool = BufferPool(
@@ -102,7 +106,9 @@ def create_app(
         # Loads the stored records now: active streams continue, their pulled sources restart in lifespan.
         SQLiteStreamStore(settings.resolved_db_path) if settings.persist_streams else None,
         background_writes=True,  # SQLite off the event loop (buffer/journal.py)
+        recorder=app_metrics,
     )
+    app_metrics.watch(registry)
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
     # Bounded pool for media CPU work on the request path (mp4 encode, thumbnails).
@@ -117,7 +123,9 @@ def create_app(
     )
     resolver = ChatResolver(registry, settings.max_segment_frames, settings.max_request_frames)
     limiter = RateLimiter(settings.rate_limit_rps, clock)
-    encoder = FrameEncoder(settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality)
+    encoder = FrameEncoder(
+        settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality, recorder=app_metrics
+    )
     ingest = EmbeddedIngest(registry, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))
     pulls = PullSources(
         registry,
@@ -126,7 +134,7 @@ def create_app(
         settings.outbound_policy(hosts=settings.source_allowed_hosts),
         RetryPolicy(max_failures=settings.source_max_failures),
     )
-    parts = Components(settings, clock, key_store, registry, tokens, model_registry, ingest, pulls)
+    parts = Components(settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics)
 
     def publish_for(stream: Stream, request: Request) -> Publish | None:
         if stream.source is not None:
@@ -141,6 +149,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         parts.background.append(asyncio.create_task(_reap_forever(registry, settings.reaper_interval_ms)))
+        parts.background.append(asyncio.create_task(app_metrics.watch_loop_lag()))
         model_registry.start(preload=settings.preload_builtin_models)
         _restart_sources(registry, start_source)
         parts.ready = True
@@ -188,14 +197,18 @@ def create_app(
         schema = prefix == "/v1"
         include(streams.build_router(registry, authenticate, publish_for, start_source), prefix, schema=schema)
         include(frames.build_router(registry, authenticate, media_executor), prefix, schema=schema)
-        include(chat.build_router(model_registry, resolver, authenticate, limiter, clock), prefix, schema=schema)
+        chat_router = chat.build_router(model_registry, resolver, authenticate, limiter, clock, app_metrics)
+        include(chat_router, prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     # LiveKit signalling: /rtc, /rtc/v1, */validate; refusals rendered by the one error mapping
     include(build_rtc_router(ingest, errors.rtc_refusal_response), schema=False)
     include(health.build_router(lambda: None if parts.ready else "starting up"))
+    include(build_metrics_router(app_metrics, settings.metrics_token), schema=False)  # docs/metrics.md
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, on_request=app_metrics.request_done
+    )
     return app
 
 

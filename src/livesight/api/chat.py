@@ -27,11 +27,12 @@ from livesight.api.auth import Authenticate
 from livesight.api.chat_ratelimit import RateLimiter
 from livesight.api.chat_schemas import SSE_EVENT_SCHEMA, ChatCompletion, ChatCompletionRequest
 from livesight.api.errors import chat_error_body
+from livesight.api.metrics import Metrics, error_code
 from livesight.api.schemas import ChatError, ValidationErrorEnvelope
 from livesight.backends.base import ChatRequest, Chunk, estimate_tokens
 from livesight.backends.registry import ModelRegistry
 from livesight.core.clock import Clock
-from livesight.core.errors import InternalError, LivesightError
+from livesight.core.errors import InternalError, LivesightError, UpstreamError
 from livesight.resolve.request import ChatResolver, ResolvedRequest
 from livesight.store.keys import ApiKey
 
@@ -87,6 +88,7 @@ def build_router(
     authenticate: Authenticate,
     limiter: RateLimiter,
     clock: Clock,
+    metrics: Metrics,
 ) -> APIRouter:
     router = APIRouter(tags=["chat"])
     auth = Depends(authenticate)
@@ -99,47 +101,53 @@ def build_router(
     )
     async def chat_completions(body: ChatCompletionRequest, http_request: Request, key: ApiKey = auth) -> Response:
         started = time.perf_counter()
-        headers = limiter.check(key.id)
-        entry = await models.get_ready(body.model)
-        params = body.model_dump(exclude_unset=True)
-        for name in _LOCAL_FIELDS:
-            params.pop(name, None)
-        messages = [m.model_dump(exclude_unset=True) for m in body.messages]
-        resolved = await resolver.resolve(messages, key.owner, entry.config)
-        resolve_ms = (time.perf_counter() - started) * 1000
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        request = ChatRequest(resolved.messages, params, include_usage=include_usage)
-        report = _Report(resolved, body.thread_id, started, resolve_ms, clock.now_ms())
-        if not body.stream:
-            upstream_started = time.perf_counter()
-            completion = await _unless_disconnected(http_request, entry.backend.complete(request))
-            if completion is None:
-                return Response(status_code=499)  # nobody is listening any more
-            report.first_token_ms = (time.perf_counter() - upstream_started) * 1000
-            if not isinstance(completion.get("usage"), dict):
-                completion["usage"] = _estimated_usage(messages, completion)
-            completion["overshoot"] = report.overshoot(completion["usage"])
-            return JSONResponse(completion, headers=headers)
-
-        chunks = entry.backend.stream(request).__aiter__()
-        upstream_started = time.perf_counter()
+        model = "unknown"  # a metrics label: only a configured model id, never what the client typed
         try:
-            got = await _unless_disconnected(http_request, _first(chunks))
-        except BaseException:
-            await _aclose(chunks)
+            headers = limiter.check(key.id)
+            model = models.get(body.model).id
+            entry = await models.get_ready(body.model)
+            params = body.model_dump(exclude_unset=True)
+            for name in _LOCAL_FIELDS:
+                params.pop(name, None)
+            messages = [m.model_dump(exclude_unset=True) for m in body.messages]
+            resolved = await resolver.resolve(messages, key.owner, entry.config)
+            resolve_ms = (time.perf_counter() - started) * 1000
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            request = ChatRequest(resolved.messages, params, include_usage=include_usage)
+            report = _Report(resolved, body.thread_id, started, resolve_ms, clock.now_ms(), metrics, model)
+            if not body.stream:
+                upstream_started = time.perf_counter()
+                completion = await _unless_disconnected(http_request, entry.backend.complete(request))
+                if completion is None:
+                    return Response(status_code=499)  # nobody is listening any more
+                report.first_token_ms = (time.perf_counter() - upstream_started) * 1000
+                if not isinstance(completion.get("usage"), dict):
+                    completion["usage"] = _estimated_usage(messages, completion)
+                completion["overshoot"] = report.overshoot(completion["usage"])
+                return JSONResponse(completion, headers=headers)
+
+            chunks = entry.backend.stream(request).__aiter__()
+            upstream_started = time.perf_counter()
+            try:
+                got = await _unless_disconnected(http_request, _first(chunks))
+            except BaseException:
+                await _aclose(chunks)
+                raise
+            if got is None:
+                await _aclose(chunks)
+                return Response(status_code=499)  # the client left before the first chunk
+            first = got[0]
+            if first is None:
+                raise InternalError(f"model {body.model} ended its stream without sending an answer")
+            report.first_token_ms = (time.perf_counter() - upstream_started) * 1000
+            return _EventStream(
+                _events(first, chunks, report, include_usage),
+                media_type="text/event-stream",
+                headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
+            )
+        except LivesightError as exc:
+            _failed(metrics, model, exc)
             raise
-        if got is None:
-            await _aclose(chunks)
-            return Response(status_code=499)  # the client left before the first chunk
-        first = got[0]
-        if first is None:
-            raise InternalError(f"model {body.model} ended its stream without sending an answer")
-        report.first_token_ms = (time.perf_counter() - upstream_started) * 1000
-        return _EventStream(
-            _events(first, chunks, report, include_usage),
-            media_type="text/event-stream",
-            headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
 
     return router
 
@@ -167,12 +175,26 @@ class _EventStream(StreamingResponse):
                 await close()
 
 
+def _failed(metrics: Metrics, model: str, exc: LivesightError) -> None:
+    metrics.chat_failed(model, exc)
+    if isinstance(exc, UpstreamError):
+        log.warning("upstream failed: %s", exc.message, extra={"model": model, "code": error_code(exc)})
+
+
 class _Report:
-    """Builds the `overshoot` object (CONTRACT §6)."""
+    """Builds the `overshoot` object (CONTRACT §6) and records the request's metrics with it."""
 
     def __init__(
-        self, resolved: ResolvedRequest, thread_id: str | None, started: float, resolve_ms: float, now_ms: int
+        self,
+        resolved: ResolvedRequest,
+        thread_id: str | None,
+        started: float,
+        resolve_ms: float,
+        now_ms: int,
+        metrics: Metrics,
+        model: str,
     ) -> None:
+        self.metrics, self.model = metrics, model
         self.resolved = resolved
         self.thread_id = thread_id
         self.started = started
@@ -184,15 +206,17 @@ class _Report:
         cached = 0
         if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens_details"), dict):
             cached = int(usage["prompt_tokens_details"].get("cached_tokens") or 0)
+        timing = {
+            "resolve_ms": round(self.resolve_ms, 3),
+            "upstream_first_token_ms": round(self.first_token_ms, 3) if self.first_token_ms is not None else None,
+            "total_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "newest_frame_age_ms": self.newest_age_ms,
+        }
+        self.metrics.chat_done(self.model, timing, len(self.resolved.frames))
         return {
             "cache": {"thread_id": self.thread_id, "cache_hit": cached > 0, "cached_input_tokens": cached},
             "frames": self.resolved.frames,
-            "timing": {
-                "resolve_ms": round(self.resolve_ms, 3),
-                "upstream_first_token_ms": round(self.first_token_ms, 3) if self.first_token_ms is not None else None,
-                "total_ms": round((time.perf_counter() - self.started) * 1000, 3),
-                "newest_frame_age_ms": self.newest_age_ms,
-            },
+            "timing": timing,
         }
 
 
@@ -244,10 +268,12 @@ async def _events(
         yield _DONE
     except LivesightError as exc:
         log.warning("chat stream failed: %s", exc.message)
+        _failed(report.metrics, report.model, exc)
         yield _sse(chat_error_body(exc))
         yield _DONE
     except Exception:
         log.exception("chat stream failed")
+        report.metrics.chat_failed(report.model, InternalError("internal error while streaming"))
         yield _sse(chat_error_body(InternalError("internal error while streaming; see the server log")))
         yield _DONE
     finally:

@@ -7,23 +7,30 @@ import logging
 import re
 import time
 import uuid
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from livesight.api.errors import error_response, internal_error_response
 from livesight.core.errors import RequestTooLarge
+from livesight.core.logs import request_id_var
 
 log = logging.getLogger("livesight.access")
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        on_request: Callable[[str, str, int], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.on_request = on_request  # (route template, method, status): metrics; never a raw path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,12 +92,15 @@ class RequestContextMiddleware:
                 overflow = False
                 await error_response(too_large, path)(scope, receive, send_wrapper)
             route: Any = scope.get("route")
+            template = getattr(route, "path", None)
+            if self.on_request is not None:
+                self.on_request(template or "unmatched", str(scope.get("method")), status)
             log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope.get("method"),
-                    "route": getattr(route, "path", None) or path,
+                    "route": template or path,
                     "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                 },

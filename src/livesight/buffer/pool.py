@@ -28,6 +28,7 @@ class BufferPool:
         self._rings: dict[str, FrameRing] = {}
         self.nbytes = 0
         self.budget_evictions = 0
+        self._evicted_by_dropped = 0  # evictions of rings already dropped, for evicted_total()
 
     def ring(self, stream_id: str) -> FrameRing:
         ring = self._rings.get(stream_id)
@@ -47,6 +48,7 @@ class BufferPool:
         """Free a stream's frames (the ring object stays usable by windows already taken)."""
         ring = self._rings.pop(stream_id, None)
         if ring is not None:
+            self._evicted_by_dropped += ring.evicted_count
             self.nbytes -= ring.clear()
 
     def append(self, stream_id: str, frame: IngestFrame) -> FrameInfo:
@@ -71,6 +73,13 @@ class BufferPool:
         cutoff = self._clock.now_ms() - self.limits.retention_ms
         for ring in self._rings.values():
             self.nbytes -= ring.evict_arrived_before(cutoff)
+
+    def retained_frames(self) -> int:
+        return sum(ring.retained_count for ring in self._rings.values())
+
+    def evicted_total(self) -> int:
+        """Frames evicted (retention or budget) since the process started, freed streams' included."""
+        return self._evicted_by_dropped + sum(ring.evicted_count for ring in self._rings.values())
 
     def _globally_oldest(self, keep: FrameInfo) -> FrameRing | None:
         best: FrameRing | None = None

@@ -32,6 +32,7 @@ from livesight.core.clock import Clock
 from livesight.core.errors import StreamLimitExceeded, StreamNotFound, StreamUnauthorized
 from livesight.core.frame import FrameInfo, IngestFrame, IngestTarget, StreamEndHook
 from livesight.core.ids import new_stream_id, parse_stream_id
+from livesight.core.metrics import NULL_RECORDER, Recorder
 from livesight.core.records import StreamStore
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,10 @@ class _Target:
         return self._stream.active
 
     def push_frame(self, frame: IngestFrame) -> None:
+        self._registry.recorder.frame_received(self._stream.publisher.codec)
         if self._stream.active:
             self._registry._push(self._stream, frame)
+            self._registry.recorder.frame_kept(self._stream.publisher.codec)
 
     def publisher_connected(self, identity: str, *, codec: str | None = None) -> None:
         pub = self._stream.publisher
@@ -97,8 +100,10 @@ class StreamRegistry:
         store: StreamStore | None = None,
         *,
         background_writes: bool = False,
+        recorder: Recorder = NULL_RECORDER,
     ) -> None:
         self.clock = clock
+        self.recorder = recorder
         self.pool = pool
         self.limits = limits or RegistryLimits()
         self.store = store
@@ -138,6 +143,7 @@ class StreamRegistry:
         self._write([stream])
         self._streams[stream.id] = stream
         self._active_by_owner[owner] = self._active_by_owner.get(owner, 0) + 1
+        self.recorder.stream_created()
         return stream
 
     def get(self, stream_id: str, owner: str) -> Stream:
@@ -179,6 +185,7 @@ class StreamRegistry:
         stream.state = "ended"
         stream.ended_at_ms = self.clock.now_ms()
         stream.end_reason = reason
+        self.recorder.stream_ended(reason)
         stream.publisher.connected = False
         stream.frozen.update(
             state="ended",

@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from livesight.core.redact import MASK, is_secret_name, redact
@@ -25,6 +26,19 @@ LogFormat = Literal["auto", "json", "text"]
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _FLAG = "_livesight_redacted"
 _DROPPED = {"color_message", _FLAG}  # color_message (uvicorn): the message again with ANSI colours
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+"""The id of the HTTP request being handled (set by api/middleware.py); read by `RequestIdFilter`."""
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` (from `request_id_var`) to every record emitted inside a request that lacks one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = request_id_var.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -123,6 +137,7 @@ def resolve_format(fmt: LogFormat, stream: Any = None) -> Literal["json", "text"
 def make_handler(fmt: LogFormat = "auto", stream: Any = None) -> logging.Handler:
     """A redacting handler writing `fmt` lines to `stream` (default stderr)."""
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactFilter())
     handler.setFormatter(JsonFormatter() if resolve_format(fmt, handler.stream) == "json" else TextFormatter())
     return handler

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from dataclasses import dataclass
 
 import av
@@ -18,6 +19,8 @@ import numpy as np
 import simplejpeg
 from av.video.reformatter import VideoReformatter
 from numpy.typing import NDArray
+
+from livesight.core.metrics import NULL_RECORDER, Recorder
 
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG (full range)
 _local = threading.local()  # one reformatter (cached swscale context) per worker thread
@@ -68,8 +71,9 @@ def encode_jpeg(frame: av.VideoFrame, *, max_side: int, quality: int) -> Encoded
 class FrameEncoder:
     """A bounded pool of JPEG workers shared by every stream of the process."""
 
-    def __init__(self, workers: int, *, max_side: int, quality: int) -> None:
+    def __init__(self, workers: int, *, max_side: int, quality: int, recorder: Recorder = NULL_RECORDER) -> None:
         self.max_side = max_side
+        self.recorder = recorder
         self.quality = quality
         self.workers = workers
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="livesight-jpeg")
@@ -79,7 +83,10 @@ class FrameEncoder:
         return loop.run_in_executor(self._pool, self._encode, frame)
 
     def _encode(self, frame: av.VideoFrame) -> EncodedFrame:
-        return encode_jpeg(frame, max_side=self.max_side, quality=self.quality)
+        started = time.perf_counter()
+        encoded = encode_jpeg(frame, max_side=self.max_side, quality=self.quality)
+        self.recorder.encode_seconds(time.perf_counter() - started)
+        return encoded
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
