@@ -54,11 +54,28 @@ class ChatRequest:
 
 
 class Backend(Protocol):
+    """A model behind an id. A new kind of backend is one class with this lifecycle plus one entry in
+    `backends.registry.BACKENDS`; nothing else switches on concrete backend types."""
+
     config: ModelConfig
+    probe_before_use: bool
+    """True: the registry health-probes it (coalesced, reused for the probe TTL) before each request
+    and answers 503 `model_not_ready` while it fails. False: it makes itself ready on first use
+    (built-in models load then) and raises `ModelNotReady` itself if it cannot."""
+
+    def start(self) -> None:
+        """Begin the background work that makes it ready (a built-in model's load); idempotent, on the
+        event loop. Backends with nothing to prepare do nothing."""
+        ...
 
     @property
     def ready(self) -> bool:
         """True when the last health probe (or the load of a built-in model) succeeded."""
+        ...
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why it is not ready, in words for the client (None when ready)."""
         ...
 
     async def probe(self) -> bool:

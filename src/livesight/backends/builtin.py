@@ -78,9 +78,17 @@ class OcrBackend:
         self._loading: asyncio.Future[None] | None = None
         self.error: str | None = None
 
+    probe_before_use = False  # loads on first use; a failed load is 503 model_not_ready from _ensure_loaded
+
     @property
     def ready(self) -> bool:
         return self._model is not None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        if self._model is not None:
+            return None
+        return f"it failed to load ({self.error})" if self.error else "it is still loading"
 
     def start(self) -> None:
         """Begin loading in the background (idempotent). Call on the event loop."""

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Literal
 
 from livesight.backends.base import Backend
 from livesight.backends.builtin import OCR_MODEL_ID, AnswerModel, OcrBackend, builtin_config, default_ocr_factory
@@ -21,6 +22,33 @@ from livesight.backends.upstream import OpenAICompatBackend
 from livesight.core.clock import Clock
 from livesight.core.errors import ModelNotReady, ModelUnavailable
 from livesight.settings import ModelConfig
+
+
+@dataclass(frozen=True, slots=True)
+class BackendContext:
+    """What a backend factory may use to build a backend (shared by every model)."""
+
+    clock: Clock
+    executor: Executor | None
+    inflight: InflightBudget
+    ocr_factory: Callable[[ModelConfig], AnswerModel]
+
+
+BackendFactory = Callable[[ModelConfig, BackendContext], Backend]
+
+
+def _builtin(config: ModelConfig, context: BackendContext) -> Backend:
+    if config.id != OCR_MODEL_ID:
+        raise ValueError(f"model {config.id!r}: no built-in model has this id (built-in: {OCR_MODEL_ID})")
+    return OcrBackend(config, clock=context.clock, factory=context.ocr_factory)
+
+
+def _openai(config: ModelConfig, context: BackendContext) -> Backend:
+    return OpenAICompatBackend(config, executor=context.executor, inflight=context.inflight)
+
+
+BACKENDS: dict[Literal["builtin", "openai"], BackendFactory] = {"builtin": _builtin, "openai": _openai}
+"""`ModelConfig.backend` → how to build it: the one place a kind of backend is registered."""
 
 
 @dataclass(slots=True)
@@ -61,18 +89,12 @@ class ModelRegistry:
             if config.id in seen:
                 raise ValueError(f"model id {config.id!r} is configured twice")
             seen.add(config.id)
-        inflight = inflight or InflightBudget()  # one budget for every upstream model
+        # one in-flight budget for every upstream model
+        context = BackendContext(clock, executor, inflight or InflightBudget(), ocr_factory)
         all_configs = [builtin_config(b) for b in builtins if b not in seen] + configured
         self._entries: dict[str, ModelEntry] = {}
         for config in all_configs:
-            backend: Backend
-            if config.backend == "builtin":
-                if config.id != OCR_MODEL_ID:
-                    raise ValueError(f"model {config.id!r}: no built-in model has this id (built-in: {OCR_MODEL_ID})")
-                backend = OcrBackend(config, clock=clock, factory=ocr_factory)
-            else:
-                backend = OpenAICompatBackend(config, executor=executor, inflight=inflight)
-            self._entries[config.id] = ModelEntry(config, backend, created)
+            self._entries[config.id] = ModelEntry(config, BACKENDS[config.backend](config, context), created)
 
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())
@@ -90,12 +112,11 @@ class ModelRegistry:
         503 `model_not_ready` (with Retry-After: when the next probe may answer differently) when its
         upstream failed its (fresh) health probe. Built-in models load on first use instead."""
         entry = self.get(model_id)
-        if isinstance(entry.backend, OcrBackend):
+        if not entry.backend.probe_before_use:
             return entry
         await self._probe(entry)
         if not entry.backend.ready:
-            backend = entry.backend
-            reason = (backend.probe_error if isinstance(backend, OpenAICompatBackend) else None) or "it is not ready"
+            reason = entry.backend.not_ready_reason or "it is not ready"
             raise ModelNotReady(
                 f"model {model_id!r} is configured but not ready: {reason}; retry later, see GET /v1/models",
                 retry_after_s=max(1, math.ceil(self._probe_ttl_ms / 1000)),
@@ -116,11 +137,10 @@ class ModelRegistry:
         entry.probing = None
 
     def start(self, *, preload: bool) -> None:
-        """Begin loading built-in models (call on the event loop)."""
+        """Begin what makes each backend ready (built-in models load); call on the event loop."""
         if preload:
             for entry in self._entries.values():
-                if isinstance(entry.backend, OcrBackend):
-                    entry.backend.start()
+                entry.backend.start()
 
     async def refresh(self) -> list[ModelEntry]:
         """Probe every backend whose last probe is older than the TTL (concurrently); the entries."""

@@ -77,9 +77,18 @@ class OpenAICompatBackend:
         self._ready = False
         self.probe_error: str | None = "not probed yet"
 
+    probe_before_use = True
+
     @property
     def ready(self) -> bool:
         return self._ready
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        return None if self._ready else self.probe_error
+
+    def start(self) -> None:
+        """Nothing to prepare: readiness is the health probe the registry runs."""
 
     async def probe(self) -> bool:
         """`GET {base_url}/models`: ready on 2xx, and on 404/405 (a server that is up but has no model
