@@ -85,3 +85,33 @@ def test_a_blocked_loop_shows_as_lag() -> None:
     asyncio.run(block())
     s = samples(metrics)
     assert s[("livesight_event_loop_lag_seconds_sum", ())] >= 0.15  # at least the blocked time, minus the interval
+
+
+def test_frames_the_tap_drops_are_counted_per_codec() -> None:
+    """A frame tap whose encoder pool is stuck drops what does not fit and the scrape says so."""
+    from livesight.ingest.tap import FrameTap
+
+    class StuckEncoder:
+        def submit(self, frame: object) -> asyncio.Future[object]:
+            return asyncio.get_running_loop().create_future()  # never done: the pool fell behind
+
+    clock = FakeClock()
+    metrics = Metrics()
+    registry = StreamRegistry(clock, BufferPool(clock, BufferLimits()), recorder=metrics)
+    stream = registry.create("owner-a")
+    target = registry.ingest_target(stream.id)
+    assert target is not None
+    target.publisher_connected("cam", codec="H264")
+    frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), dtype=np.uint8), format="rgb24")
+
+    async def offer_five() -> FrameTap:
+        tap = FrameTap(target, StuckEncoder(), "s", max_inflight=2)  # type: ignore[arg-type]
+        for _ in range(5):
+            tap.offer(frame)
+        return tap
+
+    tap = asyncio.run(offer_five())
+    assert (tap.received, tap.dropped) == (5, 3)
+    s = samples(metrics)
+    assert s[("livesight_ingest_frames_dropped_total", (("codec", "h264"),))] == 3
+    assert ("livesight_ingest_frames_kept_total", (("codec", "h264"),)) not in s

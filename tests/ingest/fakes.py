@@ -58,6 +58,7 @@ class RecordingTarget:
         self.errors: list[str | None] = []
         self.connected: list[tuple[str, str | None]] = []
         self.disconnected: list[str | None] = []
+        self.dropped = 0
 
     @property
     def stream_id(self) -> str:
@@ -69,6 +70,9 @@ class RecordingTarget:
 
     def push_frame(self, frame: IngestFrame) -> None:
         self.frames.append(frame)
+
+    def frame_dropped(self) -> None:
+        self.dropped += 1
 
     def publisher_connected(self, identity: str, *, codec: str | None = None) -> None:
         self.connected.append((identity, codec))

@@ -77,6 +77,12 @@ class Metrics:
             "livesight_ingest_frames_received", "Frames handed to a stream's buffer", ["codec"], registry=r
         )
         self.frames_kept = Counter("livesight_ingest_frames_kept", "Frames appended to a buffer", ["codec"], registry=r)
+        self.frames_dropped = Counter(
+            "livesight_ingest_frames_dropped",
+            "Received frames dropped before the buffer (the encoder pool fell behind)",
+            ["codec"],
+            registry=r,
+        )
         self.encode = Histogram(
             "livesight_ingest_frame_encode_seconds", "JPEG worker time per frame", buckets=_ENCODE, registry=r
         )
@@ -113,6 +119,9 @@ class Metrics:
 
     def frame_kept(self, codec: str | None) -> None:
         self.frames_kept.labels(_codec(codec)).inc()
+
+    def frame_dropped(self, codec: str | None) -> None:
+        self.frames_dropped.labels(_codec(codec)).inc()
 
     def encode_seconds(self, seconds: float) -> None:
         self.encode.observe(seconds)

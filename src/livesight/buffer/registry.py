@@ -71,6 +71,9 @@ class _Target:
             self._registry._push(self._stream, frame)
             self._registry.recorder.frame_kept(self._stream.publisher.codec)
 
+    def frame_dropped(self) -> None:
+        self._registry.recorder.frame_dropped(self._stream.publisher.codec)
+
     def publisher_connected(self, identity: str, *, codec: str | None = None) -> None:
         pub = self._stream.publisher
         pub.connected, pub.identity, pub.codec = True, identity, codec

@@ -18,6 +18,10 @@ class Recorder(Protocol):
         """A frame was appended to a stream's buffer."""
         ...
 
+    def frame_dropped(self, codec: str | None) -> None:
+        """A received frame was dropped before the buffer (the encoder pool fell behind)."""
+        ...
+
     def encode_seconds(self, seconds: float) -> None:
         """Time one frame spent in the JPEG worker (reformat, scale and encode)."""
         ...
@@ -32,6 +36,9 @@ class NullRecorder:
         pass
 
     def frame_kept(self, codec: str | None) -> None:
+        pass
+
+    def frame_dropped(self, codec: str | None) -> None:
         pass
 
     def encode_seconds(self, seconds: float) -> None:

@@ -77,6 +77,7 @@ class FrameTap:
         self.received += 1
         if self._queue.full():
             self.dropped += 1
+            self.target.frame_dropped()
             return False
         ms = media_ms(frame)
         if ms is None:
