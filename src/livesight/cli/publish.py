@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -76,9 +76,21 @@ def run(args: argparse.Namespace) -> int:
         fail(f"an API key is needed: --api-key or LIVESIGHT_API_KEY (see `{command('keys', 'create')}`)")
     source = make_source(args)
     try:
-        return asyncio.run(_run(args, source))
+        code = asyncio.run(_run(args, source))
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    _leave(code)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit without finalizing the interpreter. The livekit SDK's native (tokio) threads can still call
+    back into Python after the room is disconnected; during interpreter finalization such a call aborts
+    the process ("panic in a function that cannot unwind", exit -6, seen in tests/e2e/test_publish_cli.py
+    after a clean publish). By now the room is disconnected and the stream kept or deleted, so nothing is
+    left to clean up but our own output."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def _run(args: argparse.Namespace, source: Source) -> int:
