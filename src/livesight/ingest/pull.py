@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ import av
 from livesight.core.errors import SourceUnsupported
 from livesight.core.frame import IngestFrame, IngestTarget, JpegPayload, StreamDirectory
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
+from livesight.core.redact import redact
 from livesight.ingest.egress import Egress
 from livesight.ingest.frames import FrameEncoder, encode_jpeg
 
@@ -46,7 +46,6 @@ OPEN_FAILED = "could not open source"
 # http/https reach the network only through the egress proxy (httpproxy is CONNECT); rtsp only the relay.
 _HLS_PROTOCOLS = "http,https,tcp,tls,httpproxy,crypto"
 _RTSP_PROTOCOLS = "rtsp,tcp"
-_USERINFO = re.compile(r"(\w+://)[^/@\s'\"]*@")
 
 
 def check_source(kind: str, url: str, file_dir: Path | None, allowed_hosts: frozenset[str] | None = None) -> str:
@@ -145,7 +144,7 @@ class PulledSource:
                 self._play(f"pull-{session}")
                 error = None if self.frames > before else "no decodable video frame"
             except (av.error.FFmpegError, OutboundRefused, SourceUnsupported, OSError, ValueError) as exc:
-                error = _USERINFO.sub(r"\1***@", str(exc) or repr(exc))  # FFmpeg names the URL, password too
+                error = redact(str(exc) or repr(exc))  # FFmpeg names the URL, password too
             except Exception as exc:
                 log.exception("pulled source of %s failed", self.tag)
                 error = repr(exc)
