@@ -19,11 +19,11 @@ from starlette.responses import Response
 from livesight.api.auth import Authenticate
 from livesight.api.schemas import DetailError
 from livesight.backends.imaging import resize_jpeg
-from livesight.buffer.registry import StreamRegistry
 from livesight.core.errors import FrameEvicted, StreamNotFound
 from livesight.resolve.select import select_frame
 from livesight.resolve.uri import Anchor, FrameRef
 from livesight.store.keys import ApiKey
+from livesight.streams.directory import StreamDirectory
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -40,7 +40,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def build_router(
-    registry: StreamRegistry, authenticate: Authenticate, executor: Executor | None, *, jpeg_quality: int = 85
+    registry: StreamDirectory, authenticate: Authenticate, executor: Executor | None, *, jpeg_quality: int = 85
 ) -> APIRouter:
     router = APIRouter(tags=["streams"])
     auth = Depends(authenticate)
