@@ -40,7 +40,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 def build_router(
-    registry: StreamDirectory, authenticate: Authenticate, executor: Executor | None, *, jpeg_quality: int = 85
+    directory: StreamDirectory, authenticate: Authenticate, executor: Executor | None, *, jpeg_quality: int = 85
 ) -> APIRouter:
     router = APIRouter(tags=["streams"])
     auth = Depends(authenticate)
@@ -57,10 +57,10 @@ def build_router(
         max_side: Annotated[int | None, Query(ge=16, le=8192, description="Scale down to this longest side")] = None,
         key: ApiKey = auth,
     ) -> Response:
-        stream = registry.get(stream_id, key.owner)
+        stream = directory.get(stream_id, key.owner)
         if not stream.active:
             raise StreamNotFound(f"stream {stream_id} has ended ({stream.end_reason}); its frames were freed")
-        window = registry.window(stream)
+        window = directory.window(stream)
         label = f"stream {stream.id}"
         ref = FrameRef(label, stream.id, Anchor("frame_index", frame_index, "frame_index"))
         index = select_frame(window, ref)

@@ -51,7 +51,7 @@ _NOT_FOUND: dict[int | str, dict[str, object]] = {
 
 
 def build_router(
-    registry: StreamDirectory,
+    directory: StreamDirectory,
     authenticate: Authenticate,
     publish_for: PublishFactory,
     start_source: SourceStarter,
@@ -61,7 +61,7 @@ def build_router(
 
     def lookup(stream_id: str, key: ApiKey, *, active: bool) -> Stream:
         # Another owner's stream raises StreamUnauthorized, which api.errors reports as 404 here.
-        return registry.get_active(stream_id, key.owner) if active else registry.get(stream_id, key.owner)
+        return directory.get_active(stream_id, key.owner) if active else directory.get(stream_id, key.owner)
 
     @router.post(
         "/streams",
@@ -77,14 +77,14 @@ def build_router(
         request: Request, body: Annotated[StreamCreateRequest | None, Body()] = None, key: ApiKey = auth
     ) -> StreamCreated:
         source = source_spec(body.source if body else None)
-        stream = registry.create(key.owner, source=source)
+        stream = directory.create(key.owner, source=source)
         if source is not None:
             try:
                 start_source(stream)
             except Exception:
-                registry.end(stream, "deleted")
+                directory.end(stream, "deleted")
                 raise
-        await registry.saved()  # on disk before the client learns the id
+        await directory.saved()  # on disk before the client learns the id
         return StreamCreated(
             id=stream.id,
             state="active",
@@ -106,14 +106,14 @@ def build_router(
         ] = None,
         key: ApiKey = auth,
     ) -> StreamList:
-        streams = registry.owned(key.owner)
+        streams = directory.owned(key.owner)
         if after is not None:
             position = decode_cursor(after)
             streams = [s for s in streams if list_key(s) > position]
         page = streams[:limit]
         has_more = len(streams) > limit
         return StreamList(
-            data=[stream_status(s, registry.facts(s)) for s in page],
+            data=[stream_status(s, directory.facts(s)) for s in page],
             has_more=has_more,
             next_after=encode_cursor(list_key(page[-1])) if has_more else None,
         )
@@ -121,7 +121,7 @@ def build_router(
     @router.get("/streams/{stream_id}", response_model=StreamStatus, responses=_NOT_FOUND, summary="Inspect a stream")
     async def get_stream(stream_id: str, key: ApiKey = auth) -> StreamStatus:
         stream = lookup(stream_id, key, active=False)
-        return stream_status(stream, registry.facts(stream))
+        return stream_status(stream, directory.facts(stream))
 
     @router.post(
         "/streams/{stream_id}/keepalive",
@@ -130,21 +130,21 @@ def build_router(
         summary="Renew the lease (and the publish token)",
     )
     async def keepalive(stream_id: str, request: Request, key: ApiKey = auth) -> Keepalive:
-        stream = registry.keepalive(stream_id, key.owner)
-        await registry.saved()
+        stream = directory.keepalive(stream_id, key.owner)
+        await directory.saved()
         return Keepalive(
             id=stream.id,
             expires_at_ms=stream.expires_at_ms,
             ttl_seconds=stream.ttl_seconds,
-            stream_time_ms=registry.facts(stream).buffer.stream_time_ms,
+            stream_time_ms=directory.facts(stream).buffer.stream_time_ms,
             publish=publish_for(stream, request),
         )
 
     @router.delete("/streams/{stream_id}", response_model=StreamDeleted, responses=_NOT_FOUND, summary="End a stream")
     async def delete_stream(stream_id: str, key: ApiKey = auth) -> StreamDeleted:
         stream = lookup(stream_id, key, active=False)
-        registry.end(stream, "deleted")
-        await registry.saved()
+        directory.end(stream, "deleted")
+        await directory.saved()
         return StreamDeleted(id=stream.id, deleted=True)
 
     return router
