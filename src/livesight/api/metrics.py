@@ -24,8 +24,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.responses import Response
 
-from livesight.buffer.registry import StreamRegistry
+from livesight.buffer.pool import BufferPool
 from livesight.core.errors import LivesightError, Unauthorized, UpstreamError
+from livesight.streams.directory import StreamDirectory
 
 _MS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _ENCODE = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -46,14 +47,15 @@ def error_code(exc: LivesightError) -> str:
 
 
 class _StateCollector(Collector):
-    """Gauges read from the registry and its pool at scrape time (on the event loop)."""
+    """Gauges read from the streams and the buffer pool at scrape time (on the event loop)."""
 
-    def __init__(self, registry: StreamRegistry) -> None:
-        self._registry = registry
+    def __init__(self, streams: StreamDirectory, pool: BufferPool) -> None:
+        self._streams = streams
+        self._pool = pool
 
     def collect(self) -> Iterable[Metric]:
-        pool = self._registry.pool
-        active = self._registry.all_active()
+        pool = self._pool
+        active = self._streams.all_active()
         yield GaugeMetricFamily("livesight_buffer_retained_frames", "Frames held in memory", pool.retained_frames())
         yield GaugeMetricFamily("livesight_buffer_retained_bytes", "JPEG bytes held in memory", pool.nbytes)
         yield CounterMetricFamily(
@@ -109,8 +111,8 @@ class Metrics:
     def _seconds(self, name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
         return Histogram(name, doc, ["model"], buckets=buckets, registry=self.registry)
 
-    def watch(self, registry: StreamRegistry) -> None:
-        self.registry.register(_StateCollector(registry))
+    def watch(self, streams: StreamDirectory, pool: BufferPool) -> None:
+        self.registry.register(_StateCollector(streams, pool))
 
     # --- core.metrics.Recorder ----------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from livesight.buffer.registry import Stream, StreamRegistry
 from livesight.buffer.ring import FrameWindow
 from livesight.core.errors import (
     FrameEvicted,
@@ -28,6 +27,8 @@ from livesight.core.media import MediaFrame, MediaItem
 from livesight.resolve.select import select_frame, select_segment
 from livesight.resolve.uri import FrameRef, SegmentRef, is_ovs_url, parse_frame_uri, parse_segment_uri, shown
 from livesight.settings import ModelConfig
+from livesight.streams.directory import StreamDirectory as StreamRegistry
+from livesight.streams.stream import Stream
 
 
 @dataclass(slots=True)
