@@ -32,6 +32,7 @@ from livesight.ingest.pull import PullSources, RetryPolicy
 from livesight.ingest.routes import build_router as build_rtc_router
 from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
 from livesight.resolve.request import ChatResolver
+from livesight.serving.chat import ChatService
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
 from livesight.store.streams import SQLiteStreamStore
@@ -125,6 +126,7 @@ def create_app(
         inflight=InflightBudget(settings.upstream_inflight_mb * MB, settings.upstream_inflight_wait_s),
     )
     resolver = ChatResolver(directory, settings.max_segment_frames, settings.max_request_frames)
+    chat_service = ChatService(model_registry, resolver, clock, app_metrics)
     limiter = RateLimiter(settings.rate_limit_rps, clock)
     encoder = FrameEncoder(
         settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality, recorder=app_metrics
@@ -201,8 +203,7 @@ def create_app(
         schema = prefix == "/v1"
         include(streams.build_router(directory, authenticate, publish_for, start_source), prefix, schema=schema)
         include(frames.build_router(directory, authenticate, media_executor), prefix, schema=schema)
-        chat_router = chat.build_router(model_registry, resolver, authenticate, limiter, clock, app_metrics)
-        include(chat_router, prefix, schema=schema)
+        include(chat.build_router(chat_service, authenticate, limiter), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     # LiveKit signalling: /rtc, /rtc/v1, */validate; refusals rendered by the one error mapping

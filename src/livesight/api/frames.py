@@ -70,7 +70,7 @@ def build_router(
             raise FrameEvicted(f"{label}: frame {index} was evicted")
         info = window.info(index)
         loop = asyncio.get_running_loop()
-        jpeg = payload.jpeg() if payload.jpeg_is_cheap else await loop.run_in_executor(executor, payload.jpeg)
+        jpeg = payload.jpeg()  # stored bytes: nothing to compute
         if max_side is not None:
             resize: Callable[[], bytes] = lambda: resize_jpeg(jpeg, max_side, jpeg_quality)  # noqa: E731
             jpeg = await loop.run_in_executor(executor, resize)

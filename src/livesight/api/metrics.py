@@ -16,7 +16,6 @@ import asyncio
 import hmac
 import ipaddress
 from collections.abc import Iterable
-from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -26,6 +25,7 @@ from starlette.responses import Response
 
 from livesight.buffer.pool import BufferPool
 from livesight.core.errors import LivesightError, Unauthorized, UpstreamError
+from livesight.core.metrics import ChatTiming
 from livesight.streams.directory import StreamDirectory
 
 _MS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -139,17 +139,17 @@ class Metrics:
     def request_done(self, route: str, method: str, status: int) -> None:
         self.requests.labels(route, method, str(status)).inc()
 
-    def chat_done(self, model: str, timing: dict[str, Any], frames: int) -> None:
+    def chat_done(self, model: str, timing: ChatTiming, frames: int) -> None:
         """A chat completion answered; `timing` is its `overshoot.timing` (ms)."""
         self.chat_requests.labels(model, "ok").inc()
-        for histogram, key in (
-            (self.resolve, "resolve_ms"),
-            (self.first_token, "upstream_first_token_ms"),
-            (self.total, "total_ms"),
-            (self.frame_age, "newest_frame_age_ms"),
+        for histogram, ms in (
+            (self.resolve, timing.resolve_ms),
+            (self.first_token, timing.upstream_first_token_ms),
+            (self.total, timing.total_ms),
+            (self.frame_age, timing.newest_frame_age_ms),
         ):
-            if timing.get(key) is not None:
-                histogram.labels(model).observe(timing[key] / 1000)
+            if ms is not None:
+                histogram.labels(model).observe(ms / 1000)
         self.frames.labels(model).observe(frames)
 
     def chat_failed(self, model: str, exc: LivesightError) -> None:

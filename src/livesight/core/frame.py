@@ -51,12 +51,7 @@ class FramePayload(Protocol):
         ...
 
     def jpeg(self) -> bytes:
-        """The frame as a JPEG. May cost CPU (decode on demand): call it off the event loop if so."""
-        ...
-
-    @property
-    def jpeg_is_cheap(self) -> bool:
-        """True when `jpeg()` only returns stored bytes (safe to call on the event loop)."""
+        """The frame as a JPEG: the stored bytes (the buffer keeps JPEG, so this costs nothing)."""
         ...
 
 
@@ -72,10 +67,6 @@ class JpegPayload:
 
     def jpeg(self) -> bytes:
         return self.data
-
-    @property
-    def jpeg_is_cheap(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, slots=True)
