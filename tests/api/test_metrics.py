@@ -47,7 +47,9 @@ def test_a_flow_moves_the_counters_and_no_label_names_a_stream_or_key(tmp_path: 
         client.chat.completions.create(model="qwen", messages=image_message(env.ovs("frame_index=-1")))  # type: ignore[arg-type]
         segment = env.ovs("start_frame_index=10&end_frame_index=40&max_fps=2")
         stream = client.chat.completions.create(model="qwen", messages=video_message(segment), stream=True)  # type: ignore[arg-type]
-        assert [c for c in stream]
+        chunks = list(stream)
+        segment_frames = len(getattr(chunks[-1], "overshoot")["frames"][0]["frame_indexes"])  # noqa: B009
+        assert segment_frames > 1
         with pytest.raises(openai.APIStatusError):
             client.chat.completions.create(model="nowhere", messages=image_message(env.ovs("frame_index=-1")))  # type: ignore[arg-type]
         env.fake.behaviour.fail_status = 500
@@ -86,6 +88,7 @@ def test_a_flow_moves_the_counters_and_no_label_names_a_stream_or_key(tmp_path: 
     assert value(s, "livesight_chat_resolve_seconds_count", model="livesight/ocr") == 1
     assert value(s, "livesight_chat_newest_frame_age_seconds_count", model="qwen") == 2
     assert value(s, "livesight_chat_frames_count", model="qwen") == 2
+    assert value(s, "livesight_chat_frames_sum", model="qwen") == 1 + segment_frames, "a frame, then a segment"
     assert value(s, "livesight_chat_frames_sum", model="livesight/ocr") == 1
     chat_route = {"route": "/chat/completions", "method": "POST"}
     assert value(s, "livesight_http_requests_total", **chat_route, status="200") == 3

@@ -18,6 +18,7 @@ from livekit import api, rtc
 from livesight.core.clock import SystemClock
 from livesight.ingest.options import IngestOptions
 from tests.e2e.media import PREROLL_BASE, ReadFrame, publish_pattern, read_frames, wait_for
+from tests.support.metrics import sample
 from tests.support.server import LiveServer, run_server
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(90)]
@@ -50,6 +51,11 @@ def status(server: LiveServer, key: str, stream_id: str) -> dict[str, object]:
         return dict(c.get(f"/v1/streams/{stream_id}").json())
 
 
+def decodes(server: LiveServer, codec: str) -> float:
+    """How many received frames of `codec` this server timed decoding."""
+    return sample(server.components.metrics, "livesight_ingest_frame_decode_seconds_count", codec=codec)
+
+
 def check_frames(all_frames: list[ReadFrame], sent: list[int], *, min_ratio: float = 0.9) -> list[ReadFrame]:
     """Order, count, contiguous lifetime indexes, increasing stream times; returns the counted frames."""
     assert all_frames, "no frame reached the buffer"
@@ -72,6 +78,7 @@ def check_frames(all_frames: list[ReadFrame], sent: list[int], *, min_ratio: flo
 
 
 def test_vp8_v1_frames_arrive_in_order(server: LiveServer, key: str) -> None:
+    decoded_before = decodes(server, "vp8")
     stream = create_stream(server, key)
     publish = stream["publish"]
     assert isinstance(publish, dict)
@@ -91,6 +98,8 @@ def test_vp8_v1_frames_arrive_in_order(server: LiveServer, key: str) -> None:
     assert got["first_available_frame_index"] == 0
     assert got["retained_frame_count"] == len(all_frames)
     assert got["last_error"] is None
+    # frames are decoded on a timed decoder from the first one that reached the buffer on
+    assert decodes(server, "vp8") - decoded_before > len(all_frames) // 2
 
 
 def test_h264(server: LiveServer, key: str) -> None:
@@ -103,11 +112,14 @@ def test_h264(server: LiveServer, key: str) -> None:
         video_codec=rtc.VideoCodec.H264,
         degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION.value,
     )
+    decoded_before = decodes(server, "h264")
     result = asyncio.run(publish_pattern(publish["url"], publish["token"], seconds=3, fps=FPS, options=options))
     assert result.connect_error is None
     assert result.publish_error is None
-    check_frames(read_frames(server, str(stream["id"])), result.sent)
+    all_frames = read_frames(server, str(stream["id"]))
+    check_frames(all_frames, result.sent)
     assert status(server, key, str(stream["id"]))["codec"] == "H264"
+    assert decodes(server, "h264") - decoded_before > len(all_frames) // 2
 
 
 def test_simulcast_publisher_sends_its_top_layer(server: LiveServer, key: str) -> None:

@@ -14,6 +14,7 @@ from livesight.core.clock import SystemClock
 from livesight.core.errors import SourceUnsupported
 from livesight.ingest.pattern import TestPattern, read_frame_number
 from livesight.ingest.pull import check_source
+from tests.support.metrics import sample
 from tests.support.server import run_server
 from tests.support.video import write_video
 
@@ -76,6 +77,11 @@ def test_file_source_plays_at_native_rate_and_stops_on_delete(tmp_path: Path) ->
                     (i.index, i.timestamp_ms, i.arrived_at_ms, window.payload(i.index).jpeg()) for i in window.infos()
                 ]
 
+            kept = len(live.call(frames))
+            metrics = live.components.metrics
+            # each frame's decode (PyAV) and JPEG encode are timed, pulled sources like WebRTC ones
+            assert sample(metrics, "livesight_ingest_frame_decode_seconds_count", codec="mpeg4") >= kept
+            assert sample(metrics, "livesight_ingest_frame_encode_seconds_count") >= kept
             got = live.call(frames)[:15]
             numbers = [read_frame_number(simplejpeg.decode_jpeg(j, colorspace="GRAY")[:, :, 0]) for *_, j in got]
             assert numbers == list(range(15))

@@ -88,6 +88,13 @@ class Metrics:
         self.encode = Histogram(
             "livesight_ingest_frame_encode_seconds", "JPEG worker time per frame", buckets=_ENCODE, registry=r
         )
+        self.decode = Histogram(
+            "livesight_ingest_frame_decode_seconds",
+            "Video decode time per received frame",
+            ["codec"],
+            buckets=_ENCODE,
+            registry=r,
+        )
         self.streams_created = Counter("livesight_streams_created", "Streams created", registry=r)
         self.streams_ended = Counter("livesight_streams_ended", "Streams ended", ["reason"], registry=r)
         self.requests = Counter(
@@ -127,6 +134,9 @@ class Metrics:
 
     def encode_seconds(self, seconds: float) -> None:
         self.encode.observe(seconds)
+
+    def decode_seconds(self, codec: str | None, seconds: float) -> None:
+        self.decode.labels(_codec(codec)).observe(seconds)
 
     def stream_created(self) -> None:
         self.streams_created.inc()

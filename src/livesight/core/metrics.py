@@ -29,6 +29,10 @@ class Recorder(Protocol):
         """Time one frame spent in the JPEG worker (reformat, scale and encode)."""
         ...
 
+    def decode_seconds(self, codec: str | None, seconds: float) -> None:
+        """Time one received video frame took to decode (aiortc's decoder, or PyAV for pulled sources)."""
+        ...
+
     def stream_created(self) -> None: ...
 
     def stream_ended(self, reason: str) -> None: ...
@@ -67,6 +71,9 @@ class NullRecorder:
         pass
 
     def encode_seconds(self, seconds: float) -> None:
+        pass
+
+    def decode_seconds(self, codec: str | None, seconds: float) -> None:
         pass
 
     def stream_created(self) -> None:

@@ -80,9 +80,10 @@ class FrameEncoder:
 
     def submit(self, frame: av.VideoFrame) -> asyncio.Future[EncodedFrame]:
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._pool, self._encode, frame)
+        return loop.run_in_executor(self._pool, self.encode, frame)
 
-    def _encode(self, frame: av.VideoFrame) -> EncodedFrame:
+    def encode(self, frame: av.VideoFrame) -> EncodedFrame:
+        """Encode on the calling thread (a pulled source's own thread, or a pool worker), timed."""
         started = time.perf_counter()
         encoded = encode_jpeg(frame, max_side=self.max_side, quality=self.quality)
         self.recorder.encode_seconds(time.perf_counter() - started)

@@ -37,7 +37,7 @@ from livesight.core.frame import IngestDirectory, IngestFrame, IngestTarget, Jpe
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
 from livesight.core.redact import redact
 from livesight.ingest.egress import Egress
-from livesight.ingest.frames import FrameEncoder, encode_jpeg
+from livesight.ingest.frames import FrameEncoder
 
 log = logging.getLogger(__name__)
 _SCHEMES = {"rtsp": ("rtsp://", "rtsps://"), "hls": ("http://", "https://")}
@@ -203,7 +203,7 @@ class PulledSource:
             codec = stream.codec_context.name.upper()
             started = time.monotonic()
             first_ms: float | None = None
-            for frame in self._frames(container, stream):
+            for frame in self._frames(container, stream, codec):
                 if self.stop.is_set():
                     break
                 ms = float(Fraction(frame.pts) * Fraction(frame.time_base) * 1000) if frame.pts is not None else None
@@ -214,7 +214,7 @@ class PulledSource:
                     delay = started + (ms - first_ms) / 1000 - time.monotonic()
                     if delay > 0 and self.stop.wait(delay):
                         break
-                encoded = encode_jpeg(frame, max_side=self.encoder.max_side, quality=self.encoder.quality)
+                encoded = self.encoder.encode(frame)
                 if produced == 0:  # connected once it delivers, not when a container merely opened
                     self._call(functools.partial(self.target.publisher_connected, f"pull:{self.kind}", codec=codec))
                 self._call(
@@ -225,11 +225,20 @@ class PulledSource:
                 self.frames += 1
         return produced
 
-    def _frames(self, container: Any, stream: Any) -> Iterator[Any]:
+    def _frames(self, container: Any, stream: Any, codec: str) -> Iterator[Any]:
+        """Decoded frames, each packet's decode timed (a packet whose decode yields no frame counts with
+        the next frame it does yield)."""
+        pending = 0.0
         for packet in container.demux(stream):
             if self.stop.is_set():
                 return
-            yield from packet.decode()
+            started = time.perf_counter()
+            frames = packet.decode()
+            pending += time.perf_counter() - started
+            for frame in frames:
+                self.encoder.recorder.decode_seconds(codec, pending)
+                pending = 0.0
+                yield frame
 
 
 class PullSources:

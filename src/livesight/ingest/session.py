@@ -20,14 +20,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models, rtc
 
 from livesight.core.clock import Clock
 from livesight.core.frame import IngestTarget
-from livesight.ingest import sdp, signal
+from livesight.ingest import decode_timing, sdp, signal
 from livesight.ingest.frames import FrameEncoder
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.remb import install_fixed_remb
@@ -80,6 +80,8 @@ class PublisherSession:
         self.last_seen = time.monotonic()
         self._pending: dict[str, deque[tuple[rtc.AddTrackRequest, str]]] = {"audio": deque(), "video": deque()}
         self._video_tracks = 0
+        self._video_receiver: RTCRtpReceiver | None = None  # its decoder thread is timed from the first frame
+        decode_timing.install()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._stop_reason: str | None = None  # an error to show on the stream; None for a normal leave
@@ -185,6 +187,8 @@ class PublisherSession:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._video_receiver is not None:
+            decode_timing.detach(self._video_receiver)
         with contextlib.suppress(Exception):
             await self.pc.close()
         if self.target.active:
@@ -309,6 +313,7 @@ class PublisherSession:
             self.target.report_error("the publisher sent a second video track; livesight keeps only the first")
             self._spawn(self._drain(track))
             return
+        self._video_receiver = next((t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track), None)
         tap = FrameTap(
             self.target,
             self.encoder,
@@ -335,6 +340,8 @@ class PublisherSession:
 
     def _on_frame(self, width: int, height: int) -> None:
         self.frames += 1
+        if self.frames == 1 and self._video_receiver is not None:
+            decode_timing.attach(self._video_receiver, self.encoder.recorder.decode_seconds)
         if self.frames == 1 and self._watchdog_error is not None:
             self.target.report_error(None)
             self._watchdog_error = None
