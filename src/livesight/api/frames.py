@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
@@ -25,7 +25,7 @@ from livesight.resolve.select import select_frame
 from livesight.resolve.uri import Anchor, FrameRef
 from livesight.store.keys import ApiKey
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
+_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
         "description": "The frame as a JPEG; X-Frame-Index and X-Frame-Timestamp-Ms name it",

@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -137,7 +136,7 @@ class Metrics:
     def request_done(self, route: str, method: str, status: int) -> None:
         self.requests.labels(route, method, str(status)).inc()
 
-    def chat_done(self, model: str, timing: dict[str, Any], frames: int) -> None:
+    def chat_done(self, model: str, timing: Mapping[str, object], frames: int) -> None:
         """A chat completion answered; `timing` is its `overshoot.timing` (ms)."""
         self.chat_requests.labels(model, "ok").inc()
         for histogram, key in (
@@ -146,8 +145,8 @@ class Metrics:
             (self.total, "total_ms"),
             (self.frame_age, "newest_frame_age_ms"),
         ):
-            if timing.get(key) is not None:
-                histogram.labels(model).observe(timing[key] / 1000)
+            if isinstance(ms := timing.get(key), int | float):
+                histogram.labels(model).observe(ms / 1000)
         self.frames.labels(model).observe(frames)
 
     def chat_failed(self, model: str, exc: LivesightError) -> None:
