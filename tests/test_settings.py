@@ -35,6 +35,8 @@ def test_precedence_arguments_over_env_over_file(tmp_path: Path, monkeypatch: py
         ("[[models]]\nbackend = 'openai'", "models.0.id"),
         ("this is not toml", "cannot read"),
         ("livekit_url = 'wss://lk.example'", "not implemented yet"),
+        # extra_body is sent as JSON: a TOML date cannot be, so it is refused here, not at the first request
+        ("[[models]]\nid = 'm'\nbase_url = 'http://x/v1'\nextra_body = { since = 2024-01-01 }", "extra_body.since"),
     ],
 )
 def test_invalid_config_is_a_clear_error(tmp_path: Path, text: str, needle: str) -> None:

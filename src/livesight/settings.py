@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from livesight.core.errors import ConfigError as ConfigError  # re-exported: the CLI and tests import it from here
+from livesight.core.jsontypes import JsonObject
 from livesight.core.outbound import OutboundPolicy, parse_networks
 
 _config_file: ContextVar[Path | None] = ContextVar("livesight_config_file", default=None)
@@ -58,7 +59,7 @@ class ModelConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="Upstream request timeout (connect, read, write, pool).")
     max_connections: int = Field(100, ge=1, description="Pooled HTTP connections to the upstream.")
     owned_by: str | None = None
-    extra_body: dict[str, Any] = Field(
+    extra_body: JsonObject = Field(
         default_factory=dict, description="Fields merged into every upstream request body (request fields win)."
     )
     min_score: float = Field(0.9, ge=0, le=1, description="livesight/ocr: drop text read with a lower score.")
@@ -259,7 +260,11 @@ class Settings(BaseSettings):
 
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
-    """Settings from arguments, environment and an optional TOML file; ConfigError if invalid."""
+    """Settings from arguments, environment and an optional TOML file; ConfigError if invalid.
+
+    `overrides` are Settings fields as raw values (pydantic validates them), hence untyped: the constructor
+    types each of its parameters differently (one per field), and only a TypedDict copy of every field
+    would say more."""
     path = Path(config) if config else None
     if path is None and os.environ.get("LIVESIGHT_CONFIG"):
         path = Path(os.environ["LIVESIGHT_CONFIG"])

@@ -33,3 +33,19 @@ def test_end_of_track_stops_the_tap() -> None:
 def test_a_bug_in_recv_is_not_taken_for_the_end_of_the_track() -> None:
     with pytest.raises(ZeroDivisionError):
         asyncio.run(asyncio.wait_for(tap().run(lambda: raising(ZeroDivisionError())), 5))
+
+
+def test_only_video_frames_are_offered() -> None:
+    """aiortc types `recv()` as any frame or packet; what is not a VideoFrame is not a picture to encode."""
+    import av
+
+    t = tap()
+    items: list[object] = [av.AudioFrame(format="s16", layout="mono", samples=160), av.Packet(b"x")]
+
+    async def recv() -> object:
+        if items:
+            return items.pop(0)
+        raise MediaStreamError
+
+    asyncio.run(asyncio.wait_for(t.run(recv), 5))
+    assert (t.received, t.dropped, t.failed) == (0, 0, 0)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict, Unpack
 
 from fastapi import APIRouter, FastAPI, Request
 
@@ -61,10 +61,23 @@ class Components:
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
 
+class AppOptions(TypedDict, total=False):
+    """The `FastAPI` arguments `create_app` sets (FastAPI's defaults hold for the rest)."""
+
+    title: str
+    version: str
+    summary: str
+    description: str
+    lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
+    redirect_slashes: bool
+    docs_url: str | None
+    redoc_url: str | None
+
+
 class LivesightApp(FastAPI):
     """The FastAPI app, carrying the components it was built from (for the CLI and tests)."""
 
-    def __init__(self, components: Components, **kwargs: Any) -> None:
+    def __init__(self, components: Components, **kwargs: Unpack[AppOptions]) -> None:
         super().__init__(**kwargs)
         self.components = components
 

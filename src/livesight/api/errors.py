@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TypedDict
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,16 +29,40 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import compile_path
 
-from livesight.core.errors import InternalError, LivesightError, StreamUnauthorized, Unauthorized
+from livesight.core.errors import InternalError, LivesightError, StreamUnauthorized, Unauthorized, UpstreamDetails
 
 log = logging.getLogger("livesight.api")
+
+
+class ErrorObject(TypedDict):
+    """E of envelope 2 (`api.schemas.ChatErrorBody` documents it in OpenAPI)."""
+
+    message: str
+    type: str
+    code: str
+    upstream: UpstreamDetails | None
+
+
+class ChatErrorBody(TypedDict):
+    error: ErrorObject
+
+
+class ChatEnvelope(TypedDict):
+    detail: ChatErrorBody
+    error: ErrorObject
+
+
+class ValidationDetail(TypedDict):
+    loc: list[str | int]
+    msg: str
+    type: str
 
 
 def is_chat_path(path: str) -> bool:
     return path.rstrip("/").endswith("/chat/completions")
 
 
-def chat_error_body(exc: LivesightError) -> dict[str, Any]:
+def chat_error_body(exc: LivesightError) -> ChatErrorBody:
     """The `{"error": {...}}` object, also used as the mid-stream SSE error event."""
     return {
         "error": {
@@ -50,7 +74,7 @@ def chat_error_body(exc: LivesightError) -> dict[str, Any]:
     }
 
 
-def chat_envelope(exc: LivesightError) -> dict[str, Any]:
+def chat_envelope(exc: LivesightError) -> ChatEnvelope:
     """Envelope 2: Overshoot's `detail.error` and the same object as a top-level `error`."""
     body = chat_error_body(exc)
     return {"detail": body, "error": body["error"]}
@@ -99,18 +123,18 @@ def internal_error_response(path: str) -> JSONResponse:
     return error_response(InternalError("internal server error; see the server log for this request id"), path)
 
 
-def validation_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _loc(loc: object) -> list[str | int]:
+    parts = loc if isinstance(loc, list | tuple) else ()
+    return [p if isinstance(p, int) else str(p) for p in parts]
+
+
+def validation_details(errors: Sequence[Mapping[str, object]]) -> list[ValidationDetail]:
     return [
-        {
-            "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-            "msg": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in errors
+        {"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors
     ]
 
 
-def validation_response(errors: Sequence[Mapping[str, Any]]) -> JSONResponse:
+def validation_response(errors: Sequence[Mapping[str, object]]) -> JSONResponse:
     return JSONResponse(
         {
             "error": "validation_error",

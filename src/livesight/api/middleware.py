@@ -8,7 +8,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -91,8 +90,8 @@ class RequestContextMiddleware:
             if overflow and not response_started:
                 overflow = False
                 await error_response(too_large, path)(scope, receive, send_wrapper)
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None)
+            route_path = getattr(scope.get("route"), "path", None)  # the matched route's template
+            template = route_path if isinstance(route_path, str) else None
             if self.on_request is not None:
                 self.on_request(template or "unmatched", str(scope.get("method")), status)
             log.info(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from livesight.core.jsontypes import JsonValue
 
 # --- error envelopes ------------------------------------------------------------------------------
 
@@ -20,8 +22,8 @@ class DetailError(BaseModel):
 class UpstreamInfo(BaseModel):
     provider: str
     status: int | None
-    body: Any = Field(description="Upstream response body, bounded to 4 KiB")
-    rate_limits: dict[str, Any] | None = None
+    body: JsonValue = Field(description="Upstream response body, bounded to 4 KiB")
+    rate_limits: dict[str, str] | None = None
 
 
 class ChatErrorBody(BaseModel):

@@ -29,11 +29,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TypedDict, Unpack, cast
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.config import LifespanType
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from livesight.api.errors import error_response
 from livesight.core.errors import ServerBusy
@@ -111,8 +113,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(
         self,
         config: uvicorn.Config,
-        server_state: Any,
-        app_state: dict[str, Any],
+        server_state: ServerState,
+        app_state: dict[str, object],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
@@ -174,10 +176,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class UvicornOptions(TypedDict, total=False):
+    """The `uvicorn.Config` arguments `server_config` sets (uvicorn's defaults hold for the rest)."""
+
+    host: str
+    port: int
+    backlog: int
+    timeout_keep_alive: int
+    log_config: None
+    access_log: bool
+    lifespan: LifespanType
+    timeout_graceful_shutdown: int | None
+    ws_max_size: int
+
+
 class ServerConfig(uvicorn.Config):
     """A uvicorn.Config whose connections are guarded (`guard` is shared by all of them)."""
 
-    def __init__(self, app: ASGIApp, *, guard: ConnectionGuard, **kwargs: Any) -> None:
+    def __init__(self, app: ASGIApp, *, guard: ConnectionGuard, **kwargs: Unpack[UvicornOptions]) -> None:
         super().__init__(app, http=GuardedHttpProtocol, **kwargs)
         self.guard = guard
 

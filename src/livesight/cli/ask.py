@@ -15,14 +15,24 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import openai
 
 from livesight.cli.common import command, fail
+from livesight.core.jsontypes import JsonObject, JsonValue
 
 DEFAULT_URL = "http://127.0.0.1:7880"
 DEFAULT_MODEL = "livesight/ocr"
+
+
+class SamplingFields(TypedDict, total=False):
+    """The optional sampling arguments of `chat.completions.create`, as the OpenAI API names them."""
+
+    temperature: float
+    max_tokens: int
+    top_p: float
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -35,23 +45,26 @@ class Options:
     top_p: float | None = None
     seed: int | None = None
 
-    def fields(self) -> dict[str, Any]:
-        """The sampling fields to send, as the OpenAI API names them."""
-        values = {
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "top_p": self.top_p,
-            "seed": self.seed,
-        }
-        return {name: value for name, value in values.items() if value is not None}
+    def fields(self) -> SamplingFields:
+        """The sampling fields to send (those that are not None)."""
+        fields: SamplingFields = {}
+        if self.temperature is not None:
+            fields["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            fields["max_tokens"] = self.max_tokens
+        if self.top_p is not None:
+            fields["top_p"] = self.top_p
+        if self.seed is not None:
+            fields["seed"] = self.seed
+        return fields
 
 
 @dataclass
 class Answer:
     text: str
-    frames: list[dict[str, Any]] = field(default_factory=list)  # overshoot.frames
-    timing: dict[str, Any] = field(default_factory=dict)  # overshoot.timing
-    usage: dict[str, Any] | None = None
+    frames: list[JsonObject] = field(default_factory=list)  # overshoot.frames
+    timing: JsonObject = field(default_factory=dict)  # overshoot.timing
+    usage: JsonObject | None = None
 
 
 def media_url(stream_id: str, *, segment_ms: int | None = None, fps: float = 1.0, frame_index: int = -1) -> str:
@@ -76,7 +89,8 @@ def ask(
     options = options or Options()
     url = media_url(stream_id, segment_ms=segment_ms, fps=fps, frame_index=frame_index)
     kind = "image_url" if segment_ms is None else "video_url"
-    part: dict[str, Any] = {"type": kind, kind: {"url": url}}
+    part: JsonObject = {"type": kind, kind: {"url": url}}
+    # Not the SDK's ChatCompletionMessageParam: its content-part union has no `video_url` part.
     messages: Any = [{"role": "user", "content": [part, {"type": "text", "text": question}]}]
     if options.system is not None:
         messages.insert(0, {"role": "system", "content": options.system})
@@ -95,28 +109,38 @@ def ask(
                 pieces.append(choice.delta.content)
                 if on_text is not None:
                     on_text(choice.delta.content)
-        extra = chunk.model_extra or {}
-        if isinstance(extra.get("overshoot"), dict):
-            answer.frames = list(extra["overshoot"].get("frames") or [])
-            answer.timing = dict(extra["overshoot"].get("timing") or {})
+        overshoot = (chunk.model_extra or {}).get("overshoot")
+        if isinstance(overshoot, dict):
+            answer.frames = [used for used in overshoot.get("frames") or [] if isinstance(used, dict)]
+            answer.timing = dict(overshoot.get("timing") or {})
         if chunk.usage is not None:
             answer.usage = chunk.usage.model_dump()
     answer.text = "".join(pieces)
     return answer
 
 
-def describe_frames(frames: list[dict[str, Any]]) -> str:
+def describe_frames(frames: list[JsonObject]) -> str:
     lines = []
     for used in frames:
-        indexes, stamps = used.get("frame_indexes") or [], used.get("timestamps_ms") or []
+        indexes, stamps = _items(used.get("frame_indexes")), _items(used.get("timestamps_ms"))
         if len(indexes) == 1:
-            lines.append(f"frame {indexes[0]} (stream time {stamps[0] / 1000:.3f} s)")
+            lines.append(f"frame {indexes[0]} (stream time {_seconds(stamps, 0)} s)")
         elif indexes:
             lines.append(
                 f"{len(indexes)} frames {indexes[0]}..{indexes[-1]} "
-                f"(stream time {stamps[0] / 1000:.3f}..{stamps[-1] / 1000:.3f} s): {', '.join(map(str, indexes))}"
+                f"(stream time {_seconds(stamps, 0)}..{_seconds(stamps, -1)} s): {', '.join(map(str, indexes))}"
             )
     return "; ".join(lines) or "none"
+
+
+def _items(value: JsonValue) -> list[JsonValue]:
+    return value if isinstance(value, list) else []
+
+
+def _seconds(stamps_ms: list[JsonValue], at: int) -> str:
+    """`stamps_ms[at]` in seconds with 3 decimals (`?` where the server sent no number there)."""
+    stamp = stamps_ms[at] if stamps_ms else None
+    return f"{stamp / 1000:.3f}" if isinstance(stamp, int | float) and not isinstance(stamp, bool) else "?"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -220,9 +244,10 @@ def _integer(flag: str, low: int | None) -> Callable[[str], int]:
 
 
 def _error_text(exc: openai.APIError) -> str:
-    body: Any = exc.body
+    body = exc.body
     if isinstance(body, dict):
-        error = (body.get("detail") or {}).get("error") if isinstance(body.get("detail"), dict) else body
+        detail = body.get("detail")
+        error = detail.get("error") if isinstance(detail, dict) else body
         if isinstance(error, dict) and error.get("message"):
             return f"{error.get('code', '')}: {error['message']}".strip(": ")
     if isinstance(exc, openai.APIConnectionError):

@@ -9,7 +9,7 @@ import shlex
 import shutil
 import socket
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from livesight.settings import ConfigError, Settings, load_settings
 
@@ -18,7 +18,7 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="TOML config file (also LIVESIGHT_CONFIG)")
 
 
-def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
+def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
     try:
         return load_settings(getattr(args, "config", None), **{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:

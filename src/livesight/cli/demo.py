@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import httpx
 import openai
@@ -31,7 +31,7 @@ from livesight.cli.publish import keepalive_loop
 from livesight.core.errors import PublishError
 from livesight.core.logs import configure
 from livesight.ingest.clip import DEFAULT_SIGN, DemoClip
-from livesight.ingest.publisher import publish
+from livesight.ingest.publisher import PublishStats, publish
 from livesight.settings import Settings
 from livesight.store.keys import ApiKey, SQLiteKeyStore
 
@@ -108,7 +108,7 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     where = settings.data_dir / DEMO_KEY_FILE
     say(f"  {'using the' if reused else 'created a'} demo API key {key_record.id} (kept in {where}): {key}")
     stop = asyncio.Event()
-    tasks: list[asyncio.Task[Any]] = []
+    tasks: list[asyncio.Task[object]] = []
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
         stream_id = ""
         try:
@@ -166,13 +166,25 @@ async def _ask_questions(base: str, key: str, stream_id: str) -> int:
     return 0
 
 
+class _Status(TypedDict):
+    """The fields of GET /v1/streams/{id} (`api.schemas.StreamStatus`) the demo reads."""
+
+    stream_time_ms: int
+    last_frame_index: int | None
+    recent_fps: float
+    retained_frame_count: int
+    width: int | None
+    height: int | None
+    last_error: str | None
+
+
 async def _wait_for_video(
-    http: httpx.AsyncClient, stream_id: str, publishing: asyncio.Task[Any], wait_s: float
-) -> dict[str, Any]:
+    http: httpx.AsyncClient, stream_id: str, publishing: asyncio.Task[PublishStats], wait_s: float
+) -> _Status:
     """Until the stream holds 6 s of video (the last-5-s question needs it); explain any failure."""
     deadline = time.monotonic() + wait_s
     while True:
-        status: dict[str, Any] = (await http.get(f"/v1/streams/{stream_id}")).json()
+        status: _Status = (await http.get(f"/v1/streams/{stream_id}")).json()
         if status["stream_time_ms"] >= 6_000:
             return status
         if publishing.done():

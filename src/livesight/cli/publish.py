@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import httpx
 
@@ -65,7 +65,7 @@ def make_source(args: argparse.Namespace) -> Source:
 
 def _api_error(response: httpx.Response) -> str:
     try:
-        detail: Any = response.json().get("detail")
+        detail: object = response.json().get("detail")
     except ValueError:
         detail = response.text[:200]
     return f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}: {detail}"

@@ -11,7 +11,18 @@ module of ours defines an exception class (tests/core/test_error_tree.py checks)
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar, TypedDict
+
+from livesight.core.jsontypes import JsonValue
+
+
+class UpstreamDetails(TypedDict):
+    """The `upstream` object of a chat error envelope (CONTRACT §2): which upstream failed and how."""
+
+    provider: str
+    status: int | None
+    body: JsonValue  # the parsed JSON body if it fits 4 KiB, else its truncated text
+    rate_limits: dict[str, str] | None  # x-ratelimit-* and retry-after headers, lower-cased
 
 
 class LivesightError(Exception):
@@ -27,7 +38,7 @@ class LivesightError(Exception):
         self.headers = headers or {}
 
     @property
-    def upstream(self) -> dict[str, Any] | None:
+    def upstream(self) -> UpstreamDetails | None:
         return None
 
     def code_for_envelope(self) -> str:
@@ -281,8 +292,8 @@ class UpstreamError(LivesightError):
         *,
         provider: str,
         upstream_status: int | None = None,
-        body: Any = None,
-        rate_limits: dict[str, Any] | None = None,
+        body: JsonValue = None,
+        rate_limits: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message, headers=headers)
@@ -292,7 +303,7 @@ class UpstreamError(LivesightError):
         self.rate_limits = rate_limits
 
     @property
-    def upstream(self) -> dict[str, Any] | None:
+    def upstream(self) -> UpstreamDetails | None:
         return {
             "provider": self.provider,
             "status": self.upstream_status,

@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Literal, TextIO
 
 from livesight.core.redact import MASK, is_secret_name, redact
 
@@ -41,11 +41,12 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def _extras(record: logging.LogRecord) -> dict[str, Any]:
+def _extras(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in _DROPPED}
 
 
-def _scrub(value: Any, depth: int = 0) -> Any:
+def _scrub(value: object, depth: int = 0) -> object:
+    """`value` with secrets redacted: JSON-like values keep their shape (4 levels deep), others become text."""
     if isinstance(value, str):
         return redact(value)
     if value is None or isinstance(value, bool | int | float):
@@ -91,7 +92,7 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -123,7 +124,7 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def resolve_format(fmt: LogFormat, stream: Any = None) -> Literal["json", "text"]:
+def resolve_format(fmt: LogFormat, stream: TextIO | None = None) -> Literal["json", "text"]:
     """`auto`: text when the stream (default stderr) is a terminal, JSON otherwise."""
     if fmt != "auto":
         return fmt
@@ -134,7 +135,7 @@ def resolve_format(fmt: LogFormat, stream: Any = None) -> Literal["json", "text"
         return "json"
 
 
-def make_handler(fmt: LogFormat = "auto", stream: Any = None) -> logging.Handler:
+def make_handler(fmt: LogFormat = "auto", stream: TextIO | None = None) -> logging.Handler:
     """A redacting handler writing `fmt` lines to `stream` (default stderr)."""
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.addFilter(RequestIdFilter())

@@ -42,7 +42,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
@@ -72,13 +71,20 @@ async def resolve_checked(policy: OutboundPolicy, host: str, port: int) -> list[
 
 
 async def connect_checked(
-    addresses: list[str], port: int, timeout_s: float, **kwargs: Any
+    addresses: list[str],
+    port: int,
+    timeout_s: float,
+    *,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to the first checked address that answers; OSError (the last failure) if none does."""
+    """Connect to the first checked address that answers (over TLS with `tls`, checking the certificate
+    against `server_hostname` as the context says); OSError (the last failure) if none does."""
     failure: OSError = OSError(f"no address to connect to for port {port}")
     for ip in addresses:
         try:
-            return await asyncio.wait_for(asyncio.open_connection(ip, port, **kwargs), timeout_s)
+            connecting = asyncio.open_connection(ip, port, ssl=tls, server_hostname=server_hostname)
+            return await asyncio.wait_for(connecting, timeout_s)
         except (OSError, TimeoutError) as exc:  # TimeoutError is an OSError
             failure = exc
     raise failure
@@ -232,7 +238,7 @@ class Egress:
         try:
             server_hostname = host if tls else None
             upstream = await connect_checked(
-                addresses, port, self.connect_timeout_s, ssl=context, server_hostname=server_hostname
+                addresses, port, self.connect_timeout_s, tls=context, server_hostname=server_hostname
             )
         except OSError as exc:
             log.warning("pulled source %s: cannot connect to %s %s port %d: %r", tag, host, addresses, port, exc)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from livekit.protocol import models
+from livekit.protocol import models, rtc
 
 from livesight.core.clock import Clock
 from livesight.core.errors import IngestRefused, PublisherConflict, PublisherUnauthorized
@@ -50,7 +49,7 @@ class EmbeddedIngest:
         self.sessions: dict[str, PublisherSession] = {}
         self.joins: dict[str, int] = {}  # signal connections served per stream (rejoins included)
         self.refused = 0  # connections and validations refused (tests check there is no retry storm)
-        self._kicks: set[asyncio.Task[Any]] = set()
+        self._kicks: set[asyncio.Task[None]] = set()
         directory.add_end_hook(self.on_stream_end)
 
     def admit(self, token: str | None, *, check_busy: bool = True) -> Admission:
@@ -76,7 +75,9 @@ class EmbeddedIngest:
             )
         return Admission(target, grant.identity, grant.name)
 
-    async def serve(self, admission: Admission, channel: SignalChannel, join_request: Any = None) -> None:
+    async def serve(
+        self, admission: Admission, channel: SignalChannel, join_request: rtc.JoinRequest | None = None
+    ) -> None:
         """Run one publisher connection to its end."""
         stream_id = admission.target.stream_id
         previous = self.sessions.get(stream_id)

@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -106,7 +105,7 @@ class AVSource(Source):
         kind = "webcam" if self.is_device else "file" if self.is_file else "stream"
         self.description = f"{kind} {location} ({self.width}x{self.height}@{self.fps:.3g})"
 
-    def _open(self) -> Any:
+    def _open(self) -> av.container.InputContainer:
         try:
             if self.is_device:
                 return av.open(self.location, format="v4l2")
@@ -149,7 +148,7 @@ class AVSource(Source):
                     queue.get_nowait()
             task.cancel()
 
-    def _read_once(self, put: Callable[[Frame], Any], stopped: Callable[[], bool]) -> None:
+    def _read_once(self, put: Callable[[Frame], object], stopped: Callable[[], bool]) -> None:
         with self._open() as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -253,6 +252,6 @@ async def publish(
     return stats
 
 
-def i420_luma(data: bytes, width: int, height: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+def i420_luma(data: bytes, width: int, height: int) -> np.ndarray[tuple[int, int], np.dtype[np.uint8]]:
     """The Y plane of an I420 buffer (for tests and tools that read the pattern back)."""
     return np.frombuffer(data, np.uint8, count=width * height).reshape(height, width)

@@ -25,12 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TypeVarTuple
 from urllib.parse import urlsplit
 
 import av
+from av.container import InputContainer
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
 
 from livesight.core.errors import SourceUnsupported
 from livesight.core.frame import IngestDirectory, IngestFrame, IngestTarget, JpegPayload
@@ -38,8 +40,10 @@ from livesight.core.outbound import OutboundPolicy, OutboundRefused
 from livesight.core.redact import redact
 from livesight.ingest.egress import Egress
 from livesight.ingest.frames import FrameEncoder
+from livesight.ingest.tap import media_ms
 
 log = logging.getLogger(__name__)
+_Ts = TypeVarTuple("_Ts")
 _SCHEMES = {"rtsp": ("rtsp://", "rtsps://"), "hls": ("http://", "https://")}
 OPEN_FAILED = "could not open source"
 # What FFmpeg may open for a source: never file:, pipe:, udp:, rtp: ... from a playlist or an SDP.
@@ -121,7 +125,7 @@ class PulledSource:
         self.tag = f"stream {target.stream_id}"
         self.thread = threading.Thread(target=self._run, name=f"livesight-pull-{target.stream_id[:8]}", daemon=True)
 
-    def _call(self, fn: Any, *args: Any) -> None:
+    def _call(self, fn: Callable[[*_Ts], object], *args: *_Ts) -> None:
         with contextlib.suppress(RuntimeError):  # loop closed at shutdown
             self.loop.call_soon_threadsafe(fn, *args)
 
@@ -174,7 +178,7 @@ class PulledSource:
                 return
             backoff = min(backoff * 2, self.retry.max_s)
 
-    def _open(self) -> Any:
+    def _open(self) -> InputContainer:
         """The container, opened so that every connection passes the egress (see ingest/egress.py)."""
         if self.kind == "file":  # a playlist file must not reach the network or other protocols
             return av.open(self.location, options={"protocol_whitelist": "file"}, timeout=(10.0, 1.0))
@@ -206,7 +210,7 @@ class PulledSource:
             for frame in self._frames(container, stream, codec):
                 if self.stop.is_set():
                     break
-                ms = float(Fraction(frame.pts) * Fraction(frame.time_base) * 1000) if frame.pts is not None else None
+                ms = media_ms(frame)
                 if ms is None:
                     ms = produced * 1000 / float(stream.average_rate or 30)
                 if self.kind == "file":  # native rate, not as fast as possible
@@ -225,7 +229,7 @@ class PulledSource:
                 self.frames += 1
         return produced
 
-    def _frames(self, container: Any, stream: Any, codec: str) -> Iterator[Any]:
+    def _frames(self, container: InputContainer, stream: VideoStream, codec: str) -> Iterator[VideoFrame]:
         """Decoded frames, each packet's decode timed (a packet whose decode yields no frame counts with
         the next frame it does yield)."""
         pending = 0.0

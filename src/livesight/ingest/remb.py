@@ -11,7 +11,7 @@ fails if the attribute moves).
 
 from __future__ import annotations
 
-from typing import Any
+from aiortc import RTCRtpReceiver
 
 ESTIMATOR_ATTRIBUTE = "_RTCRtpReceiver__remote_bitrate_estimator"
 
@@ -34,7 +34,7 @@ class FixedRemb:
         return self.bitrate_bps, [ssrc]
 
 
-def install_fixed_remb(receiver: Any, bitrate_bps: int) -> bool:
+def install_fixed_remb(receiver: RTCRtpReceiver, bitrate_bps: int) -> bool:
     """Replace a video receiver's estimator; False when it has none (audio) or already a fixed one."""
     current = getattr(receiver, ESTIMATOR_ATTRIBUTE, None)
     if current is None or isinstance(current, FixedRemb):

@@ -17,11 +17,11 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Protocol
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models, rtc
 
@@ -82,7 +82,7 @@ class PublisherSession:
         self._video_tracks = 0
         self._video_receiver: RTCRtpReceiver | None = None  # its decoder thread is timed from the first frame
         decode_timing.install()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._stop_reason: str | None = None  # an error to show on the stream; None for a normal leave
         self._watchdog_error: str | None = None
@@ -94,7 +94,7 @@ class PublisherSession:
         """Serve the connection until the client leaves, goes silent, fails, or is kicked."""
 
         @self.pc.on("track")
-        def on_track(track: Any) -> None:
+        def on_track(track: MediaStreamTrack) -> None:
             self._on_track(track)
 
         @self.pc.on("connectionstatechange")
@@ -201,7 +201,7 @@ class PublisherSession:
             self.frames,
         )
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -302,7 +302,7 @@ class PublisherSession:
 
     # --- media ------------------------------------------------------------------------------------
 
-    def _on_track(self, track: Any) -> None:
+    def _on_track(self, track: MediaStreamTrack) -> None:
         pending = self._pending.get(track.kind)
         request, track_sid = pending.popleft() if pending else (None, signal.new_sid("TR_"))
         if track.kind != "video":
@@ -332,7 +332,7 @@ class PublisherSession:
         )
         self._spawn(tap.run(track.recv))
 
-    async def _drain(self, track: Any) -> None:
+    async def _drain(self, track: MediaStreamTrack) -> None:
         """Consume a track we do not keep, so aiortc's unbounded queue never grows."""
         with contextlib.suppress(MediaStreamError):  # the track ended
             while True:

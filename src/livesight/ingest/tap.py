@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
-from typing import Any
 
 from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
+from av.frame import Frame
 
 from livesight.core.frame import IngestFrame, IngestTarget, JpegPayload
 from livesight.ingest.frames import EncodedFrame, FrameEncoder
 
 log = logging.getLogger(__name__)
-_STOP = object()
 
 
-def media_ms(frame: Any) -> float | None:
+def media_ms(frame: Frame) -> float | None:
     """A decoded frame's media time in ms (aiortc: RTP timestamp on the 90 kHz clock)."""
     if frame.pts is None or frame.time_base is None:
         return None
@@ -50,12 +50,14 @@ class FrameTap:
         self.dropped = 0
         self.failed = 0
         self._on_frame = on_frame
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(max_inflight)
+        # (encoding, media ms) per frame; None tells the writer to stop
+        self._queue: asyncio.Queue[tuple[asyncio.Future[EncodedFrame], float] | None] = asyncio.Queue(max_inflight)
         self._wall_ms = 0.0
 
-    async def run(self, recv: Callable[[], Any]) -> None:
+    async def run(self, recv: Callable[[], Awaitable[object]]) -> None:
         """Read frames from `recv()` (e.g. `track.recv`) until the track ends (aiortc's `MediaStreamError`) or the
-        stream does; any other exception is a bug and propagates."""
+        stream does; any other exception is a bug and propagates. (aiortc types `recv` as any frame or packet;
+        a video receiver yields `VideoFrame`s, and anything else is not a picture to keep.)"""
         writer = asyncio.create_task(self._write())
         try:
             while self.target.active:
@@ -63,16 +65,17 @@ class FrameTap:
                     frame = await recv()
                 except MediaStreamError:  # the track ended
                     break
-                self.offer(frame)
+                if isinstance(frame, VideoFrame):
+                    self.offer(frame)
         finally:
             with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(_STOP)
+                self._queue.put_nowait(None)
             if self._queue.full():  # no room for the stop marker: the writer is stuck behind the pool
                 writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
 
-    def offer(self, frame: Any, fallback_media_ms: float | None = None) -> bool:
+    def offer(self, frame: VideoFrame, fallback_media_ms: float | None = None) -> bool:
         """Queue one decoded frame for encoding; False (and counted) when the pool is behind."""
         self.received += 1
         if self._queue.full():
@@ -88,7 +91,7 @@ class FrameTap:
     async def _write(self) -> None:
         while True:
             item = await self._queue.get()
-            if item is _STOP:
+            if item is None:
                 return
             future, ms = item
             try:

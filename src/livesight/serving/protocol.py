@@ -44,7 +44,7 @@ _KNOWN_PARTS = ("text", "image_url", "video_url")
 
 
 class OtherPart(_Open):
-    """Any other part type (`input_audio`, `file`, ...): forwarded to the model as it is."""
+    """Every other part type (`input_audio`, `file`, ...): forwarded to the model as it is."""
 
     type: str = Field(min_length=1, json_schema_extra={"not": {"enum": list(_KNOWN_PARTS)}})
 

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 from livesight.core.clock import Clock, SystemClock
 
@@ -80,7 +80,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
 """
 
 
-def _key(row: tuple[Any, ...]) -> ApiKey:
+# id, name, prefix, created_at_ms, revoked_at_ms, demo: the api_keys columns an ApiKey is read from
+_KeyRow: TypeAlias = tuple[str, str, str, int, int | None, int]
+
+
+def _key(row: _KeyRow) -> ApiKey:
     return ApiKey(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
 
 

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from livesight.backends.imaging import RGB
 from livesight.core.errors import ModelFailed, ModelUnavailable
+
+if TYPE_CHECKING:  # imported when the model loads (it pulls in onnxruntime and OpenCV)
+    from rapidocr import RapidOCR
 
 log = logging.getLogger("livesight.backends.ocr")
 
@@ -94,7 +97,7 @@ class TextReader:
         self._threads = threads  # onnxruntime intra-op threads; None: one per core
         self._model_dir = model_dir
         self._det_limit = det_limit  # ("min", 736) is rapidocr's own default
-        self._engine: Any = None
+        self._engine: RapidOCR | None = None
         self._load_lock = threading.Lock()
         self._infer_lock = threading.Lock()
 
@@ -104,16 +107,20 @@ class TextReader:
 
     def load(self) -> None:
         """Load the three ONNX models from the wheel and read a drawn test line. Idempotent, thread-safe."""
+        self._loaded_engine()
+
+    def _loaded_engine(self) -> RapidOCR:
         if self._engine is not None:
-            return
+            return self._engine
         with self._load_lock:
             if self._engine is not None:
-                return
+                return self._engine
             engine = self._build()
             self._self_test(engine)
             self._engine = engine
+            return engine
 
-    def _build(self) -> Any:
+    def _build(self) -> RapidOCR:
         model_dir = self._model_dir or default_model_dir()
         paths = {part: model_dir / name for part, name in WEIGHTS.items()}
         missing = [str(p) for p in paths.values() if not p.is_file()]
@@ -122,7 +129,7 @@ class TextReader:
                 f"livesight/ocr cannot load: rapidocr's bundled weights are missing ({', '.join(missing)}); "
                 f"nothing is downloaded at run time, so {_REINSTALL}"
             )
-        params: dict[str, Any] = {
+        params: dict[str, str | float] = {
             "Global.log_level": "error",  # it logs a warning for every frame without text
             "Global.text_score": min(0.5, self.min_score),  # to_lines applies min_score
             # The detector sees the frame scaled so its longest side is at most DET_MAX_SIDE. rapidocr's
@@ -147,7 +154,7 @@ class TextReader:
                 f"livesight/ocr failed to load rapidocr ({type(exc).__name__}); {_REINSTALL}"
             ) from exc
 
-    def _self_test(self, engine: Any) -> None:
+    def _self_test(self, engine: RapidOCR) -> None:
         """Warm up (rapidocr loads its models on first use) and prove the weights read a known line."""
         image = Image.new("RGB", (360, 80), (255, 255, 255))
         ImageDraw.Draw(image).text((16, 16), SELF_TEST_TEXT, fill=(0, 0, 0), font=ImageFont.load_default(size=40))
@@ -167,15 +174,18 @@ class TextReader:
 
     def read(self, rgb: RGB) -> tuple[TextLine, ...]:
         """Lines of text in an H×W×3 RGB frame, top to bottom then left to right. Raises ModelFailed."""
-        self.load()
-        return self._run(self._engine, rgb)
+        return self._run(self._loaded_engine(), rgb)
 
-    def _run(self, engine: Any, rgb: RGB) -> tuple[TextLine, ...]:
+    def _run(self, engine: RapidOCR, rgb: RGB) -> tuple[TextLine, ...]:
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         height, width = rgb.shape[:2]
         try:
+            from rapidocr.utils.output import RapidOCROutput  # loaded with the engine
+
             with self._infer_lock:
                 result = engine(bgr)
+            if not isinstance(result, RapidOCROutput):  # det, cls and rec all run: never a partial output
+                raise TypeError(f"rapidocr answered a {type(result).__name__}, not a RapidOCROutput")
             txts = tuple(result.txts or ())
             scores = tuple(result.scores or ())
             boxes = np.asarray(result.boxes if result.boxes is not None else np.zeros((0, 4, 2)), dtype=np.float64)
