@@ -14,9 +14,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from livesight import __version__
-from livesight.api import chat, errors, frames, health, models, streams, web
+from livesight.api import chat, errors, frames, health, models, streams, watches, web
 from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import RateLimiter
+from livesight.api.chat_schemas import ChatCompletionRequest
 from livesight.api.metrics import Metrics
 from livesight.api.metrics import build_router as build_metrics_router
 from livesight.api.middleware import RequestContextMiddleware
@@ -36,6 +37,10 @@ from livesight.resolve.request import ChatResolver
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
 from livesight.store.streams import SQLiteStreamStore
+from livesight.store.watches import SQLiteWatchStore
+from livesight.watches.gate import ModelGate
+from livesight.watches.service import WatchLimits, WatchService
+from livesight.watches.webhooks import Deliverer
 
 log = logging.getLogger("livesight")
 MB = 1024 * 1024
@@ -54,6 +59,7 @@ class Components:
     ingest: EmbeddedIngest
     pulls: PullSources
     metrics: Metrics
+    watches: WatchService
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -134,7 +140,31 @@ def create_app(
         settings.outbound_policy(hosts=settings.source_allowed_hosts),
         RetryPolicy(max_failures=settings.source_max_failures),
     )
-    parts = Components(settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics)
+    gate = ModelGate(settings.watch_max_concurrent_calls)
+    watch_service = WatchService(
+        registry,
+        watches.ResolvingChatRunner(model_registry, resolver),  # replaced by ChatService
+        ChatCompletionRequest.model_validate,
+        clock,
+        gate,
+        Deliverer(
+            settings.outbound_policy(),
+            timeout_s=settings.webhook_timeout_s,
+            first_backoff_s=settings.webhook_first_backoff_s,
+            max_backoff_s=settings.webhook_max_backoff_s,
+            give_up_s=settings.webhook_give_up_s,
+        ),
+        WatchLimits(
+            max_active_per_owner=settings.max_active_watches_per_key,
+            results_kept=settings.watch_results_kept,
+            results_max_age_ms=settings.watch_results_max_age_s * 1000,
+            ended_kept_ms=settings.watch_ended_retention_s * 1000,
+        ),
+        SQLiteWatchStore(settings.resolved_db_path) if settings.persist_watches else None,
+    )
+    parts = Components(
+        settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics, watch_service
+    )
 
     def publish_for(stream: Stream, request: Request) -> Publish | None:
         if stream.source is not None:
@@ -152,11 +182,13 @@ def create_app(
         parts.background.append(asyncio.create_task(app_metrics.watch_loop_lag()))
         model_registry.start(preload=settings.preload_builtin_models)
         _restart_sources(registry, start_source)
+        watch_service.start()  # resumes stored watches whose streams are still active
         parts.ready = True
         try:
             yield
         finally:
             parts.ready = False
+            await watch_service.aclose()
             if registry.store is None:
                 ended = registry.end_all("deleted")
                 log.info("shutdown: ended %d active streams", ended)
@@ -200,6 +232,7 @@ def create_app(
         chat_router = chat.build_router(model_registry, resolver, authenticate, limiter, clock, app_metrics)
         include(chat_router, prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
+        include(watches.build_router(watch_service, authenticate), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     # LiveKit signalling: /rtc, /rtc/v1, */validate; refusals rendered by the one error mapping
     include(build_rtc_router(ingest, errors.rtc_refusal_response), schema=False)
