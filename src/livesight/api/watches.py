@@ -143,12 +143,14 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         watch_id: str,
         after: Annotated[int, Query(ge=0, le=2**53, description="Start after this seq")] = 0,
         last_event_id: Annotated[
-            str | None, Header(pattern=r"^[0-9]{1,15}$", description="The last seq received; wins over `after`")
+            str | None,
+            Header(max_length=100, description="The last seq received; wins over `after` (ignored unless a number)"),
         ] = None,
         key: ApiKey = auth,
     ) -> StreamingResponse:
         watch = service.get(watch_id, key.owner)
-        start = int(last_event_id) if last_event_id is not None else after
+        digits = (last_event_id or "").strip()
+        start = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 15 else after
         return StreamingResponse(
             _events(service, watch, start),
             media_type="text/event-stream",

@@ -400,7 +400,12 @@ class WatchService:
     async def _check_webhook(self, url: str) -> None:
         import httpx
 
-        target = httpx.URL(url)
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise RequestInvalid("webhook url is not a valid http(s) URL") from None
+        if target.scheme not in ("http", "https") or not target.host:
+            raise RequestInvalid("webhook url must be an http:// or https:// URL with a host")
         port = target.port or (443 if target.scheme == "https" else 80)
         try:
             await resolve_checked(self.deliverer.policy, target.host, port)
@@ -408,7 +413,7 @@ class WatchService:
             log.warning("webhook %s refused: %s", target.host, exc.message)
             message = "webhook url: this server's outbound policy does not allow that destination"
             raise OutboundRefused(message) from None
-        except OSError as exc:  # a name that does not resolve now may later; deliveries will say
+        except (OSError, UnicodeError) as exc:  # a name that does not resolve now may later; deliveries will say
             log.info("webhook host %s did not resolve at create: %s", target.host, exc)
 
     def _stream_active(self, stream_id: str, owner: str) -> bool:
