@@ -239,6 +239,7 @@ def create_app(
     include(health.build_router(lambda: None if parts.ready else "starting up"))
     include(build_metrics_router(app_metrics, settings.metrics_token), schema=False)  # docs/metrics.md
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
+    app.add_middleware(watches.InteractiveFirst, gate=gate)  # interactive chat before watch model calls
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, on_request=app_metrics.request_done
     )

@@ -15,9 +15,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livesight.api.auth import Authenticate
 from livesight.api.chat_schemas import ChatCompletionRequest
+from livesight.api.errors import is_chat_path
 from livesight.api.schemas import DetailError, ValidationErrorEnvelope
 from livesight.api.watch_schemas import (
     WATCH_EVENT_SCHEMA,
@@ -31,6 +33,7 @@ from livesight.backends.base import ChatRequest
 from livesight.backends.registry import ModelRegistry
 from livesight.resolve.request import ChatResolver
 from livesight.store.keys import ApiKey
+from livesight.watches.gate import ModelGate
 from livesight.watches.model import Watch
 from livesight.watches.service import WatchService
 
@@ -206,3 +209,19 @@ class ResolvingChatRunner:  # replaced by ChatService
             },
         }
         return completion
+
+
+class InteractiveFirst:  # replaced by ChatService entering gate.interactive() around its model call
+    """ASGI middleware: while a `POST …/chat/completions` request is being answered (resolve, model call,
+    streaming), no waiting watch model call starts (ModelGate.interactive)."""
+
+    def __init__(self, app: ASGIApp, gate: ModelGate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and is_chat_path(scope.get("path", "")):
+            async with self.gate.interactive():
+                await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
