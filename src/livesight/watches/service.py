@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -29,22 +28,20 @@ from livesight.core.clock import Clock
 from livesight.core.errors import (
     InternalError,
     LivesightError,
-    OutboundRefused,
     RequestInvalid,
     StreamNotFound,
     StreamUnauthorized,
     WatchLimitExceeded,
     WatchNotFound,
 )
-from livesight.ingest.egress import resolve_checked
-from livesight.resolve.request import media_parts
-from livesight.resolve.uri import is_ovs_url, parse_frame_uri, parse_segment_uri
 from livesight.store.watches import SQLiteWatchStore
 from livesight.watches.change import Thumb, changed_fraction, thumbnail
 from livesight.watches.gate import ModelGate
 from livesight.watches.model import EndReason, Watch, new_secret, new_watch_id
+from livesight.watches.results import build_result
 from livesight.watches.runner import ChatBody, ChatRunner, ends_watch
 from livesight.watches.triggers import decide
+from livesight.watches.validate import check_webhook, stream_ids_of
 from livesight.watches.webhooks import Deliverer, Outcome
 
 log = logging.getLogger("livesight.watches")
@@ -127,7 +124,7 @@ class WatchService:
         """A new active watch; `spec` holds the create body's other fields (validated by the API)."""
         self._sweep()
         request = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
-        stream_ids = self._stream_ids(request, owner)
+        stream_ids = stream_ids_of(request, self.registry, owner)
         now = self.clock.now_ms()
         expires = spec.get("expires_at_ms")
         if expires is not None and expires <= now:
@@ -135,7 +132,7 @@ class WatchService:
         webhook = spec.get("webhook")
         if webhook is not None:
             webhook = {"url": webhook["url"], "secret": webhook.get("secret") or new_secret()}
-            await self._check_webhook(webhook["url"])
+            await check_webhook(webhook["url"], self.deliverer.policy)
         if self._active_count(owner) >= self.limits.max_active_per_owner:
             raise WatchLimitExceeded(
                 f"this key has {self.limits.max_active_per_owner} watches that have not ended "
@@ -290,43 +287,8 @@ class WatchService:
         watch.last_run_at_ms = at_ms
         if thumb is not None:
             rt.last_thumb = thumb
-        result = self._result(watch, at_ms, completion, error, ticked, waited_ms)
+        result = build_result(watch, at_ms, completion, error, ticked, waited_ms)
         self._settle(watch, rt, result, error)
-
-    def _result(
-        self,
-        watch: Watch,
-        at_ms: int,
-        completion: dict[str, Any] | None,
-        error: LivesightError | None,
-        ticked: float,
-        waited_ms: float,
-    ) -> dict[str, Any]:
-        output, data, matched, frames, timing = "", None, None, [], {}
-        if completion is not None:
-            output = _output(completion)
-            overshoot = completion.get("overshoot")
-            if isinstance(overshoot, dict):
-                frames = list(overshoot.get("frames") or [])
-                timing = dict(overshoot.get("timing") or {})
-            if (watch.request.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
-                with contextlib.suppress(ValueError):
-                    data = json.loads(output)
-            trigger = watch.parsed_trigger
-            matched = trigger.matches(output, data) if trigger is not None else None
-        timing["gate_wait_ms"] = round(waited_ms, 3)
-        timing["tick_to_result_ms"] = round((time.perf_counter() - ticked) * 1000, 3)
-        return {
-            "seq": None,
-            "watch_id": watch.id,
-            "at_ms": at_ms,
-            "frames": frames,
-            "output": output,
-            "data": data,
-            "matched": matched,
-            "timing": timing,
-            "error": {"code": error.code_for_envelope(), "message": error.message} if error else None,
-        }
 
     def _settle(self, watch: Watch, rt: _Runtime, result: dict[str, Any], error: LivesightError | None) -> None:
         """Count the result, record and deliver it as the trigger says; end the watch on a lasting 4xx."""
@@ -380,41 +342,6 @@ class WatchService:
         )
 
     # --- helpers ----------------------------------------------------------------------------------
-
-    def _stream_ids(self, request: dict[str, Any], owner: str) -> list[str]:
-        ids: list[str] = []
-        for _, _, kind, url in media_parts(request.get("messages") or []):
-            if not is_ovs_url(url):
-                continue
-            ref = parse_frame_uri(url) if kind == "image_url" else parse_segment_uri(url)
-            if ref.stream_id not in ids:
-                ids.append(ref.stream_id)
-        if not ids:
-            raise RequestInvalid(
-                "a watch's request needs at least one ovs:// image_url or video_url part naming the stream to watch"
-            )
-        for sid in ids:
-            self.registry.get_active(sid, owner)  # StreamNotFound / StreamUnauthorized: both 404 here
-        return ids
-
-    async def _check_webhook(self, url: str) -> None:
-        import httpx
-
-        try:
-            target = httpx.URL(url)
-        except httpx.InvalidURL:
-            raise RequestInvalid("webhook url is not a valid http(s) URL") from None
-        if target.scheme not in ("http", "https") or not target.host:
-            raise RequestInvalid("webhook url must be an http:// or https:// URL with a host")
-        port = target.port or (443 if target.scheme == "https" else 80)
-        try:
-            await resolve_checked(self.deliverer.policy, target.host, port)
-        except OutboundRefused as exc:
-            log.warning("webhook %s refused: %s", target.host, exc.message)
-            message = "webhook url: this server's outbound policy does not allow that destination"
-            raise OutboundRefused(message) from None
-        except (OSError, UnicodeError) as exc:  # a name that does not resolve now may later; deliveries will say
-            log.info("webhook host %s did not resolve at create: %s", target.host, exc)
 
     def _stream_active(self, stream_id: str, owner: str) -> bool:
         try:
@@ -472,12 +399,3 @@ class WatchService:
     async def _save(self, watch: Watch) -> None:
         if self.store is not None:
             await asyncio.get_running_loop().run_in_executor(self._io, self._write, watch.record(), None)
-
-
-def _output(completion: dict[str, Any]) -> str:
-    choices = completion.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        message = choices[0].get("message")
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            return str(message["content"])
-    return ""
