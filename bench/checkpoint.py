@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from livesight.buffer.pool import BufferPool
-from livesight.buffer.registry import StreamRegistry
 from livesight.core.clock import FakeClock
 from livesight.core.frame import IngestFrame, JpegPayload
 from livesight.store.streams import SQLiteStreamStore
+from livesight.streams.registry import StreamRegistry
 
 
 def percentiles(samples: list[float]) -> str:

@@ -133,7 +133,9 @@ def body_for(part: dict[str, Any]) -> dict[str, Any]:
 
 def direct_body(ls: httpx.Client, stream_id: str, part: dict[str, Any]) -> dict[str, Any]:
     """The request livesight would send upstream for `part`, built from the frames it resolves now."""
+    from livesight.backends.body import encode_body
     from livesight.backends.render import Renderer
+    from livesight.backends.request import MediaPart, Message, TextPart
     from livesight.core.media import MediaFrame, MediaItem
 
     answer = ls.post("/v1/chat/completions", json=body_for(part)).json()
@@ -146,10 +148,10 @@ def direct_body(ls: httpx.Client, stream_id: str, part: dict[str, Any]) -> dict[
     item = MediaItem(
         kind, used["url"], frames, stream_id, 1.0 if "max_fps=1" in used["url"] else 2.0 if kind == "video" else None
     )
-    messages, extra = asyncio.run(
-        Renderer("vllm").render([{"role": "user", "content": [item, {"type": "text", "text": "What happens?"}]}])
-    )
-    return {"model": MODEL, "max_tokens": 16, "messages": messages, **extra}
+    rendered = asyncio.run(Renderer("vllm").render([Message("user", (MediaPart(item), TextPart("What happens?")))]))
+    body = {"model": MODEL, "max_tokens": 16, "messages": rendered.messages, **rendered.extra}
+    parsed: dict[str, Any] = json.loads(encode_body(body).join())
+    return parsed
 
 
 def measure(client: httpx.Client, path: str, content: bytes, n: int) -> list[float]:

@@ -12,10 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from livesight.api.metrics import Metrics
 from livesight.buffer.pool import BufferLimits, BufferPool
-from livesight.buffer.registry import StreamRegistry
 from livesight.core.clock import FakeClock
 from livesight.core.frame import IngestFrame, JpegPayload
 from livesight.ingest.frames import FrameEncoder
+from livesight.streams.registry import StreamRegistry
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -30,8 +30,9 @@ def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 def test_codecs_publishers_and_evictions_are_counted() -> None:
     clock = FakeClock()
     metrics = Metrics()
-    registry = StreamRegistry(clock, BufferPool(clock, BufferLimits(retention_ms=1000)), recorder=metrics)
-    metrics.watch(registry)
+    pool = BufferPool(clock, BufferLimits(retention_ms=1000))
+    registry = StreamRegistry(clock, pool, recorder=metrics)
+    metrics.watch(registry, pool)
     stream = registry.create("owner-a")
     target = registry.ingest_target(stream.id)
     assert target is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from livesight.backends.base import ChatRequest
 from livesight.backends.body import Body, DataUrl, encode_body
 from livesight.backends.chunks import completion_chunks
 from livesight.backends.inflight import MB, InflightBudget
@@ -20,6 +20,7 @@ from livesight.backends.upstream import OpenAICompatBackend
 from livesight.core.errors import TooManyImages, UpstreamBodyTooLarge, UpstreamBusy
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.settings import ModelConfig
+from tests.support.chat import chat_request
 
 NOISE = bytes(
     simplejpeg.encode_jpeg(np.random.default_rng(2).integers(0, 255, (120, 160, 3), dtype=np.uint8), quality=90)
@@ -51,14 +52,15 @@ def test_encode_body_is_the_json_the_plain_way_would_give() -> None:
 
 async def test_one_frame_in_many_parts_is_encoded_once() -> None:
     item = frame_part()
-    messages = [{"role": "user", "content": [item] * 200}]
-    rendered, _ = await Renderer("frames").render_parts(messages)
-    encoded = encode_body({"messages": rendered})
+    request = chat_request([{"role": "user", "content": [item] * 200}])
+    rendered = await Renderer("frames").render(request.messages)
+    encoded = encode_body({"messages": rendered.messages})
     b64 = len(NOISE) * 4 // 3
     assert encoded.length > 200 * b64  # the upstream receives every copy ...
     assert encoded.held < 3 * b64  # ... but the body holds the base64 once
-    plain, _ = await Renderer("frames").render(messages)
-    assert json.loads(encoded.join()) == {"messages": plain}
+    url = "data:image/jpeg;base64," + base64.b64encode(NOISE).decode()
+    (sent,) = json.loads(encoded.join())["messages"]
+    assert sent["role"] == "user" and [p["image_url"]["url"] for p in sent["content"]] == [url] * 200
 
 
 async def test_the_body_is_dropped_as_it_is_streamed() -> None:
@@ -77,13 +79,13 @@ async def test_upstream_body_goes_with_a_content_length_and_max_images_is_checke
 
     config = ModelConfig(id="m", base_url="http://upstream.test/v1", max_images=3)
     backend = OpenAICompatBackend(config, transport=httpx.MockTransport(handler))
-    await backend.complete(ChatRequest([{"role": "user", "content": [frame_part()] * 3}]))
+    await backend.complete(chat_request([{"role": "user", "content": [frame_part()] * 3}]))
     assert seen[0].headers["content-length"] == str(len(seen[0].content))
     assert "transfer-encoding" not in seen[0].headers
     assert len(json.loads(seen[0].content)["messages"][0]["content"]) == 3
     assert backend.inflight.used == 0
     with pytest.raises(TooManyImages, match="4 images to model m"):
-        await backend.complete(ChatRequest([{"role": "user", "content": [frame_part()] * 4}]))
+        await backend.complete(chat_request([{"role": "user", "content": [frame_part()] * 4}]))
     assert len(seen) == 1 and backend.inflight.used == 0
     await backend.aclose()
 

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from livesight.backends.base import ChatRequest
 from livesight.backends.builtin import OcrBackend, builtin_config
 from livesight.core.clock import FakeClock
 from livesight.core.errors import ModelUnavailable, RequestInvalid
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.settings import ModelConfig
+from tests.support.chat import chat_request
 from tests.support.frames import text_jpeg
 
 
@@ -51,7 +51,7 @@ def frame_item() -> MediaItem:
 async def test_answers_once_loaded() -> None:
     b = backend()
     assert not b.ready
-    request = ChatRequest(
+    request = chat_request(
         [{"role": "user", "content": [{"type": "text", "text": "what text?"}, frame_item()]}], {"n": 2}
     )
     answer = await b.complete(request)
@@ -66,7 +66,7 @@ async def test_inline_jpeg_and_refused_urls() -> None:
     b = backend()
     url = "data:image/jpeg;base64," + base64.b64encode(text_jpeg("B", 320, 200)).decode()
     answer = await b.complete(
-        ChatRequest([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+        chat_request([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
     )
     assert "320x200" in answer["choices"][0]["message"]["content"]
     for part in (
@@ -75,24 +75,24 @@ async def test_inline_jpeg_and_refused_urls() -> None:
         {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,!!!"}},
     ):
         with pytest.raises(RequestInvalid):
-            await b.complete(ChatRequest([{"role": "user", "content": [part]}]))
+            await b.complete(chat_request([{"role": "user", "content": [part]}]))
     await b.aclose()
 
 
 async def test_options() -> None:
     b = backend()
     msg = [{"role": "user", "content": "hi"}]
-    answer = await b.complete(ChatRequest(msg, {"response_format": {"type": "json_object"}}))
+    answer = await b.complete(chat_request(msg, {"response_format": {"type": "json_object"}}))
     assert json.loads(answer["choices"][0]["message"]["content"])["answer"].startswith("Q: hi")
     for params in ({"response_format": {"type": "json_schema", "json_schema": {}}}, {"tool_choice": "required"}):
         with pytest.raises(RequestInvalid):
-            await b.complete(ChatRequest(msg, params))
+            await b.complete(chat_request(msg, params))
     await b.aclose()
 
 
 async def test_stream_chunks() -> None:
     b = backend()
-    chunks = [c async for c in b.stream(ChatRequest([{"role": "user", "content": "hi"}], include_usage=True))]
+    chunks = [c async for c in b.stream(chat_request([{"role": "user", "content": "hi"}], include_usage=True))]
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text == "Q: hi. Saw 0 items. Sizes none."
@@ -106,7 +106,7 @@ async def test_failed_load_is_unavailable_with_the_reason() -> None:
     b = backend(Broken)
     assert await b.probe() is False
     with pytest.raises(ModelUnavailable) as err:
-        await b.complete(ChatRequest([{"role": "user", "content": "hi"}]))
+        await b.complete(chat_request([{"role": "user", "content": "hi"}]))
     assert "rapidocr" in err.value.message
     assert not b.ready
     await b.aclose()

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from livesight.backends import registry as registry_module
-from livesight.backends.base import ChatRequest, Chunk
+from livesight.backends.base import Chunk
 from livesight.backends.registry import BACKENDS, BackendContext, ModelRegistry
+from livesight.backends.request import ChatRequest
 from livesight.core.clock import FakeClock
 from livesight.core.errors import ModelNotReady
 from livesight.settings import ModelConfig

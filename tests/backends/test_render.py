@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import base64
+import json
+from typing import Any
 
 import pytest
 
-from livesight.backends.render import Renderer, grid_slots
+from livesight.backends.body import encode_body
+from livesight.backends.render import Profile, Renderer, grid_slots
+from livesight.backends.request import MediaPart, Message, Part, PassPart, TextPart
 from livesight.core.media import MediaFrame, MediaItem
 from tests.support.frames import text_jpeg
 
 JPEG = text_jpeg("X", 64, 48)
+
+
+def user(*parts: MediaItem | Part) -> Message[Part]:
+    return Message("user", tuple(MediaPart(p) if isinstance(p, MediaItem) else p for p in parts))
+
+
+async def render(profile: Profile, *messages: Message[Part]) -> tuple[list[Any], dict[str, Any], int]:
+    """(messages, extra, images) as the upstream receives them: the body encoded, then parsed."""
+    rendered = await Renderer(profile).render(messages)
+    sent = json.loads(encode_body({"messages": rendered.messages}).join())
+    return sent["messages"], rendered.extra, rendered.images
 
 
 def segment(stamps: list[int], fps: float = 2.0, sid: str = "s") -> MediaItem:
@@ -29,9 +44,7 @@ def test_grid_slots_follow_stream_time() -> None:
 
 async def test_vllm_profile() -> None:
     item = segment([1000, 1500, 2500])
-    messages, extra = await Renderer("vllm").render(
-        [{"role": "user", "content": [item, {"type": "text", "text": "q"}]}]
-    )
+    messages, extra, _ = await render("vllm", user(item, TextPart("q")))
     parts = messages[0]["content"]
     assert parts[0]["type"] == "text" and "3 frames" in parts[0]["text"]
     video = parts[1]
@@ -48,31 +61,36 @@ async def test_vllm_profile() -> None:
 
 async def test_vllm_profile_with_disagreeing_segments_falls_back_to_images() -> None:
     a, b = segment([0, 500]), segment([0, 500, 1000])
-    messages, extra = await Renderer("vllm").render([{"role": "user", "content": [a, b]}])
-    assert extra == {}
+    messages, extra, images = await render("vllm", user(a, b))
+    assert extra == {} and images == 5
     kinds = [p["type"] for p in messages[0]["content"]]
     assert kinds.count("image_url") == 5 and "video_url" not in kinds
 
 
 @pytest.mark.parametrize("profile", ["vllm", "mp4", "frames"])
-async def test_images_are_jpeg_data_urls_and_messages_without_media_are_untouched(profile: str) -> None:
-    plain = {"role": "system", "content": "be brief"}
-    messages, _ = await Renderer(profile).render([plain, {"role": "user", "content": [image()]}])  # type: ignore[arg-type]
-    assert messages[0] is plain
-    (part,) = messages[1]["content"]
+async def test_images_are_jpeg_data_urls_and_messages_without_media_are_untouched(profile: Profile) -> None:
+    plain: Message[Part] = Message("system", "be brief", {"name": "rules"})
+    unset: Message[Part] = Message("assistant", None, {"tool_calls": []}, content_set=False)
+    inline = PassPart("image_url", {"type": "image_url", "image_url": {"url": "https://example.test/a.jpg"}})
+    messages, _, images = await render(profile, plain, unset, user(image(), inline))
+    assert messages[0] == {"role": "system", "name": "rules", "content": "be brief"}
+    assert messages[1] == {"role": "assistant", "tool_calls": []}, "content the client did not send is not sent"
+    part, sent_inline = messages[2]["content"]
+    assert sent_inline == inline.raw and images == 2
     assert part["image_url"]["url"] == "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()
     assert ("uuid" in part) == (profile == "vllm")
 
 
 async def test_frames_profile_labels_each_frame() -> None:
-    messages, extra = await Renderer("frames").render([{"role": "user", "content": [segment([2000, 2500])]}])
+    messages, extra, _ = await render("frames", user(segment([2000, 2500])))
     texts = [p["text"] for p in messages[0]["content"] if p["type"] == "text"]
     assert texts[1:] == ["t=+0.0s (stream time 2.000s, frame_index 10)", "t=+0.5s (stream time 2.500s, frame_index 11)"]
     assert extra == {}
 
 
 async def test_mp4_profile() -> None:
-    messages, _ = await Renderer("mp4").render([{"role": "user", "content": [segment([0, 500, 1000])]}])
+    messages, _, images = await render("mp4", user(segment([0, 500, 1000])))
+    assert images == 0
     url = messages[0]["content"][1]["video_url"]["url"]
     assert url.startswith("data:video/mp4;base64,")
     assert base64.b64decode(url.split(",", 1)[1])[4:8] == b"ftyp"

@@ -8,13 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
-from livesight.backends.base import ChatRequest
 from livesight.backends.upstream import OpenAICompatBackend
 from livesight.core.errors import UpstreamError, UpstreamHTTPError, UpstreamRequestFailed, UpstreamTimeout
 from livesight.settings import ModelConfig
+from tests.support.chat import chat_request
 
 CONFIG = ModelConfig(id="m", base_url="http://upstream.test/v1", upstream_model="up", api_key="sk-1", timeout_s=5)
-REQUEST = ChatRequest([{"role": "user", "content": "hi"}], {"temperature": 0.1})
+REQUEST = chat_request([{"role": "user", "content": "hi"}], {"temperature": 0.1})
 
 
 def backend(handler: Any, config: ModelConfig = CONFIG) -> OpenAICompatBackend:

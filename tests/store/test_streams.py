@@ -8,7 +8,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from livesight.core.records import StreamRecord
+from livesight.core.frame import BufferStats
+from livesight.core.records import SourceSpec, StreamFacts, StreamRecord
 from livesight.store.streams import SQLiteStreamStore
 
 
@@ -28,14 +29,32 @@ def test_round_trip_every_field(tmp_path: Path) -> None:
     store = SQLiteStreamStore(tmp_path / "s.db")
     full = record(
         1,
-        source={"type": "file", "url": "clip.mp4"},
+        source=SourceSpec("file", "clip.mp4"),
         state="ended",
         ended_at_ms=5_000,
         end_reason="deleted",
         index_hwm=1234,
         clock_hwm_ms=98_765,
         first_frame_at_ms=1_500,
-        frozen={"id": "x", "last_frame_index": 17, "recent_fps": 0.0, "nested": [1, None]},
+        final=StreamFacts(
+            BufferStats(
+                stream_time_ms=4_000,
+                first_frame_at_ms=1_500,
+                last_frame_at_ms=4_900,
+                last_frame_index=17,
+                first_available_frame_at_ms=4_000,
+                first_available_frame_index=9,
+                recent_fps=0.0,
+                retained_frame_count=9,
+                evicted_frame_count=9,
+                retained_bytes=12_345,
+            ),
+            width=640,
+            height=480,
+            codec="VP8",
+            last_error="publisher left",
+            last_error_at_ms=4_950,
+        ),
     )
     store.put([full, record(2)])
     store.close()
@@ -90,3 +109,46 @@ def test_shares_the_keys_file_and_a_reader_in_another_connection(tmp_path: Path)
     other.close()
     keys.close()
     store.close()
+
+
+def test_rows_written_before_the_record_was_typed_read_as_the_same_values(tmp_path: Path) -> None:
+    """Rows of an older livesight: `frozen` holds the whole GET /streams/{id} answer; a row's JSON of
+    the wrong shape reads as absent values, never as wrong ones."""
+    db = tmp_path / "s.db"
+    SQLiteStreamStore(db).close()
+    old_frozen = (
+        '{"id":"x","state":"ended","stream_time_ms":3300,"first_frame_at_ms":1500,"last_frame_at_ms":4800,'
+        '"last_frame_index":99,"first_available_frame_at_ms":2000,"first_available_frame_index":40,'
+        '"created_at_ms":1000,"recent_fps":0.0,"retained_frame_count":60,"evicted_frame_count":40,'
+        '"retained_bytes":6000,"expires_at_ms":null,"ttl_seconds":300,"ended_at_ms":5000,'
+        '"end_reason":"source_failed","audio":false,"width":320,"height":240,"codec":"H264",'
+        '"publisher_connected":false,"last_error":"gone","last_error_at_ms":4900,'
+        '"source":{"type":"rtsp","url":"rtsp://cam/1"}}'
+    )
+    rows = [
+        ("a", "ended", '{"type":"rtsp","url":"rtsp://cam/1"}', "source_failed", old_frozen),
+        ("b", "ended", '{"type":"ftp","url":"x"}', "vanished", '["not", "an", "object"]'),
+        ("c", "active", None, None, '{"last_frame_index":"7","retained_bytes":true,"codec":5}'),
+    ]
+    raw = sqlite3.connect(db)
+    raw.executemany(
+        "INSERT INTO streams (id, owner, created_at_ms, ttl_seconds, expires_at_ms, state, source, end_reason,"
+        " frozen) VALUES (?, 'o', 1000, 300, 301000, ?, ?, ?, ?)",
+        rows,
+    )
+    raw.commit()
+    raw.close()
+    store = SQLiteStreamStore(db)
+    a, b, c = store.load()
+    store.close()
+    assert a.source == SourceSpec("rtsp", "rtsp://cam/1") and a.end_reason == "source_failed"
+    assert a.final == StreamFacts(
+        BufferStats(3300, 1500, 4800, 99, 2000, 40, 0.0, 60, 40, 6000),
+        width=320,
+        height=240,
+        codec="H264",
+        last_error="gone",
+        last_error_at_ms=4900,
+    )
+    assert (b.source, b.end_reason, b.final) == (None, None, None)
+    assert c.final == StreamFacts(BufferStats())

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from livesight.buffer.pool import BufferPool
-from livesight.buffer.registry import Stream, StreamRegistry
 from livesight.core.clock import FakeClock
 from livesight.core.errors import LivesightError
 from livesight.core.frame import IngestFrame, JpegPayload
 from livesight.core.outbound import OutboundPolicy
+from livesight.serving.protocol import ChatCompletionRequest
 from livesight.store.watches import SQLiteWatchStore
+from livesight.streams.registry import StreamRegistry
+from livesight.streams.stream import Stream
 from livesight.watches.gate import ModelGate
 from livesight.watches.service import WatchLimits, WatchService
 from livesight.watches.webhooks import Deliverer
@@ -38,7 +40,7 @@ class FakeRunner:
     calls: int = 0
     seen: list[int] = field(default_factory=list)
 
-    async def complete(self, body: Any, owner: str) -> dict[str, object]:
+    async def complete(self, body: ChatCompletionRequest, owner: str) -> dict[str, object]:
         self.calls += 1
         self.running += 1
         self.most_running = max(self.most_running, self.running)
@@ -47,7 +49,7 @@ class FakeRunner:
             error = self.fail()
             if error is not None:
                 raise error
-            url = body["messages"][0]["content"][0]["image_url"]["url"]
+            url = body.model_dump()["messages"][0]["content"][0]["image_url"]["url"]
             stream_id = url.split("/")[3].split("?")[0]
             window = self.registry.window(self.registry.get(stream_id, owner))
             n = window.last_index if window is not None else None
@@ -106,7 +108,6 @@ async def watch_env(
     service = WatchService(
         registry,
         runner,
-        lambda raw: raw,
         clock,
         ModelGate(max_calls),
         Deliverer(policy, timeout_s=2, first_backoff_s=0.05),

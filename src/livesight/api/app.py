@@ -17,7 +17,6 @@ from livesight import __version__
 from livesight.api import chat, errors, frames, health, models, streams, watches, web
 from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import RateLimiter
-from livesight.api.chat_schemas import ChatCompletionRequest
 from livesight.api.metrics import Metrics
 from livesight.api.metrics import build_router as build_metrics_router
 from livesight.api.middleware import RequestContextMiddleware
@@ -25,7 +24,6 @@ from livesight.api.schemas import Publish
 from livesight.backends.inflight import InflightBudget
 from livesight.backends.registry import ModelRegistry
 from livesight.buffer.pool import BufferLimits, BufferPool
-from livesight.buffer.registry import RegistryLimits, Stream, StreamRegistry
 from livesight.core.clock import Clock, SystemClock
 from livesight.ingest.frames import FrameEncoder
 from livesight.ingest.hub import EmbeddedIngest
@@ -34,10 +32,14 @@ from livesight.ingest.pull import PullSources, RetryPolicy
 from livesight.ingest.routes import build_router as build_rtc_router
 from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
 from livesight.resolve.request import ChatResolver
+from livesight.serving.chat import ChatService
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
 from livesight.store.streams import SQLiteStreamStore
 from livesight.store.watches import SQLiteWatchStore
+from livesight.streams.directory import StreamDirectory
+from livesight.streams.registry import RegistryLimits, StreamRegistry
+from livesight.streams.stream import Stream
 from livesight.watches.gate import ModelGate
 from livesight.watches.service import WatchLimits, WatchService
 from livesight.watches.webhooks import Deliverer
@@ -53,7 +55,7 @@ class Components:
     settings: Settings
     clock: Clock
     keys: KeyStore
-    registry: StreamRegistry
+    registry: StreamRegistry  # the local StreamDirectory (tests reach its pool and counts)
     tokens: TokenIssuer
     models: ModelRegistry
     ingest: EmbeddedIngest
@@ -111,10 +113,11 @@ def create_app(
         ),
         # Loads the stored records now: active streams continue, their pulled sources restart in lifespan.
         SQLiteStreamStore(settings.resolved_db_path) if settings.persist_streams else None,
-        background_writes=True,  # SQLite off the event loop (buffer/journal.py)
+        background_writes=True,  # SQLite off the event loop (streams/journal.py)
         recorder=app_metrics,
     )
-    app_metrics.watch(registry)
+    directory: StreamDirectory = registry  # what every component is handed
+    app_metrics.watch(directory, pool)
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
     # Bounded pool for media CPU work on the request path (mp4 encode, thumbnails).
@@ -127,14 +130,15 @@ def create_app(
         probe_ttl_ms=round(settings.model_probe_ttl_s * 1000),
         inflight=InflightBudget(settings.upstream_inflight_mb * MB, settings.upstream_inflight_wait_s),
     )
-    resolver = ChatResolver(registry, settings.max_segment_frames, settings.max_request_frames)
+    resolver = ChatResolver(directory, settings.max_segment_frames, settings.max_request_frames)
+    chat_service = ChatService(model_registry, resolver, clock, app_metrics)
     limiter = RateLimiter(settings.rate_limit_rps, clock)
     encoder = FrameEncoder(
         settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality, recorder=app_metrics
     )
-    ingest = EmbeddedIngest(registry, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))
+    ingest = EmbeddedIngest(directory, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))
     pulls = PullSources(
-        registry,
+        directory,
         encoder,
         settings.source_file_dir,
         settings.outbound_policy(hosts=settings.source_allowed_hosts),
@@ -142,9 +146,8 @@ def create_app(
     )
     gate = ModelGate(settings.watch_max_concurrent_calls)
     watch_service = WatchService(
-        registry,
-        watches.ResolvingChatRunner(model_registry, resolver),  # replaced by ChatService
-        ChatCompletionRequest.model_validate,
+        directory,
+        chat_service,
         clock,
         gate,
         Deliverer(
@@ -172,16 +175,17 @@ def create_app(
         return Publish(url=publish_url(settings, request), token=tokens.publish_token(stream.id))
 
     def start_source(stream: Stream) -> None:
-        source = stream.source or {}
-        on_failed = functools.partial(registry.end, stream, "source_failed")
-        pulls.start(stream.id, str(source.get("type")), str(source.get("url")), on_failed)
+        if stream.source is None:
+            return
+        on_failed = functools.partial(directory.end, stream, "source_failed")
+        pulls.start(stream.id, stream.source.type, stream.source.url, on_failed)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        parts.background.append(asyncio.create_task(_reap_forever(registry, settings.reaper_interval_ms)))
+        parts.background.append(asyncio.create_task(_reap_forever(directory, settings.reaper_interval_ms)))
         parts.background.append(asyncio.create_task(app_metrics.watch_loop_lag()))
         model_registry.start(preload=settings.preload_builtin_models)
-        _restart_sources(registry, start_source)
+        _restart_sources(directory, start_source)
         watch_service.start()  # resumes stored watches whose streams are still active
         parts.ready = True
         try:
@@ -189,17 +193,17 @@ def create_app(
         finally:
             parts.ready = False
             await watch_service.aclose()
-            if registry.store is None:
-                ended = registry.end_all("deleted")
+            if not directory.durable:
+                ended = directory.end_all("deleted")
                 log.info("shutdown: ended %d active streams", ended)
             await pulls.aclose()
             await ingest.aclose()
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)
-            if registry.store is not None:
-                kept = len(registry.all_active())
-                registry.close()  # a last checkpoint; the streams stay active in the store
+            if directory.durable:
+                kept = len(directory.all_active())
+                directory.close()  # a last checkpoint; the streams stay active in the store
                 log.info("shutdown: kept %d active streams (they continue after a restart)", kept)
             await model_registry.aclose()
             media_executor.shutdown(wait=False, cancel_futures=True)
@@ -227,10 +231,9 @@ def create_app(
 
     for prefix in ("/v1", "/v1beta"):
         schema = prefix == "/v1"
-        include(streams.build_router(registry, authenticate, publish_for, start_source), prefix, schema=schema)
-        include(frames.build_router(registry, authenticate, media_executor), prefix, schema=schema)
-        chat_router = chat.build_router(model_registry, resolver, authenticate, limiter, clock, app_metrics)
-        include(chat_router, prefix, schema=schema)
+        include(streams.build_router(directory, authenticate, publish_for, start_source), prefix, schema=schema)
+        include(frames.build_router(directory, authenticate, media_executor), prefix, schema=schema)
+        include(chat.build_router(chat_service, authenticate, limiter), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
         include(watches.build_router(watch_service, authenticate), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
@@ -246,24 +249,24 @@ def create_app(
     return app
 
 
-def _restart_sources(registry: StreamRegistry, start_source: Callable[[Stream], None]) -> None:
+def _restart_sources(directory: StreamDirectory, start_source: Callable[[Stream], None]) -> None:
     """Pull again the sources of streams restored from the store (a failure shows as last_error)."""
-    for stream in registry.all_active():
+    for stream in directory.all_active():
         if stream.source is None:
             continue
         try:
             start_source(stream)
         except Exception as exc:
             log.warning("stream %s: its pulled source did not restart: %s", stream.id, exc)
-            target = registry.ingest_target(stream.id)
+            target = directory.ingest_target(stream.id)
             if target is not None:
                 target.report_error(f"pulled source did not restart after a server restart: {exc}")
 
 
-async def _reap_forever(registry: StreamRegistry, interval_ms: int) -> None:
+async def _reap_forever(directory: StreamDirectory, interval_ms: int) -> None:
     while True:
         try:
-            for stream_id in registry.reap():
+            for stream_id in directory.reap():
                 log.info("stream expired", extra={"stream_id": stream_id})
         except Exception:
             log.exception("reaper tick failed")

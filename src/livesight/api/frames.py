@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
@@ -19,13 +19,13 @@ from starlette.responses import Response
 from livesight.api.auth import Authenticate
 from livesight.api.schemas import DetailError
 from livesight.backends.imaging import resize_jpeg
-from livesight.buffer.registry import StreamRegistry
 from livesight.core.errors import FrameEvicted, StreamNotFound
 from livesight.resolve.select import select_frame
 from livesight.resolve.uri import Anchor, FrameRef
 from livesight.store.keys import ApiKey
+from livesight.streams.directory import StreamDirectory
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
+_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
         "description": "The frame as a JPEG; X-Frame-Index and X-Frame-Timestamp-Ms name it",
@@ -40,7 +40,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def build_router(
-    registry: StreamRegistry, authenticate: Authenticate, executor: Executor | None, *, jpeg_quality: int = 85
+    directory: StreamDirectory, authenticate: Authenticate, executor: Executor | None, *, jpeg_quality: int = 85
 ) -> APIRouter:
     router = APIRouter(tags=["streams"])
     auth = Depends(authenticate)
@@ -57,10 +57,10 @@ def build_router(
         max_side: Annotated[int | None, Query(ge=16, le=8192, description="Scale down to this longest side")] = None,
         key: ApiKey = auth,
     ) -> Response:
-        stream = registry.get(stream_id, key.owner)
+        stream = directory.get(stream_id, key.owner)
         if not stream.active:
             raise StreamNotFound(f"stream {stream_id} has ended ({stream.end_reason}); its frames were freed")
-        window = registry.window(stream)
+        window = directory.window(stream)
         label = f"stream {stream.id}"
         ref = FrameRef(label, stream.id, Anchor("frame_index", frame_index, "frame_index"))
         index = select_frame(window, ref)
@@ -70,7 +70,7 @@ def build_router(
             raise FrameEvicted(f"{label}: frame {index} was evicted")
         info = window.info(index)
         loop = asyncio.get_running_loop()
-        jpeg = payload.jpeg() if payload.jpeg_is_cheap else await loop.run_in_executor(executor, payload.jpeg)
+        jpeg = payload.jpeg()  # stored bytes: nothing to compute
         if max_side is not None:
             resize: Callable[[], bytes] = lambda: resize_jpeg(jpeg, max_side, jpeg_quality)  # noqa: E731
             jpeg = await loop.run_in_executor(executor, resize)

@@ -16,7 +16,6 @@ import asyncio
 import hmac
 import ipaddress
 from collections.abc import Iterable
-from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -24,8 +23,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.responses import Response
 
-from livesight.buffer.registry import StreamRegistry
+from livesight.buffer.pool import BufferPool
 from livesight.core.errors import LivesightError, Unauthorized, UpstreamError
+from livesight.core.metrics import ChatTiming
+from livesight.streams.directory import StreamDirectory
 
 _MS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _ENCODE = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -46,14 +47,15 @@ def error_code(exc: LivesightError) -> str:
 
 
 class _StateCollector(Collector):
-    """Gauges read from the registry and its pool at scrape time (on the event loop)."""
+    """Gauges read from the streams and the buffer pool at scrape time (on the event loop)."""
 
-    def __init__(self, registry: StreamRegistry) -> None:
-        self._registry = registry
+    def __init__(self, streams: StreamDirectory, pool: BufferPool) -> None:
+        self._streams = streams
+        self._pool = pool
 
     def collect(self) -> Iterable[Metric]:
-        pool = self._registry.pool
-        active = self._registry.all_active()
+        pool = self._pool
+        active = self._streams.all_active()
         yield GaugeMetricFamily("livesight_buffer_retained_frames", "Frames held in memory", pool.retained_frames())
         yield GaugeMetricFamily("livesight_buffer_retained_bytes", "JPEG bytes held in memory", pool.nbytes)
         yield CounterMetricFamily(
@@ -109,8 +111,8 @@ class Metrics:
     def _seconds(self, name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
         return Histogram(name, doc, ["model"], buckets=buckets, registry=self.registry)
 
-    def watch(self, registry: StreamRegistry) -> None:
-        self.registry.register(_StateCollector(registry))
+    def watch(self, streams: StreamDirectory, pool: BufferPool) -> None:
+        self.registry.register(_StateCollector(streams, pool))
 
     # --- core.metrics.Recorder ----------------------------------------------------------------
 
@@ -137,17 +139,17 @@ class Metrics:
     def request_done(self, route: str, method: str, status: int) -> None:
         self.requests.labels(route, method, str(status)).inc()
 
-    def chat_done(self, model: str, timing: dict[str, Any], frames: int) -> None:
+    def chat_done(self, model: str, timing: ChatTiming, frames: int) -> None:
         """A chat completion answered; `timing` is its `overshoot.timing` (ms)."""
         self.chat_requests.labels(model, "ok").inc()
-        for histogram, key in (
-            (self.resolve, "resolve_ms"),
-            (self.first_token, "upstream_first_token_ms"),
-            (self.total, "total_ms"),
-            (self.frame_age, "newest_frame_age_ms"),
+        for histogram, ms in (
+            (self.resolve, timing.resolve_ms),
+            (self.first_token, timing.upstream_first_token_ms),
+            (self.total, timing.total_ms),
+            (self.frame_age, timing.newest_frame_age_ms),
         ):
-            if timing.get(key) is not None:
-                histogram.labels(model).observe(timing[key] / 1000)
+            if ms is not None:
+                histogram.labels(model).observe(ms / 1000)
         self.frames.labels(model).observe(frames)
 
     def chat_failed(self, model: str, exc: LivesightError) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
@@ -27,21 +27,22 @@ from livesight.api.schemas import (
     StreamStatus,
     ValidationErrorEnvelope,
 )
-from livesight.buffer.records import list_key
-from livesight.buffer.registry import Stream, StreamRegistry
+from livesight.api.stream_views import source_spec, stream_status
 from livesight.core.errors import RequestInvalid
 from livesight.store.keys import ApiKey
+from livesight.streams.directory import StreamDirectory
+from livesight.streams.stream import Stream, list_key
 
 PublishFactory = Callable[[Stream, Request], Publish | None]
 SourceStarter = Callable[[Stream], None]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": DetailError, "description": "Missing, unknown or revoked API key"},
     413: {"model": DetailError, "description": "Request body too large"},
     422: {"model": ValidationErrorEnvelope, "description": "Request validation failed"},
     500: {"model": DetailError, "description": "Internal error (details in the server log)"},
 }
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+_NOT_FOUND: dict[int | str, dict[str, object]] = {
     404: {
         "model": DetailError,
         "description": "Unknown stream, another key's stream, or an expired tombstone",
@@ -50,7 +51,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 def build_router(
-    registry: StreamRegistry,
+    directory: StreamDirectory,
     authenticate: Authenticate,
     publish_for: PublishFactory,
     start_source: SourceStarter,
@@ -60,7 +61,7 @@ def build_router(
 
     def lookup(stream_id: str, key: ApiKey, *, active: bool) -> Stream:
         # Another owner's stream raises StreamUnauthorized, which api.errors reports as 404 here.
-        return registry.get_active(stream_id, key.owner) if active else registry.get(stream_id, key.owner)
+        return directory.get_active(stream_id, key.owner) if active else directory.get(stream_id, key.owner)
 
     @router.post(
         "/streams",
@@ -75,15 +76,15 @@ def build_router(
     async def create_stream(
         request: Request, body: Annotated[StreamCreateRequest | None, Body()] = None, key: ApiKey = auth
     ) -> StreamCreated:
-        source = body.source.model_dump() if body and body.source else None
-        stream = registry.create(key.owner, source=source)
+        source = source_spec(body.source if body else None)
+        stream = directory.create(key.owner, source=source)
         if source is not None:
             try:
                 start_source(stream)
             except Exception:
-                registry.end(stream, "deleted")
+                directory.end(stream, "deleted")
                 raise
-        await registry.saved()  # on disk before the client learns the id
+        await directory.saved()  # on disk before the client learns the id
         return StreamCreated(
             id=stream.id,
             state="active",
@@ -104,23 +105,23 @@ def build_router(
             str | None, Query(max_length=200, description="`next_after` of the previous page (opaque)")
         ] = None,
         key: ApiKey = auth,
-    ) -> dict[str, Any]:
-        streams = registry.owned(key.owner)
+    ) -> StreamList:
+        streams = directory.owned(key.owner)
         if after is not None:
             position = decode_cursor(after)
             streams = [s for s in streams if list_key(s) > position]
         page = streams[:limit]
         has_more = len(streams) > limit
-        return {
-            "object": "list",
-            "data": [registry.telemetry(s) for s in page],
-            "has_more": has_more,
-            "next_after": encode_cursor(list_key(page[-1])) if has_more else None,
-        }
+        return StreamList(
+            data=[stream_status(s, directory.facts(s)) for s in page],
+            has_more=has_more,
+            next_after=encode_cursor(list_key(page[-1])) if has_more else None,
+        )
 
     @router.get("/streams/{stream_id}", response_model=StreamStatus, responses=_NOT_FOUND, summary="Inspect a stream")
-    async def get_stream(stream_id: str, key: ApiKey = auth) -> dict[str, Any]:
-        return registry.telemetry(lookup(stream_id, key, active=False))
+    async def get_stream(stream_id: str, key: ApiKey = auth) -> StreamStatus:
+        stream = lookup(stream_id, key, active=False)
+        return stream_status(stream, directory.facts(stream))
 
     @router.post(
         "/streams/{stream_id}/keepalive",
@@ -129,21 +130,21 @@ def build_router(
         summary="Renew the lease (and the publish token)",
     )
     async def keepalive(stream_id: str, request: Request, key: ApiKey = auth) -> Keepalive:
-        stream = registry.keepalive(stream_id, key.owner)
-        await registry.saved()
+        stream = directory.keepalive(stream_id, key.owner)
+        await directory.saved()
         return Keepalive(
             id=stream.id,
             expires_at_ms=stream.expires_at_ms,
             ttl_seconds=stream.ttl_seconds,
-            stream_time_ms=registry.stream_time_ms(stream),
+            stream_time_ms=directory.facts(stream).buffer.stream_time_ms,
             publish=publish_for(stream, request),
         )
 
     @router.delete("/streams/{stream_id}", response_model=StreamDeleted, responses=_NOT_FOUND, summary="End a stream")
     async def delete_stream(stream_id: str, key: ApiKey = auth) -> StreamDeleted:
         stream = lookup(stream_id, key, active=False)
-        registry.end(stream, "deleted")
-        await registry.saved()
+        directory.end(stream, "deleted")
+        await directory.saved()
         return StreamDeleted(id=stream.id, deleted=True)
 
     return router

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from livesight.api.chat_schemas import ChatCompletionRequest, FramesUsed
+from livesight.serving.protocol import ChatCompletionRequest, FramesUsed
 
 JSON_PATH = r"""^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[-?[0-9]{1,9}\]|\['[^']*'\]|\["[^"]*"\])*$"""
 WHSEC_SYNTAX = r"^whsec_([A-Za-z0-9+/]{4}){4,32}([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"

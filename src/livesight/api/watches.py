@@ -8,19 +8,16 @@ watch) once the watch has ended and every result was sent.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
-from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livesight.api.auth import Authenticate
-from livesight.api.chat_schemas import ChatCompletionRequest
 from livesight.api.errors import is_chat_path
 from livesight.api.schemas import DetailError, ValidationErrorEnvelope
+from livesight.api.sse import EventStream, sse_data
 from livesight.api.watch_schemas import (
     WATCH_EVENT_SCHEMA,
     ResultList,
@@ -29,16 +26,12 @@ from livesight.api.watch_schemas import (
     WatchOut,
     WatchUpdate,
 )
-from livesight.backends.base import ChatRequest
-from livesight.backends.registry import ModelRegistry
-from livesight.resolve.request import ChatResolver
 from livesight.store.keys import ApiKey
 from livesight.watches.gate import ModelGate
 from livesight.watches.model import Watch
 from livesight.watches.service import WatchService
 
 _PING_S = 15.0
-_LOCAL_FIELDS = ("model", "messages", "stream", "stream_options", "thread_id")
 
 
 def _err(description: str) -> dict[str, Any]:
@@ -139,7 +132,7 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
                 "content": {"text/event-stream": {"schema": WATCH_EVENT_SCHEMA}},
             },
         },
-        response_class=StreamingResponse,
+        response_class=EventStream,
         summary="Results as server-sent events (resume with Last-Event-ID)",
     )
     async def watch_events(
@@ -150,23 +143,18 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
             Header(max_length=100, description="The last seq received; wins over `after` (ignored unless a number)"),
         ] = None,
         key: ApiKey = auth,
-    ) -> StreamingResponse:
+    ) -> EventStream:
         watch = service.get(watch_id, key.owner)
         digits = (last_event_id or "").strip()
         start = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 15 else after
-        return StreamingResponse(
-            _events(service, watch, start),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
+        return EventStream(_events(service, watch, start))
 
     return router
 
 
-def _event(name: str, payload: Any, event_id: int | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return f"{head}event: {name}\ndata: {data}\n\n".encode()
+def _event(name: str, payload: object, event_id: int | None = None) -> bytes:
+    """A named event (`event: result` / `end`) around sse_data's framing."""
+    return f"event: {name}\n".encode() + sse_data(payload, event_id=None if event_id is None else str(event_id))
 
 
 async def _events(service: WatchService, watch: Watch, after: int) -> AsyncIterator[bytes]:
@@ -183,35 +171,7 @@ async def _events(service: WatchService, watch: Watch, after: int) -> AsyncItera
             yield b": ping\n\n"
 
 
-class ResolvingChatRunner:  # replaced by ChatService
-    """The watches' ChatRunner until the lead's `serving.ChatService` lands: resolve and call the
-    backend as api/chat.py does for a non-streamed request, and report `overshoot` like it."""
-
-    def __init__(self, models: ModelRegistry, resolver: ChatResolver) -> None:
-        self._models = models
-        self._resolver = resolver
-
-    async def complete(self, body: ChatCompletionRequest, owner: str) -> dict[str, object]:
-        started = time.perf_counter()
-        entry = await self._models.get_ready(body.model)
-        params = body.model_dump(exclude_unset=True)
-        for name in _LOCAL_FIELDS:
-            params.pop(name, None)
-        messages = [m.model_dump(exclude_unset=True) for m in body.messages]
-        resolved = await self._resolver.resolve(messages, owner, entry.config)
-        resolve_ms = (time.perf_counter() - started) * 1000
-        completion = await entry.backend.complete(ChatRequest(resolved.messages, params, include_usage=False))
-        completion["overshoot"] = {
-            "frames": resolved.frames,
-            "timing": {
-                "resolve_ms": round(resolve_ms, 3),
-                "total_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
-        }
-        return completion
-
-
-class InteractiveFirst:  # replaced by ChatService entering gate.interactive() around its model call
+class InteractiveFirst:
     """ASGI middleware: while a `POST …/chat/completions` request is being answered (resolve, model call,
     streaming), no waiting watch model call starts (ModelGate.interactive)."""
 

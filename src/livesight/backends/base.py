@@ -1,56 +1,22 @@
 """What a backend is: something that answers a resolved chat request, whole or as a stream of chunks.
 
-The API layer hands a backend a `ChatRequest` whose `ovs://` parts were already resolved into
-`MediaItem`s (in place, inside `messages`); the backend renders them the way its model accepts and
-returns OpenAI `chat.completion` / `chat.completion.chunk` objects as plain dicts. Errors are raised
+The serving layer hands a backend a `ChatRequest` (`request.py`): typed messages whose `ovs://` parts
+were resolved into `MediaPart`s; the backend renders them the way its model accepts and returns
+OpenAI `chat.completion` / `chat.completion.chunk` objects as JSON objects. Errors are raised
 as `livesight.core.errors` classes (upstream failures as `UpstreamError` subclasses).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Protocol
 
+from livesight.backends.request import ChatRequest
 from livesight.core.errors import TooManyImages
-from livesight.core.media import MediaItem
+from livesight.core.jsontypes import JsonObject
 from livesight.settings import ModelConfig
 
-Chunk = dict[str, Any]
-
-
-@dataclass(slots=True)
-class ChatRequest:
-    """A chat request ready for a backend.
-
-    `messages` are the client's messages; in a content list, a resolved media part is a `MediaItem`
-    instead of a dict. `params` are the other request fields, forwarded as sent (`model`, `messages`,
-    `stream`, `stream_options` and livesight's own fields are not in it).
-    """
-
-    messages: list[dict[str, Any]]
-    params: dict[str, Any] = field(default_factory=dict)
-    include_usage: bool = False
-
-    def media(self) -> Iterator[MediaItem]:
-        for message in self.messages:
-            content = message.get("content")
-            if isinstance(content, list):
-                for part in content:
-                    if isinstance(part, MediaItem):
-                        yield part
-
-    def inline_media_urls(self) -> Iterator[str]:
-        """The URLs of media parts that were not resolved (inline data URLs, http URLs) as the client sent them."""
-        for message in self.messages:
-            content = message.get("content")
-            if isinstance(content, list):
-                for part in content:
-                    if isinstance(part, dict) and part.get("type") in ("image_url", "video_url"):
-                        ref = part.get(part["type"])
-                        url = ref.get("url") if isinstance(ref, dict) else ref
-                        if isinstance(url, str):
-                            yield url
+Chunk = JsonObject  # one `chat.completion.chunk`
 
 
 class Backend(Protocol):
@@ -82,7 +48,7 @@ class Backend(Protocol):
         """Check that the model can answer now (cheap; bounded by a short timeout)."""
         ...
 
-    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+    async def complete(self, request: ChatRequest) -> JsonObject:
         """A whole `chat.completion`."""
         ...
 

@@ -25,9 +25,8 @@ import base64
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 SHARED_BYTES = 4096  # pieces this large are sent as they are (shared, never copied)
 COALESCE_BYTES = 64 * 1024  # runs of smaller pieces are joined into writes of about this size
@@ -86,12 +85,12 @@ class Body:
                 done()
 
 
-def encode_body(body: dict[str, Any]) -> Body:
+def encode_body(body: Mapping[str, object]) -> Body:
     """`body` as compact JSON (non-ASCII kept as UTF-8), with every `DataUrl` in it spliced in as pieces."""
     token = secrets.token_hex(12)
     urls: list[DataUrl] = []
 
-    def placeholder(value: Any) -> str:
+    def placeholder(value: object) -> str:
         if not isinstance(value, DataUrl):
             raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
         urls.append(value)

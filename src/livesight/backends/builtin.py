@@ -21,12 +21,14 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
-from livesight.backends.base import ChatRequest, Chunk, check_max_images, estimate_tokens
+from livesight.backends.base import Chunk, check_max_images, estimate_tokens
 from livesight.backends.imaging import jpeg_size
+from livesight.backends.request import ChatRequest, MediaPart, Message, Part, PassPart, message_text
 from livesight.core.clock import Clock
 from livesight.core.errors import ModelNotReady, RequestInvalid
+from livesight.core.jsontypes import JsonObject
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.settings import ModelConfig
 
@@ -129,7 +131,7 @@ class OcrBackend:
     async def _answer(self, request: ChatRequest) -> tuple[str, int]:
         _check_options(self.config.id, request.params)
         question, prompt_tokens = _question(request.messages)
-        media = _media(self.config.id, request.messages)
+        media = [p.item if isinstance(p, MediaPart) else _inline(self.config.id, p) for p in request.media_parts()]
         check_max_images(self.config, sum(1 for m in media if m.kind == "image"))
         model = await self._ensure_loaded()
         text = await asyncio.get_running_loop().run_in_executor(self._executor, model.answer, question, media)
@@ -137,7 +139,7 @@ class OcrBackend:
             text = json.dumps({"answer": text}, ensure_ascii=False)
         return text, prompt_tokens + _IMAGE_TOKENS * sum(len(m.frames) for m in media)
 
-    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+    async def complete(self, request: ChatRequest) -> JsonObject:
         text, prompt_tokens = await self._answer(request)
         n = _choices(request.params)
         completion_tokens = estimate_tokens(text) * n
@@ -161,15 +163,15 @@ class OcrBackend:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         text, prompt_tokens = await self._answer(request)
         n = _choices(request.params)
-        base = {
+        base: JsonObject = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
             "created": self._clock.now_ms() // 1000,
             "model": self.config.id,
         }
 
-        def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> Chunk:
-            choice = {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
+        def chunk(index: int, delta: JsonObject, finish: str | None = None) -> Chunk:
+            choice: JsonObject = {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
             return {**base, "choices": [choice]}
 
         for i in range(n):
@@ -181,7 +183,7 @@ class OcrBackend:
             yield {**base, "choices": [], "usage": _usage(prompt_tokens, estimate_tokens(text) * n)}
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def _usage(prompt_tokens: int, completion_tokens: int) -> JsonObject:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -189,7 +191,7 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def _choices(params: dict[str, Any]) -> int:
+def _choices(params: JsonObject) -> int:
     n = params.get("n")
     return n if isinstance(n, int) and 1 <= n <= 8 else 1
 
@@ -207,12 +209,12 @@ def _pieces(text: str) -> list[str]:
     return pieces
 
 
-def _wants_json(params: dict[str, Any]) -> bool:
+def _wants_json(params: JsonObject) -> bool:
     fmt = params.get("response_format")
     return isinstance(fmt, dict) and fmt.get("type") == "json_object"
 
 
-def _check_options(model_id: str, params: dict[str, Any]) -> None:
+def _check_options(model_id: str, params: JsonObject) -> None:
     fmt = params.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         raise RequestInvalid(
@@ -224,54 +226,29 @@ def _check_options(model_id: str, params: dict[str, Any]) -> None:
         raise RequestInvalid(f"model {model_id} cannot call tools; it answers in text (tool_choice: auto or none)")
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
-def _question(messages: list[dict[str, Any]]) -> tuple[str, int]:
+def _question(messages: tuple[Message[Part], ...]) -> tuple[str, int]:
     """The last user message's text, and a token estimate of all text in the request."""
     question = ""
     total = 0
     for message in messages:
-        text = _text_of(message.get("content"))
+        text = message_text(message)
         total += estimate_tokens(text) + 4
-        if message.get("role") == "user" and text.strip():
+        if message.role == "user" and text.strip():
             question = text
     return question, total
 
 
-def _media(model_id: str, messages: list[dict[str, Any]]) -> list[MediaItem]:
-    """Resolved ovs:// items, plus inline JPEG data URLs turned into items; other URLs are refused."""
-    media: list[MediaItem] = []
-    for message in messages:
-        content = message.get("content")
-        if not isinstance(content, list):
-            continue
-        for part in content:
-            if isinstance(part, MediaItem):
-                media.append(part)
-            elif isinstance(part, dict) and part.get("type") in ("image_url", "video_url"):
-                media.append(_inline(model_id, part))
-    return media
-
-
-def _inline(model_id: str, part: dict[str, Any]) -> MediaItem:
-    kind = part["type"]
-    ref = part.get(kind)
-    url = ref.get("url") if isinstance(ref, dict) else ref
-    if kind == "image_url" and isinstance(url, str) and url[: len(_JPEG_DATA)].lower() == _JPEG_DATA:
+def _inline(model_id: str, part: PassPart) -> MediaItem:
+    """An inline JPEG data URL as an item; any other inline media is refused (this model fetches nothing)."""
+    kind, url = part.kind, part.url or ""
+    if kind == "image_url" and url[: len(_JPEG_DATA)].lower() == _JPEG_DATA:
         try:
             jpeg = base64.b64decode(url[len(_JPEG_DATA) :], validate=True)
         except (binascii.Error, ValueError):
             raise RequestInvalid(f"model {model_id}: an image_url data URL is not valid base64") from None
         width, height = jpeg_size(jpeg)
         return MediaItem(kind="image", url=url[:64] + "…", frames=(MediaFrame(jpeg=jpeg, width=width, height=height),))
-    shown = url[:80] if isinstance(url, str) else repr(url)[:80]
     raise RequestInvalid(
         f"model {model_id} reads ovs:// frames and segments and inline data:image/jpeg images; it does not fetch "
-        f"{kind} {shown}"
+        f"{kind} {url[:80]}"
     )

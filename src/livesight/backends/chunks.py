@@ -9,13 +9,13 @@ for `stream_options.include_usage`, one with `choices: []` and the completion's 
 
 from __future__ import annotations
 
-from typing import Any
+from livesight.core.jsontypes import JsonObject
 
-Chunk = dict[str, Any]
+Chunk = JsonObject
 _DELTA_FIELDS = ("content", "refusal", "reasoning_content")
 
 
-def completion_chunks(completion: dict[str, Any], *, include_usage: bool) -> list[Chunk]:
+def completion_chunks(completion: JsonObject, *, include_usage: bool) -> list[Chunk]:
     """The chunks of `completion` (whose `choices` is a list); [] when it holds no choice."""
     base: Chunk = {
         "id": completion.get("id") or "chatcmpl-converted",
@@ -26,23 +26,25 @@ def completion_chunks(completion: dict[str, Any], *, include_usage: bool) -> lis
     if completion.get("system_fingerprint") is not None:
         base["system_fingerprint"] = completion["system_fingerprint"]
     chunks: list[Chunk] = []
-    for position, choice in enumerate(completion.get("choices") or ()):
+    choices = completion.get("choices")
+    for position, choice in enumerate(choices if isinstance(choices, list) else ()):
         if not isinstance(choice, dict):
             continue
         index = choice.get("index") if isinstance(choice.get("index"), int) else position
         given = choice.get("message")
-        message: dict[str, Any] = given if isinstance(given, dict) else {}
-        delta: dict[str, Any] = {"role": message.get("role") or "assistant", "content": message.get("content")}
+        message: JsonObject = given if isinstance(given, dict) else {}
+        delta: JsonObject = {"role": message.get("role") or "assistant", "content": message.get("content")}
         for name in _DELTA_FIELDS[1:]:
             if message.get(name) is not None:
                 delta[name] = message[name]
         calls = message.get("tool_calls")
         if isinstance(calls, list) and calls:
             delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls) if isinstance(call, dict)]
-        first = {"index": index, "delta": delta, "logprobs": choice.get("logprobs"), "finish_reason": None}
+        first: JsonObject = {"index": index, "delta": delta, "logprobs": choice.get("logprobs"), "finish_reason": None}
         chunks.append({**base, "choices": [first]})
         finish = choice.get("finish_reason") or "stop"
-        chunks.append({**base, "choices": [{"index": index, "delta": {}, "logprobs": None, "finish_reason": finish}]})
+        last: JsonObject = {"index": index, "delta": {}, "logprobs": None, "finish_reason": finish}
+        chunks.append({**base, "choices": [last]})
     if chunks and include_usage and isinstance(completion.get("usage"), dict):
         chunks.append({**base, "choices": [], "usage": completion["usage"]})
     return chunks

@@ -15,8 +15,8 @@ import asyncio
 import math
 from collections.abc import Callable
 
-from livesight.backends.base import ChatRequest
 from livesight.backends.body import base64_size
+from livesight.backends.request import ChatRequest
 from livesight.core.errors import UpstreamBodyTooLarge, UpstreamBusy
 
 MB = 1024 * 1024
@@ -26,7 +26,7 @@ def estimate(request: ChatRequest) -> int:
     """Bytes a rendered body of this request will hold: each distinct frame's base64 once, plus every
     inline media URL the client sent (they are copied into the body)."""
     distinct = {id(f.jpeg): len(f.jpeg) for item in request.media() for f in item.frames}
-    return sum(base64_size(n) for n in distinct.values()) + sum(len(u) for u in request.inline_media_urls())
+    return sum(base64_size(n) for n in distinct.values()) + sum(len(p.url or "") for p in request.inline_media())
 
 
 class InflightBudget:

@@ -13,9 +13,8 @@
 Every segment is preceded by a text part naming the stream, the frame count and the stream time of
 its first frame, because no engine passes absolute time to the model in any other way.
 
-`render_parts` leaves every media URL a `DataUrl` (`body.py`): the base64 of each distinct JPEG is
-computed once per request and shared by every part that sends it; `render` turns them into strings
-(for callers that want plain JSON values).
+`Renderer.render` leaves every media URL a `DataUrl` (`body.py`): the base64 of each distinct JPEG is
+computed once per request and shared by every part that sends it; `encode_body` splices them in.
 """
 
 from __future__ import annotations
@@ -23,17 +22,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from livesight.backends.body import Base64Cache, DataUrl
 from livesight.backends.imaging import encode_mp4
+from livesight.backends.request import MediaPart, Message, Part, TextPart
+from livesight.core.jsontypes import JsonArray, JsonObject
 from livesight.core.media import MediaFrame, MediaItem
 
 Profile = Literal["vllm", "mp4", "frames"]
 OFFLOAD_BYTES = 256 * 1024  # media above this is encoded (and the body serialised) in the executor
-Part = dict[str, Any]
+WirePart = Mapping[str, object]  # a rendered content part: JSON whose media URLs are `DataUrl`s
 
 
 _JPEG_PREFIX = b"data:image/jpeg;base64,"
@@ -80,22 +82,26 @@ def media_uuid(item: MediaItem) -> str:
     return f"{item.stream_id}/{item.frames[0].index}-{item.frames[-1].index}/{digest}"
 
 
+@dataclass(slots=True)
+class Rendered:
+    """A request's messages as upstream JSON: media URLs are `DataUrl`s (`body.encode_body` splices them)."""
+
+    messages: list[dict[str, object]]
+    extra: JsonObject  # top-level fields the profile adds (vLLM's media_io_kwargs)
+    images: int  # image_url parts sent, inline ones included: what a model's `max_images` counts
+
+
 class Renderer:
-    """Turns resolved messages into upstream JSON for one profile."""
+    """Turns a resolved request's messages into upstream JSON for one profile."""
 
     def __init__(self, profile: Profile, executor: Executor | None = None) -> None:
         self.profile = profile
         self._executor = executor
 
-    async def render(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """(messages, extra top-level fields) for the upstream request, media URLs as strings."""
-        out, extra = await self.render_parts(messages)
-        return [_materialised(m) for m in out], extra
-
-    async def render_parts(self, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """(messages, extra top-level fields); every media URL is a `DataUrl` sharing its base64."""
-        videos = [p for m in messages for p in _parts(m) if isinstance(p, MediaItem) and p.kind == "video"]
-        extra: dict[str, Any] = {}
+    async def render(self, messages: Sequence[Message[Part]]) -> Rendered:
+        items = [p.item for m in messages for p in m.parts if isinstance(p, MediaPart)]
+        videos = [item for item in items if item.kind == "video"]
+        extra: JsonObject = {}
         video_mode = self.profile
         if self.profile == "vllm" and videos:
             metas = [_vllm_video_meta(v) for v in videos]
@@ -108,44 +114,43 @@ class Renderer:
             loop = asyncio.get_running_loop()
             encoded = await asyncio.gather(*(loop.run_in_executor(self._executor, encode_mp4, v) for v in videos))
             mp4s = {id(v): data for v, data in zip(videos, encoded, strict=True)}
-        distinct = {
-            id(f.jpeg): len(f.jpeg) for m in messages for p in _parts(m) if isinstance(p, MediaItem) for f in p.frames
-        }
+        distinct = {id(f.jpeg): len(f.jpeg) for item in items for f in item.frames}
         if sum(distinct.values()) > OFFLOAD_BYTES:  # base64 of megabytes: keep it off the event loop
             loop = asyncio.get_running_loop()
-            out = await loop.run_in_executor(self._executor, self._render_messages, messages, video_mode, mp4s)
-        else:
-            out = self._render_messages(messages, video_mode, mp4s)
-        return out, extra
+            return await loop.run_in_executor(self._executor, self._render, messages, extra, video_mode, mp4s)
+        return self._render(messages, extra, video_mode, mp4s)
 
-    def _render_messages(
-        self, messages: list[dict[str, Any]], video_mode: str, mp4s: dict[int, bytes]
-    ) -> list[dict[str, Any]]:
+    def _render(
+        self, messages: Sequence[Message[Part]], extra: JsonObject, video_mode: str, mp4s: dict[int, bytes]
+    ) -> Rendered:
         b64 = Base64Cache()
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, object]] = []
+        images = 0
         for message in messages:
-            content = message.get("content")
-            if not isinstance(content, list) or not any(isinstance(p, MediaItem) for p in content):
-                out.append(message)
+            if not isinstance(message.content, tuple):
+                out.append(message.wire(message.content))
                 continue
-            parts: list[Part] = []
-            for part in content:
-                if isinstance(part, MediaItem):
-                    mp4 = mp4s.get(id(part))
-                    parts.extend(self._render_item(part, video_mode, b64, None if mp4 is None else b64(mp4)))
+            parts: list[WirePart] = []
+            for part in message.content:
+                if isinstance(part, MediaPart):
+                    mp4 = mp4s.get(id(part.item))
+                    parts.extend(self._render_item(part.item, video_mode, b64, None if mp4 is None else b64(mp4)))
+                elif isinstance(part, TextPart):
+                    parts.append(part.wire())
                 else:
-                    parts.append(part)
-            out.append({**message, "content": parts})
-        return out
+                    parts.append(part.raw)
+            images += sum(1 for p in parts if p.get("type") == "image_url")
+            out.append(message.wire(parts))
+        return Rendered(out, extra, images)
 
-    def _render_item(self, item: MediaItem, video_mode: str, b64: Base64Cache, mp4: bytes | None) -> list[Part]:
-        with_uuid: Callable[[Part], Part] = (
+    def _render_item(self, item: MediaItem, video_mode: str, b64: Base64Cache, mp4: bytes | None) -> list[WirePart]:
+        with_uuid: Callable[[WirePart], WirePart] = (
             (lambda p: {**p, "uuid": media_uuid(item)}) if self.profile == "vllm" else (lambda p: p)
         )
         if item.kind == "image":
             frame = item.frames[0]
             return [with_uuid({"type": "image_url", "image_url": {"url": DataUrl((_JPEG_PREFIX, b64(frame.jpeg)))}})]
-        intro: Part = {"type": "text", "text": segment_intro(item)}
+        intro: WirePart = {"type": "text", "text": segment_intro(item)}
         if video_mode == "vllm":
             pieces: list[bytes] = [_VIDEO_JPEG_PREFIX]
             for i, f in enumerate(item.frames):
@@ -162,40 +167,12 @@ class Renderer:
         return parts
 
 
-def count_images(messages: list[dict[str, Any]]) -> int:
-    """Image parts in rendered (or unresolved) messages: what a model's `max_images` counts."""
-    return sum(
-        1
-        for m in messages
-        for p in _parts(m)
-        if (isinstance(p, dict) and p.get("type") == "image_url") or (isinstance(p, MediaItem) and p.kind == "image")
-    )
-
-
-def _materialised(message: dict[str, Any]) -> dict[str, Any]:
-    content = message.get("content")
-    if not isinstance(content, list):
-        return message
-    parts: list[Any] = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        ref = part.get(kind) if isinstance(kind, str) else None
-        if isinstance(ref, dict) and isinstance(ref.get("url"), DataUrl):
-            part = {**part, kind: {**ref, "url": ref["url"].text()}}
-        parts.append(part)
-    return {**message, "content": parts}
-
-
-def _parts(message: dict[str, Any]) -> list[Any]:
-    content = message.get("content")
-    return content if isinstance(content, list) else []
-
-
-def _vllm_video_meta(item: MediaItem) -> dict[str, Any]:
+def _vllm_video_meta(item: MediaItem) -> JsonObject:
     slots = grid_slots(item)
+    indices: JsonArray = [*slots]
     return {
         "fps": item.max_fps or 1.0,
-        "frames_indices": slots,
+        "frames_indices": indices,
         "num_frames": len(slots),
         "total_num_frames": slots[-1] + 1,
     }

@@ -20,18 +20,20 @@ import json
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
-from livesight.backends.base import ChatRequest, Chunk, check_max_images
+from livesight.backends.base import Chunk, check_max_images
 from livesight.backends.body import Body, encode_body
 from livesight.backends.chunks import completion_chunks
 from livesight.backends.inflight import MB, InflightBudget, Reservation, estimate
 from livesight.backends.memory import after_large_body
-from livesight.backends.render import OFFLOAD_BYTES, Renderer, count_images
+from livesight.backends.render import OFFLOAD_BYTES, Renderer
+from livesight.backends.request import ChatRequest
 from livesight.core.errors import UpstreamHTTPError, UpstreamRequestFailed, UpstreamTimeout
+from livesight.core.jsontypes import JsonObject, JsonValue
 from livesight.settings import ModelConfig
 
 MAX_UPSTREAM_BODY = 4096
@@ -115,17 +117,17 @@ class OpenAICompatBackend:
     def _client(self) -> httpx.AsyncClient:
         return next(self._next)
 
-    async def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    async def body(self, request: ChatRequest, *, stream: bool) -> dict[str, object]:
         """The upstream request body: extra_body, then the client's fields, then the rendered messages
         (media URLs as `DataUrl`s; `encode_body` serialises it)."""
-        messages, extra = await self._renderer.render_parts(request.messages)
-        check_max_images(self.config, count_images(messages))
-        body: dict[str, Any] = {**self.config.extra_body, **request.params}
-        for key, value in extra.items():
-            current = body.get(key)
-            body[key] = _merge(current, value) if isinstance(current, dict) else value
-        body["model"] = self.config.upstream_model or self.config.id
-        body["messages"] = messages
+        rendered = await self._renderer.render(request.messages)
+        check_max_images(self.config, rendered.images)
+        fields: JsonObject = {**self.config.extra_body, **request.params}
+        for key, value in rendered.extra.items():
+            current = fields.get(key)
+            fields[key] = _merge(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+        fields["model"] = self.config.upstream_model or self.config.id
+        body: dict[str, object] = {**fields, "messages": rendered.messages}
         if stream:
             body["stream"] = True
             if request.include_usage:
@@ -134,7 +136,7 @@ class OpenAICompatBackend:
             body.pop("stream", None)
         return body
 
-    async def _prepared(self, request: ChatRequest, *, stream: bool) -> tuple[dict[str, Any], Reservation]:
+    async def _prepared(self, request: ChatRequest, *, stream: bool) -> tuple[_Send, Reservation]:
         """The arguments of the upstream POST, and the reservation its body holds under the budget."""
         expected = estimate(request)
         reservation = await self.inflight.reserve(expected, f"model {self.config.id}")
@@ -153,12 +155,12 @@ class OpenAICompatBackend:
             reservation.release()
             raise
         headers = {**_JSON, "content-length": str(encoded.length)}
-        return {"content": encoded.stream(reservation.release), "headers": headers}, reservation
+        return _Send(encoded.stream(reservation.release), headers), reservation
 
-    async def complete(self, request: ChatRequest) -> dict[str, Any]:
+    async def complete(self, request: ChatRequest) -> JsonObject:
         send, reservation = await self._prepared(request, stream=False)
         try:
-            response = await self._client().post("chat/completions", **send)
+            response = await self._client().post("chat/completions", content=send.content, headers=send.headers)
         except httpx.HTTPError as exc:
             raise self._translate(exc) from None
         finally:
@@ -168,7 +170,7 @@ class OpenAICompatBackend:
             raise self._http_error(response.status_code, response.content, response.headers)
         return self._completion(response.status_code, response.content)
 
-    def _completion(self, status: int, content: bytes) -> dict[str, Any]:
+    def _completion(self, status: int, content: bytes) -> JsonObject:
         try:
             data = json.loads(content)
         except ValueError:
@@ -191,7 +193,9 @@ class OpenAICompatBackend:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         send, reservation = await self._prepared(request, stream=True)
         try:
-            async with self._client().stream("POST", "chat/completions", **send) as response:
+            async with self._client().stream(
+                "POST", "chat/completions", content=send.content, headers=send.headers
+            ) as response:
                 reservation.release()  # the body has been sent
                 del send
                 if not response.is_success:
@@ -294,7 +298,7 @@ class OpenAICompatBackend:
             headers=extra_headers,
         )
 
-    def _stream_error(self, chunk: dict[str, Any]) -> UpstreamHTTPError:
+    def _stream_error(self, chunk: JsonObject) -> UpstreamHTTPError:
         error = chunk.get("error")
         code = error.get("code") if isinstance(error, dict) else None
         status = code if isinstance(code, int) and 400 <= code <= 599 else 500
@@ -310,7 +314,15 @@ class OpenAICompatBackend:
 _JSON = {"content-type": "application/json"}
 
 
-def _dumps(value: Any) -> bytes:
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """What the upstream POST sends: the body as a stream of pieces, and its headers."""
+
+    content: AsyncIterator[bytes]
+    headers: dict[str, str]
+
+
+def _dumps(value: JsonValue) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -324,7 +336,7 @@ async def _head(response: httpx.Response, limit: int = MAX_UPSTREAM_BODY) -> byt
     return bytes(out[:limit])
 
 
-def _json_object(content: bytes) -> dict[str, Any]:
+def _json_object(content: bytes) -> JsonObject:
     try:
         value = json.loads(content)
     except ValueError:
@@ -332,26 +344,27 @@ def _json_object(content: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: JsonObject, extra: JsonObject) -> JsonObject:
     merged = dict(base)
     for key, value in extra.items():
-        merged[key] = (
-            _merge(merged[key], value) if isinstance(merged.get(key), dict) and isinstance(value, dict) else value
-        )
+        current = merged.get(key)
+        merged[key] = _merge(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
     return merged
 
 
-def _bounded(content: bytes) -> Any:
+def _bounded(content: bytes) -> JsonValue:
     """The upstream body for the error envelope: parsed JSON if it fits 4 KiB, else a truncated string."""
     if len(content) <= MAX_UPSTREAM_BODY:
         try:
-            return json.loads(content)
+            parsed: JsonValue = json.loads(content)
         except ValueError:
             pass
+        else:
+            return parsed
     return content[:MAX_UPSTREAM_BODY].decode("utf-8", "replace")
 
 
-def _error_message(body: Any) -> str | None:
+def _error_message(body: JsonValue) -> str | None:
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
@@ -365,7 +378,7 @@ def _error_message(body: Any) -> str | None:
     return None
 
 
-def _rate_limits(headers: httpx.Headers) -> dict[str, Any] | None:
+def _rate_limits(headers: httpx.Headers) -> dict[str, str] | None:
     limits = {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
     if "retry-after" in headers:
         limits["retry-after"] = headers["retry-after"]

@@ -1,1 +1,1 @@
-"""Per-stream frame rings, the stream clock, memory budgets, and the stream registry with leases."""
+"""Frames only: per-stream frame rings, the stream clock and memory budgets. Knows no owner or lease."""

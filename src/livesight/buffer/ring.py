@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from livesight.buffer.stream_clock import StreamClock
-from livesight.core.frame import FrameInfo, FramePayload, IngestFrame
+from livesight.core.frame import BufferStats, FrameInfo, FramePayload, IngestFrame
 
 _ts_key = attrgetter("timestamp_ms")
 _arrival_key = attrgetter("arrived_at_ms")
@@ -190,6 +190,22 @@ class FrameRing:
     def stream_time_ms(self) -> int:
         """The newest stream time handed out (after a restart: the resumed mark until a frame arrives)."""
         return self._clock.last_ms or 0
+
+    def stats(self, now_ms: int) -> BufferStats:
+        """The ring's facts as plain values (GET /streams/{id} shows them)."""
+        oldest, newest = self.oldest, self.newest
+        return BufferStats(
+            stream_time_ms=self.stream_time_ms,
+            first_frame_at_ms=self.first_frame_at_ms,
+            last_frame_at_ms=newest.arrived_at_ms if newest else None,
+            last_frame_index=newest.index if newest else None,
+            first_available_frame_at_ms=oldest.arrived_at_ms if oldest else None,
+            first_available_frame_index=oldest.index if oldest else None,
+            recent_fps=self.recent_fps(now_ms),
+            retained_frame_count=self.retained_count,
+            evicted_frame_count=self.evicted_count,
+            retained_bytes=self.nbytes,
+        )
 
     def recent_fps(self, now_ms: int) -> float:
         """Frames retained per second over the last few seconds (0 when the stream stalls)."""

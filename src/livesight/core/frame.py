@@ -23,6 +23,25 @@ class FrameInfo:
     height: int
 
 
+@dataclass(frozen=True, slots=True)
+class BufferStats:
+    """What a stream's buffer holds, as plain values: the window facts of GET /streams/{id}.
+
+    `stream_time_ms` is the newest stream time handed out; `recent_fps` is 0 for a stalled or ended
+    stream. An ended stream keeps the values it had when it ended (its frames are freed)."""
+
+    stream_time_ms: int = 0
+    first_frame_at_ms: int | None = None
+    last_frame_at_ms: int | None = None
+    last_frame_index: int | None = None
+    first_available_frame_at_ms: int | None = None
+    first_available_frame_index: int | None = None
+    recent_fps: float = 0.0
+    retained_frame_count: int = 0
+    evicted_frame_count: int = 0
+    retained_bytes: int = 0
+
+
 class FramePayload(Protocol):
     """The pixels of one frame."""
 
@@ -32,12 +51,7 @@ class FramePayload(Protocol):
         ...
 
     def jpeg(self) -> bytes:
-        """The frame as a JPEG. May cost CPU (decode on demand): call it off the event loop if so."""
-        ...
-
-    @property
-    def jpeg_is_cheap(self) -> bool:
-        """True when `jpeg()` only returns stored bytes (safe to call on the event loop)."""
+        """The frame as a JPEG: the stored bytes (the buffer keeps JPEG, so this costs nothing)."""
         ...
 
 
@@ -53,10 +67,6 @@ class JpegPayload:
 
     def jpeg(self) -> bytes:
         return self.data
-
-    @property
-    def jpeg_is_cheap(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +116,8 @@ StreamEndHook = Callable[[str], None]
 Must not block: schedule any async work (e.g. disconnecting a publisher) as a task."""
 
 
-class StreamDirectory(Protocol):
-    """What ingest may know of the stream registry."""
+class IngestDirectory(Protocol):
+    """What ingest may know of the streams (`streams.directory.StreamDirectory` extends it)."""
 
     def ingest_target(self, stream_id: str) -> IngestTarget | None:
         """The active stream with this id, or None (unknown, ended or not a UUID)."""

@@ -6,7 +6,10 @@ cheap and thread-safe (prometheus-client's counters are). `NULL_RECORDER` record
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
+
+from livesight.core.errors import LivesightError
 
 
 class Recorder(Protocol):
@@ -31,6 +34,28 @@ class Recorder(Protocol):
     def stream_ended(self, reason: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ChatTiming:
+    """One answered chat request's `overshoot.timing`, in ms."""
+
+    resolve_ms: float
+    upstream_first_token_ms: float | None
+    total_ms: float
+    newest_frame_age_ms: int | None
+
+
+class ChatRecorder(Protocol):
+    """What the chat serving layer records."""
+
+    def chat_done(self, model: str, timing: ChatTiming, frames: int) -> None:
+        """A chat request answered; `frames` is how many frames it sent."""
+        ...
+
+    def chat_failed(self, model: str, exc: LivesightError) -> None:
+        """A chat request failed (before or after its answer began) with the error the client sees."""
+        ...
+
+
 class NullRecorder:
     def frame_received(self, codec: str | None) -> None:
         pass
@@ -50,5 +75,11 @@ class NullRecorder:
     def stream_ended(self, reason: str) -> None:
         pass
 
+    def chat_done(self, model: str, timing: ChatTiming, frames: int) -> None:
+        pass
 
-NULL_RECORDER: Recorder = NullRecorder()
+    def chat_failed(self, model: str, exc: LivesightError) -> None:
+        pass
+
+
+NULL_RECORDER = NullRecorder()  # a Recorder and a ChatRecorder

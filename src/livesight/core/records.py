@@ -1,16 +1,48 @@
 """The durable record of a stream and the store seam that keeps it (SQLite today, Redis later).
 
-The registry (buffer) writes records; store/streams.py implements `StreamStore`. The record holds
-what a restart needs to continue a stream truthfully: who owns it, its lease, its state, its pulled
-source, and two high-water marks: `index_hwm` (no frame index ever handed out is >= it) and
-`clock_hwm_ms` (no stream time ever handed out is >= it). Frames themselves are never stored.
+The stream layer (`livesight.streams`) writes records; store/streams.py implements `StreamStore`.
+The record holds what a restart needs to continue a stream truthfully: who owns it, its lease, its
+state, its pulled source, and two high-water marks: `index_hwm` (no frame index ever handed out is
+>= it) and `clock_hwm_ms` (no stream time ever handed out is >= it). Frames themselves are never
+stored; a tombstone keeps `final`, what it showed when it ended.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Literal, Protocol
+
+from livesight.core.frame import BufferStats
+
+StreamState = Literal["active", "ended"]
+EndReason = Literal["expired", "deleted", "source_failed"]
+SourceKind = Literal["rtsp", "hls", "file"]
+END_REASONS: tuple[EndReason, ...] = ("expired", "deleted", "source_failed")
+SOURCE_KINDS: tuple[SourceKind, ...] = ("rtsp", "hls", "file")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A server-pulled source (`POST /streams` with `source`): where ingest pulls frames from."""
+
+    type: SourceKind
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFacts:
+    """What a stream shows beyond its record: its buffer and its publisher, as plain values.
+
+    A live stream's facts change with every frame; a tombstone keeps the ones it had when it ended."""
+
+    buffer: BufferStats
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    publisher_connected: bool = False
+    last_error: str | None = None
+    last_error_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,14 +52,14 @@ class StreamRecord:
     created_at_ms: int
     ttl_seconds: int
     expires_at_ms: int
-    state: str  # "active" | "ended"
-    source: dict[str, Any] | None = None
+    state: StreamState
+    source: SourceSpec | None = None
     ended_at_ms: int | None = None
-    end_reason: str | None = None
+    end_reason: EndReason | None = None
     index_hwm: int = 0
     clock_hwm_ms: int = 0
     first_frame_at_ms: int | None = None
-    frozen: dict[str, Any] | None = None  # final telemetry of a tombstone
+    final: StreamFacts | None = None  # a tombstone's facts when it ended
 
 
 class StreamStore(Protocol):

@@ -17,7 +17,7 @@ from livekit.protocol import models
 
 from livesight.core.clock import Clock
 from livesight.core.errors import IngestRefused, PublisherConflict, PublisherUnauthorized
-from livesight.core.frame import IngestTarget, StreamDirectory
+from livesight.core.frame import IngestDirectory, IngestTarget
 from livesight.ingest.frames import FrameEncoder
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.session import PublisherSession, SignalChannel
@@ -36,7 +36,7 @@ class Admission:
 class EmbeddedIngest:
     def __init__(
         self,
-        directory: StreamDirectory,
+        directory: IngestDirectory,
         tokens: TokenIssuer,
         encoder: FrameEncoder,
         clock: Clock,

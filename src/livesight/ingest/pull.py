@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import av
 
 from livesight.core.errors import SourceUnsupported
-from livesight.core.frame import IngestFrame, IngestTarget, JpegPayload, StreamDirectory
+from livesight.core.frame import IngestDirectory, IngestFrame, IngestTarget, JpegPayload
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
 from livesight.core.redact import redact
 from livesight.ingest.egress import Egress
@@ -237,7 +237,7 @@ class PullSources:
 
     def __init__(
         self,
-        directory: StreamDirectory,
+        directory: IngestDirectory,
         encoder: FrameEncoder,
         file_dir: Path | None = None,
         policy: OutboundPolicy | None = None,

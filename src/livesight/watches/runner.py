@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from livesight.core.errors import LivesightError
-
-ChatBody = Any  # a validated ChatCompletionRequest (api/chat_schemas.py); this package never imports api
+from livesight.core.jsontypes import JsonObject
+from livesight.serving.protocol import ChatCompletionRequest
 
 
 class ChatRunner(Protocol):
-    async def complete(self, body: ChatBody, owner: str) -> dict[str, object]: ...
+    """`livesight.serving.chat.ChatService` in the server; a fake in the scheduler's tests."""
+
+    async def complete(self, body: ChatCompletionRequest, owner: str) -> JsonObject: ...
 
 
 # Codes of 4xx errors that a later tick can heal (frames not there yet, a rate limit); every other 4xx

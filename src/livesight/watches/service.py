@@ -18,12 +18,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from livesight.buffer.registry import StreamRegistry
 from livesight.core.clock import Clock
 from livesight.core.errors import (
     InternalError,
@@ -34,12 +32,14 @@ from livesight.core.errors import (
     WatchLimitExceeded,
     WatchNotFound,
 )
+from livesight.serving.protocol import ChatCompletionRequest
 from livesight.store.watches import SQLiteWatchStore
+from livesight.streams.directory import StreamDirectory
 from livesight.watches.change import Thumb, changed_fraction, thumbnail
 from livesight.watches.gate import ModelGate
 from livesight.watches.model import EndReason, Watch, new_secret, new_watch_id
 from livesight.watches.results import build_result
-from livesight.watches.runner import ChatBody, ChatRunner, ends_watch
+from livesight.watches.runner import ChatRunner, ends_watch
 from livesight.watches.triggers import decide
 from livesight.watches.validate import check_webhook, stream_ids_of
 from livesight.watches.webhooks import Deliverer, Outcome
@@ -59,7 +59,7 @@ class WatchLimits:
 class _Runtime:
     """What a watch has only while this process runs it."""
 
-    body: ChatBody
+    body: ChatCompletionRequest
     results: deque[dict[str, Any]]
     task: asyncio.Task[None] | None = None
     run: asyncio.Task[None] | None = None
@@ -71,16 +71,15 @@ class _Runtime:
 class WatchService:
     def __init__(
         self,
-        registry: StreamRegistry,
+        registry: StreamDirectory,
         runner: ChatRunner,
-        parse_body: Callable[[dict[str, Any]], ChatBody],
         clock: Clock,
         gate: ModelGate,
         deliverer: Deliverer,
         limits: WatchLimits,
         store: SQLiteWatchStore | None = None,
     ) -> None:
-        self.registry, self.runner, self.parse_body, self.clock = registry, runner, parse_body, clock
+        self.registry, self.runner, self.clock = registry, runner, clock
         self.gate, self.deliverer, self.limits, self.store = gate, deliverer, limits, store
         self._watches: dict[str, Watch] = {}
         self._rt: dict[str, _Runtime] = {}
@@ -97,7 +96,7 @@ class WatchService:
         for record, results in self.store.load(self.limits.results_kept) if self.store else []:
             watch = Watch.from_record(record)
             self._watches[watch.id] = watch
-            self._rt[watch.id] = _Runtime(self.parse_body(watch.request), deque(results, self.limits.results_kept))
+            self._rt[watch.id] = _Runtime(_body(watch.request), deque(results, self.limits.results_kept))
             if watch.state != "ended":
                 if not all(self._stream_active(sid, watch.owner) for sid in watch.stream_ids):
                     self._end(watch, "stream_ended")
@@ -124,7 +123,8 @@ class WatchService:
         """A new active watch; `spec` holds the create body's other fields (validated by the API)."""
         self._sweep()
         request = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
-        stream_ids = stream_ids_of(request, self.registry, owner)
+        body = _body(request)
+        stream_ids = stream_ids_of(body, self.registry, owner)
         now = self.clock.now_ms()
         expires = spec.get("expires_at_ms")
         if expires is not None and expires <= now:
@@ -152,7 +152,7 @@ class WatchService:
             created_at_ms=now,
         )
         self._watches[watch.id] = watch
-        self._rt[watch.id] = _Runtime(self.parse_body(request), deque(maxlen=self.limits.results_kept))
+        self._rt[watch.id] = _Runtime(body, deque(maxlen=self.limits.results_kept))
         await self._save(watch)  # on disk before the client learns the id
         self._launch(watch)
         return watch
@@ -399,3 +399,8 @@ class WatchService:
     async def _save(self, watch: Watch) -> None:
         if self.store is not None:
             await asyncio.get_running_loop().run_in_executor(self._io, self._write, watch.record(), None)
+
+
+def _body(request: dict[str, Any]) -> ChatCompletionRequest:
+    """The stored request as the validated wire model the ChatRunner takes (validated at create)."""
+    return ChatCompletionRequest.model_validate(request)

@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import httpx
 
-from livesight.buffer.registry import StreamRegistry
 from livesight.core.errors import RequestInvalid
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
 from livesight.ingest.egress import resolve_checked
-from livesight.resolve.request import media_parts
-from livesight.resolve.uri import is_ovs_url, parse_frame_uri, parse_segment_uri
+from livesight.serving.build import draft_from
+from livesight.serving.protocol import ChatCompletionRequest
+from livesight.streams.directory import StreamDirectory
 
 log = logging.getLogger("livesight.watches")
 
 
-def stream_ids_of(request: dict[str, Any], registry: StreamRegistry, owner: str) -> list[str]:
-    """The streams a watch's request names, each checked to be an active stream of `owner`."""
-    ids: list[str] = []
-    for _, _, kind, url in media_parts(request.get("messages") or []):
-        if not is_ovs_url(url):
-            continue
-        ref = parse_frame_uri(url) if kind == "image_url" else parse_segment_uri(url)
-        if ref.stream_id not in ids:
-            ids.append(ref.stream_id)
+def stream_ids_of(body: ChatCompletionRequest, streams: StreamDirectory, owner: str) -> list[str]:
+    """The streams a watch's request names (its ovs:// URIs parsed as chat parses them: a bad one is 400),
+    each checked to be an active stream of `owner` (404 otherwise)."""
+    ids = draft_from(body).stream_ids
     if not ids:
         raise RequestInvalid(
             "a watch's request needs at least one ovs:// image_url or video_url part naming the stream to watch"
         )
     for sid in ids:
-        registry.get_active(sid, owner)  # StreamNotFound / StreamUnauthorized: both 404 here
+        streams.get_active(sid, owner)  # StreamNotFound / StreamUnauthorized: both 404 here
     return ids
 
 

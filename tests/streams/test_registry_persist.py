@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 
 from livesight.buffer.pool import BufferPool
-from livesight.buffer.registry import CLOCK_RESERVE_MS, INDEX_RESERVE, RegistryLimits, Stream, StreamRegistry
 from livesight.core.clock import FakeClock
 from livesight.core.errors import SegmentEmpty, StreamNotFound
 from livesight.core.frame import FrameInfo, IngestFrame, JpegPayload
-from livesight.core.records import StreamRecord
+from livesight.core.records import SourceSpec, StreamRecord
 from livesight.resolve.select import select_frame, select_segment
 from livesight.resolve.uri import FrameRef, parse_frame_uri, parse_segment_uri
 from livesight.store.streams import SQLiteStreamStore
+from livesight.streams.durable import CLOCK_RESERVE_MS, INDEX_RESERVE
+from livesight.streams.registry import RegistryLimits, StreamRegistry
+from livesight.streams.stream import Stream
 
 
 class Node:
@@ -77,9 +79,9 @@ def test_active_stream_survives_a_kill_with_its_lease_and_continues_after_every_
     again = b.registry.get(stream.id, "key_a")
     assert again.active and again.expires_at_ms == deadline and again.ttl_seconds == 300
     assert b.registry.active_count("key_a") == 1
-    status = b.registry.telemetry(again)
-    assert status["state"] == "active" and status["last_frame_index"] is None
-    assert status["stream_time_ms"] >= before[-1].timestamp_ms
+    status = b.registry.facts(again).buffer
+    assert again.state == "active" and status.last_frame_index is None
+    assert status.stream_time_ms >= before[-1].timestamp_ms
     after = b.push(again, 3)
     assert after[0].index > before[-1].index
     assert after[0].timestamp_ms > before[-1].timestamp_ms
@@ -108,12 +110,12 @@ def test_stream_time_past_the_clock_reserve_without_a_tick_never_goes_back(db: P
 
 def test_clean_close_then_restart_also_continues(db: Path, clock: FakeClock) -> None:
     a = Node(db, clock)
-    stream = a.registry.create("key_a", source={"type": "file", "url": "clip.mp4"})
+    stream = a.registry.create("key_a", source=SourceSpec("file", "clip.mp4"))
     handed = a.push(stream, 5)
     a.registry.close()
     b = Node(db, clock)
     again = b.registry.get_active(stream.id, "key_a")
-    assert again.source == {"type": "file", "url": "clip.mp4"}
+    assert again.source == SourceSpec("file", "clip.mp4")
     assert b.push(again, 1)[0].index > handed[-1].index
 
 
@@ -162,11 +164,12 @@ def test_tombstones_come_back_until_their_time_passes(db: Path, clock: FakeClock
     stream = a.registry.create("key_a")
     a.push(stream, 6)
     a.registry.end(stream, "deleted")
-    frozen = a.registry.telemetry(stream)
+    frozen = a.registry.facts(stream)
     b = Node(db, clock, tombstone_ms=60_000)
     again = b.registry.get(stream.id, "key_a")
-    assert not again.active and b.registry.telemetry(again) == frozen
-    assert frozen["last_frame_index"] == 5 and frozen["end_reason"] == "deleted"
+    assert not again.active and b.registry.facts(again) == frozen
+    assert frozen.buffer.last_frame_index == 5 and again.end_reason == "deleted"
+    assert (frozen.width, frozen.height, frozen.buffer.recent_fps, frozen.publisher_connected) == (64, 48, 0.0, False)
     assert b.registry.ingest_target(stream.id) is None  # an ended stream never becomes active again
     clock.advance(60_001)
     c = Node(db, clock, tombstone_ms=60_000)
@@ -239,7 +242,9 @@ def test_background_writes_leave_the_caller_and_frames_past_the_durable_mark_wai
     stream = registry.create("key_a")
     asyncio.run(registry.saved())
     assert store.threads and all(name.startswith("livesight-store") for name in store.threads)
-    assert stream.durable_index_hwm == INDEX_RESERVE
+    assert registry.persistence is not None
+    marks = registry.persistence.marks(stream.id)
+    assert marks.durable_index_hwm == INDEX_RESERVE
     target = registry.ingest_target(stream.id)
     assert target is not None
     store.gate.clear()  # the writer stalls: a checkpoint is submitted but does not land
@@ -247,12 +252,12 @@ def test_background_writes_leave_the_caller_and_frames_past_the_durable_mark_wai
         clock.advance(1)
         target.push_frame(IngestFrame("s", float(n), 64, 48, JpegPayload(b"\xff\xd8x")))
     registry.reap()  # submits the checkpoint and returns at once
-    assert stream.index_hwm > INDEX_RESERVE and stream.durable_index_hwm == INDEX_RESERVE
+    assert marks.index_hwm > INDEX_RESERVE and marks.durable_index_hwm == INDEX_RESERVE
     threading.Timer(0.3, store.gate.set).start()
     for n in range(INDEX_RESERVE // 2 + 10, INDEX_RESERVE + 1):  # the last push reaches the durable mark
         clock.advance(1)
         target.push_frame(IngestFrame("s", float(n), 64, 48, JpegPayload(b"\xff\xd8x")))
-    assert stream.durable_index_hwm > INDEX_RESERVE  # it waited for a committed write
+    assert marks.durable_index_hwm > INDEX_RESERVE  # it waited for a committed write
     registry.close()
     again = Node(db, clock)
     assert again.push(again.registry.get_active(stream.id, "key_a"), 1)[0].index > INDEX_RESERVE

@@ -8,7 +8,7 @@ with a 422; tests/api/test_openapi_fuzz.py checks it).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -55,7 +55,7 @@ class OtherPart(_Open):
         return self
 
 
-def _part_type(value: Any) -> str:
+def _part_type(value: object) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     return kind if kind in _KNOWN_PARTS else "other"
 
@@ -95,9 +95,9 @@ class ChatCompletionRequest(_Open):
     n: int | None = Field(None, ge=1, le=128)
     seed: int | None = None
     stop: str | list[str] | None = None
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, object] | None = None
+    tools: list[dict[str, object]] | None = None
+    tool_choice: str | dict[str, object] | None = None
     parallel_tool_calls: bool | None = None
 
 
@@ -113,7 +113,7 @@ class Usage(_Open):
 class AssistantMessage(_Open):
     role: str
     content: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, object]] | None = None
 
 
 class Choice(_Open):
@@ -160,7 +160,7 @@ class ChatCompletion(_Open):
 
 # One event of a `stream: true` answer, as an SSE parser reads it (OpenAPI 3.1: the schema of a
 # text/event-stream response describes each event).
-SSE_EVENT_SCHEMA: dict[str, Any] = {
+SSE_EVENT_SCHEMA: dict[str, object] = {
     "type": "object",
     "required": ["data"],
     "properties": {

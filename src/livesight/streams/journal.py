@@ -4,7 +4,7 @@ One writer thread runs every write in submission order (FIFO), so a later record
 lands before an earlier one. `write` returns a future; request handlers await `saved()` before they
 answer, so a stream a client was told about (201, keepalive, delete) is on disk first. The reaper's
 checkpoints are not awaited: their marks count as durable only when `on_done` runs (see
-buffer/registry.py for why frames stay safe meanwhile). Without a thread (`background=False`, unit
+streams/durable.py for why frames stay safe meanwhile). Without a thread (`background=False`, unit
 tests and tools) every write runs inline.
 """
 
