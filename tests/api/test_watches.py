@@ -216,3 +216,13 @@ def test_a_webhook_outside_the_outbound_policy_is_refused(tmp_path: Path) -> Non
         r = c.post("/v1/watches", json=body(env, webhook={"url": receiver.url}))
         assert r.status_code == 400 and "outbound policy" in r.json()["detail"]
         assert receiver.received == []
+
+
+def test_the_watch_operations_are_in_the_openapi_document(env: ChatEnv) -> None:
+    with env.server.client() as c:
+        paths = c.get("/openapi.json").json()["paths"]
+    assert set(paths["/v1/watches"]) == {"get", "post"}
+    assert set(paths["/v1/watches/{watch_id}"]) == {"get", "patch", "delete"}
+    events = paths["/v1/watches/{watch_id}/events"]["get"]["responses"]
+    assert set(events["200"]["content"]) == {"text/event-stream"} and "404" in events
+    assert "/v1/watches/{watch_id}/results" in paths

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
+from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livesight.api.auth import Authenticate
@@ -132,7 +133,7 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
                 "content": {"text/event-stream": {"schema": WATCH_EVENT_SCHEMA}},
             },
         },
-        response_class=EventStream,
+        response_class=StreamingResponse,  # documents the 200 as the SSE content above, without JSON
         summary="Results as server-sent events (resume with Last-Event-ID)",
     )
     async def watch_events(
