@@ -99,10 +99,16 @@ class Env:
 
 @contextlib.asynccontextmanager
 async def watch_env(
-    db: Path | None = None, *, limits: WatchLimits | None = None, max_calls: int = 4
+    db: Path | None = None,
+    *,
+    limits: WatchLimits | None = None,
+    max_calls: int = 4,
+    registry: StreamRegistry | None = None,
 ) -> AsyncIterator[Env]:
-    clock = FakeClock()
-    registry = StreamRegistry(clock, BufferPool(clock))
+    """`registry` given: a restart of the watch service alone (the streams carry on)."""
+    clock = registry.clock if registry is not None else FakeClock()
+    assert isinstance(clock, FakeClock)
+    registry = registry or StreamRegistry(clock, BufferPool(clock))
     runner = FakeRunner(registry)
     policy = OutboundPolicy.build(allow=["127.0.0.0/8"])
     service = WatchService(

@@ -9,6 +9,7 @@ import numpy as np
 import simplejpeg
 
 from livesight.core.errors import ModelUnavailable, SegmentEmpty, UpstreamTimeout
+from tests.support.webhook_receiver import run_receiver
 from tests.watches.env import OWNER, until, watch_env
 
 
@@ -137,3 +138,22 @@ async def test_restart_resumes_active_watches_and_keeps_results(tmp_path: Path) 
         again = env2.service.get(watch_id, OWNER)
         assert again.state == "ended" and again.end_reason == "stream_ended"
         assert [r["seq"] for r in env2.service.results(again)][:2] == [1, 2]
+
+
+async def test_a_webhook_delivery_left_undone_is_sent_again_after_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    with run_receiver(fail_first=1_000_000) as receiver:  # down for now
+        async with watch_env(db) as env:
+            env.push(1)
+            watch = await env.create(webhook={"url": receiver.url})
+            await until(lambda: watch.counts.delivery_failures >= 1, what="a failed delivery")
+            watch_id, registry = watch.id, env.registry
+        receiver.fail_first = 0  # back up; the first server is gone
+        failed_ids = {r.headers["webhook-id"] for r in receiver.received}
+        assert failed_ids == {f"msg_{watch_id}_1"}
+        async with watch_env(db, registry=registry) as env2:
+            again = env2.service.get(watch_id, OWNER)
+            assert again.state == "active"
+            await until(lambda: receiver.ok(), what="the delivery after the restart")
+            assert receiver.ok()[0].headers["webhook-id"] == f"msg_{watch_id}_1"
+            assert again.counts.deliveries >= 1

@@ -1,8 +1,9 @@
 """Watch definitions and their recent results in SQLite (the same file as keys and streams, own tables).
 
 A watch is one row of JSON (`Watch.record()`), rewritten when its state or counters change; each
-recorded result is one row. Retention is bounded per watch by count and by age (`prune`), and ended
-watches are forgotten after a while (`forget`). WAL with `synchronous=NORMAL`, as store/streams.py:
+recorded result is one row; each webhook delivery not yet done is one row until it lands or is given
+up. Retention is bounded per watch by count and by age (`prune`), and ended watches are forgotten
+after a while (`forget`). WAL with `synchronous=NORMAL`, as store/streams.py:
 a commit survives a SIGKILL of the process. Not thread-safe beyond its lock: the service calls it
 from one writer thread.
 """
@@ -22,6 +23,11 @@ CREATE TABLE IF NOT EXISTS watches (
     owner TEXT NOT NULL,
     state TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch_deliveries (
+    msg_id TEXT PRIMARY KEY,
+    watch_id TEXT NOT NULL,
     body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS watch_results (
@@ -92,6 +98,24 @@ class SQLiteWatchStore:
                 (watch_id, oldest_at_ms, watch_id, keep),
             )
 
+    def add_delivery(self, msg_id: str, watch_id: str, payload: dict[str, Any]) -> None:
+        """A webhook delivery not yet done (kept until it lands or is given up)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO watch_deliveries (msg_id, watch_id, body) VALUES (?, ?, ?)",
+                (msg_id, watch_id, _dump(payload)),
+            )
+
+    def drop_delivery(self, msg_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM watch_deliveries WHERE msg_id = ?", (msg_id,))
+
+    def pending_deliveries(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(msg_id, watch_id, payload) of every delivery not done, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT msg_id, watch_id, body FROM watch_deliveries ORDER BY rowid").fetchall()
+        return [(m, w, dict(json.loads(b))) for m, w, b in rows]
+
     def forget(self, watch_ids: Sequence[str]) -> None:
         if not watch_ids:
             return
@@ -99,6 +123,7 @@ class SQLiteWatchStore:
             self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM watches WHERE id = ?", [(w,) for w in watch_ids])
             self._db.executemany("DELETE FROM watch_results WHERE watch_id = ?", [(w,) for w in watch_ids])
+            self._db.executemany("DELETE FROM watch_deliveries WHERE watch_id = ?", [(w,) for w in watch_ids])
             self._db.execute("COMMIT")
 
     def close(self) -> None:

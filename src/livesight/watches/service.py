@@ -102,6 +102,8 @@ class WatchService:
                     self._end(watch, "stream_ended")
                 else:
                     self._launch(watch)
+        if self.store is not None:
+            self._resume_deliveries()
         resumed = sum(1 for w in self._watches.values() if w.state != "ended")
         if resumed:
             log.info("resumed %d watches", resumed)
@@ -321,25 +323,40 @@ class WatchService:
                 self._deliver(watch, result)
 
     def _deliver(self, watch: Watch, result: dict[str, Any]) -> None:
+        msg_id = f"msg_{watch.id}_{result['seq']}"
+        payload = {"type": "watch.result", **result}
+        if self.store is not None and not self._closed:
+            self._io.submit(self.store.add_delivery, msg_id, watch.id, payload)
+        self._send(watch, msg_id, payload)
+
+    def _send(self, watch: Watch, msg_id: str, payload: dict[str, Any]) -> None:
+        """Hand one delivery to the Deliverer; it is forgotten (in the store too) once it lands or is given up."""
         assert watch.webhook is not None
 
         def done(outcome: Outcome) -> None:
             if outcome.delivered:
                 watch.counts.deliveries += 1
-                return
-            watch.counts.delivery_failures += 1
-            watch.last_error = {"code": "webhook_failed", "message": outcome.error or "webhook failed"}
-            if outcome.final:
-                watch.counts.deliveries_abandoned += 1
+            else:
+                watch.counts.delivery_failures += 1
+                watch.last_error = {"code": "webhook_failed", "message": outcome.error or "webhook failed"}
+                if outcome.final:
+                    watch.counts.deliveries_abandoned += 1
+            if (outcome.delivered or outcome.final) and self.store is not None and not self._closed:
+                self._io.submit(self.store.drop_delivery, msg_id)
 
         self.deliverer.deliver(
-            watch.webhook["url"],
-            watch.webhook["secret"],
-            f"msg_{watch.id}_{result['seq']}",
-            {"type": "watch.result", **result},
-            lambda: watch.state != "ended",
-            done,
+            watch.webhook["url"], watch.webhook["secret"], msg_id, payload, lambda: watch.state != "ended", done
         )
+
+    def _resume_deliveries(self) -> None:
+        """Deliveries a previous run left undone: sent again (same webhook-id) unless their watch has ended."""
+        assert self.store is not None
+        for msg_id, watch_id, payload in self.store.pending_deliveries():
+            watch = self._watches.get(watch_id)
+            if watch is None or watch.state == "ended" or watch.webhook is None:
+                self._io.submit(self.store.drop_delivery, msg_id)
+            else:
+                self._send(watch, msg_id, payload)
 
     # --- helpers ----------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ answer within `timeout_s`) is retried after 1 s, 2 s, 4 s, … at most `max_back
 `give_up_s` after the first attempt, or once the watch has ended. Every connection goes through the
 outbound-address policy: the host is resolved once, every address checked, and the request is sent to
 the checked address (Host header and TLS SNI carry the name), never resolving the name again. A refused
-destination is given up at once. Pending deliveries live in memory: a restart loses them (known gap).
+destination is given up at once. The service keeps each delivery not yet done in the store, so a restart
+sends it again (same `webhook-id`; the give-up clock starts again then).
 """
 
 from __future__ import annotations
