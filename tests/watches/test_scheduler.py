@@ -93,6 +93,11 @@ async def test_the_watch_ends_with_its_stream_and_when_it_expires() -> None:
         env.clock.advance(1000)
         await until(lambda: expiring.state == "ended", what="expiry")
         assert expiring.end_reason == "expired" and watch.state == "active"
+        paused = await env.create(expires_at_ms=env.clock.now_ms() + 1000)
+        await env.service.update(paused, state="paused")
+        env.clock.advance(1000)
+        await until(lambda: paused.state == "ended", what="a paused watch's expiry")
+        assert paused.end_reason == "expired"
         env.registry.end(env.stream, "deleted")
         assert watch.state == "ended" and watch.end_reason == "stream_ended"
 

@@ -191,15 +191,18 @@ class WatchService:
         return watch
 
     def results(self, watch: Watch, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        rt = self._rt.get(watch.id)
+        if rt is None:  # forgotten since it was looked up (ended_kept_ms passed)
+            return []
         oldest = self.clock.now_ms() - self.limits.results_max_age_ms
-        fresh = [r for r in self._rt[watch.id].results if r["seq"] > after and r["at_ms"] >= oldest]
+        fresh = [r for r in rt.results if r["seq"] > after and r["at_ms"] >= oldest]
         return fresh[:limit]
 
     async def wait_results(self, watch: Watch, after: int, timeout_s: float) -> list[dict[str, Any]]:
         """Results after `after`, waiting up to `timeout_s` for one (empty when none came or it ended)."""
-        rt = self._rt[watch.id]
+        rt = self._rt.get(watch.id)
         got = self.results(watch, after)
-        if got or watch.state == "ended":
+        if got or watch.state == "ended" or rt is None:
             return got
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.changed.wait(), timeout_s)
@@ -224,12 +227,12 @@ class WatchService:
                     next_at = loop.time() + (0 if watch.state == "active" else watch.interval_ms / 1000)
                     continue
             next_at = max(next_at + watch.interval_ms / 1000, loop.time())
-            if watch.state != "active":
-                continue
             if watch.expires_at_ms is not None and self.clock.now_ms() >= watch.expires_at_ms:
-                self._end(watch, "expired")
+                self._end(watch, "expired")  # paused or not
                 self._persist(watch)
                 return
+            if watch.state != "active":
+                continue
             if rt.run is not None and not rt.run.done():
                 watch.counts.skipped["busy"] += 1
                 continue
