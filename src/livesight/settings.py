@@ -207,6 +207,31 @@ class Settings(BaseSettings):
     )
     model_probe_ttl_s: float = Field(5.0, ge=0, description="How long GET /models reuses a backend health probe.")
 
+    # watches (docs/watches.md)
+    max_active_watches_per_key: int = Field(
+        20, ge=1, description="Most watches one key may have that have not ended (active or paused); more is 429."
+    )
+    persist_watches: bool = Field(
+        True, description="Keep watches and their recent results in the SQLite store; a restart resumes them."
+    )
+    watch_max_concurrent_calls: int = Field(
+        4,
+        ge=1,
+        description="Most model calls from watches in flight at once (all keys together), shared round-robin "
+        "between keys; interactive /chat/completions requests go first.",
+    )
+    watch_results_kept: int = Field(1000, ge=1, description="Most recorded results kept per watch (oldest go first).")
+    watch_results_max_age_s: int = Field(86_400, ge=1, description="Recorded results older than this are dropped.")
+    watch_ended_retention_s: int = Field(
+        86_400, ge=0, description="How long an ended watch (and its results) still answers GET before it is forgotten."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="One webhook attempt fails after this long.")
+    webhook_first_backoff_s: float = Field(1.0, gt=0, description="Wait before the first webhook retry (doubles).")
+    webhook_max_backoff_s: float = Field(300.0, gt=0, description="Longest wait between webhook retries.")
+    webhook_give_up_s: float = Field(
+        86_400.0, gt=0, description="Stop retrying a webhook delivery this long after its first attempt."
+    )
+
     @field_validator("outbound_allow_cidrs", "outbound_deny_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str] | None) -> list[str] | None:

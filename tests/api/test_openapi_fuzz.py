@@ -9,10 +9,11 @@ What is excluded, each by design:
 - `use_after_free` on GET /v1/streams/{stream_id} only: an ended stream answers GET with its frozen
   final values for the tombstone window (CONTRACT §3 Decision), which this check calls "use after free".
   Keepalive, frames and chat on an ended stream are 404 and stay checked.
-- `positive_data_acceptance` may see a 400 on POST /v1/streams only: a schema-valid pulled-source URL can
+- `positive_data_acceptance` may see a 400 on POST /v1/streams: a schema-valid pulled-source URL can
   still be one the server refuses to open (its scheme does not fit the type, or its host is outside the
-  outbound policy, which is runtime configuration). Every other status, and every other operation, is
-  checked with schemathesis's defaults.
+  outbound policy, which is runtime configuration). Likewise POST /v1/watches (its request's ovs:// URIs
+  are parsed and its streams looked up: 400, 404; the key's watch limit: 429) and PATCH of a watch that
+  has ended (400). Every other status, and every other operation, is checked with schemathesis's defaults.
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ checks.use_after_free.enabled = false
 include-path = "/v1/streams"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-path = "/v1/watches"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "429"]
+
+[[operations]]
+include-path = "/v1/watches/{watch_id}"
+include-method = "PATCH"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404"]
 """
 
 

@@ -14,7 +14,7 @@ from typing import TypedDict, Unpack
 from fastapi import APIRouter, FastAPI, Request
 
 from livesight import __version__
-from livesight.api import chat, errors, frames, health, models, streams, web
+from livesight.api import chat, errors, frames, health, models, streams, watches, web
 from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import RateLimiter
 from livesight.api.metrics import Metrics
@@ -36,9 +36,13 @@ from livesight.serving.chat import ChatService
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
 from livesight.store.streams import SQLiteStreamStore
+from livesight.store.watches import SQLiteWatchStore
 from livesight.streams.directory import StreamDirectory
 from livesight.streams.registry import RegistryLimits, StreamRegistry
 from livesight.streams.stream import Stream
+from livesight.watches.gate import ModelGate
+from livesight.watches.service import WatchLimits, WatchService
+from livesight.watches.webhooks import Deliverer
 
 log = logging.getLogger("livesight")
 MB = 1024 * 1024
@@ -57,6 +61,7 @@ class Components:
     ingest: EmbeddedIngest
     pulls: PullSources
     metrics: Metrics
+    watches: WatchService
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -152,7 +157,30 @@ def create_app(
         settings.outbound_policy(hosts=settings.source_allowed_hosts),
         RetryPolicy(max_failures=settings.source_max_failures),
     )
-    parts = Components(settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics)
+    gate = ModelGate(settings.watch_max_concurrent_calls)
+    watch_service = WatchService(
+        directory,
+        chat_service,
+        clock,
+        gate,
+        Deliverer(
+            settings.outbound_policy(),
+            timeout_s=settings.webhook_timeout_s,
+            first_backoff_s=settings.webhook_first_backoff_s,
+            max_backoff_s=settings.webhook_max_backoff_s,
+            give_up_s=settings.webhook_give_up_s,
+        ),
+        WatchLimits(
+            max_active_per_owner=settings.max_active_watches_per_key,
+            results_kept=settings.watch_results_kept,
+            results_max_age_ms=settings.watch_results_max_age_s * 1000,
+            ended_kept_ms=settings.watch_ended_retention_s * 1000,
+        ),
+        SQLiteWatchStore(settings.resolved_db_path) if settings.persist_watches else None,
+    )
+    parts = Components(
+        settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics, watch_service
+    )
 
     def publish_for(stream: Stream, request: Request) -> Publish | None:
         if stream.source is not None:
@@ -171,11 +199,13 @@ def create_app(
         parts.background.append(asyncio.create_task(app_metrics.watch_loop_lag()))
         model_registry.start(preload=settings.preload_builtin_models)
         _restart_sources(directory, start_source)
+        watch_service.start()  # resumes stored watches whose streams are still active
         parts.ready = True
         try:
             yield
         finally:
             parts.ready = False
+            await watch_service.aclose()
             if not directory.durable:
                 ended = directory.end_all("deleted")
                 log.info("shutdown: ended %d active streams", ended)
@@ -218,12 +248,14 @@ def create_app(
         include(frames.build_router(directory, authenticate, media_executor), prefix, schema=schema)
         include(chat.build_router(chat_service, authenticate, limiter), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
+        include(watches.build_router(watch_service, authenticate), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     # LiveKit signalling: /rtc, /rtc/v1, */validate; refusals rendered by the one error mapping
     include(build_rtc_router(ingest, errors.rtc_refusal_response), schema=False)
     include(health.build_router(lambda: None if parts.ready else "starting up"))
     include(build_metrics_router(app_metrics, settings.metrics_token), schema=False)  # docs/metrics.md
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
+    app.add_middleware(watches.InteractiveFirst, gate=gate)  # interactive chat before watch model calls
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, on_request=app_metrics.request_done
     )

@@ -227,6 +227,25 @@ class SegmentInvalid(StreamError):
     code = "segment_invalid"
 
 
+# --- watches (docs/watches.md) ---------------------------------------------------------------------
+
+
+class WatchNotFound(LivesightError):
+    """An unknown watch, another key's watch, or an ended watch past its retention."""
+
+    status = 404
+    type = "validation_error"
+    code = "watch_not_found"
+
+
+class WatchLimitExceeded(LivesightError):
+    """The key has `max_active_watches_per_key` watches that have not ended."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "watch_limit_exceeded"
+
+
 # --- models and upstreams ---------------------------------------------------------------------
 
 

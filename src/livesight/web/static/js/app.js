@@ -6,6 +6,7 @@ import { askStreaming, listModels, pickModel } from "./chat.js";
 import { countSet, readOptions } from "./options.js";
 import { StreamSession } from "./publisher.js";
 import { chatRequest, curlSnippet, pythonSnippet } from "./snippets.js";
+import { initWatch } from "./watch.js";
 
 const KEY_STORAGE = "livesight.apiKey";
 const PREFS_STORAGE = "livesight.playground";
@@ -207,6 +208,7 @@ async function startStream(kind) {
     if (session.closed) return;
     state.lastStreamId = session.id;
     el.streamId.textContent = session.id;
+    if (watchCard) watchCard.streamStarted(session.id);
     show(el.streamIdRow, true);
     el.stageBadgeText.textContent = kind === "screen" ? "SCREEN" : "LIVE";
     show(el.stageBadge, true);
@@ -726,11 +728,19 @@ function init() {
     }
   }, 1000);
 
+  watchCard = initWatch({
+    key: () => state.key,
+    model: () => el.model.value,
+    question: () => el.question.value,
+    thumb: thumbTile,
+  });
   onRefChange();
   renderControls();
   checkKey();
   refreshModels();
   document.body.dataset.ready = "1";
 }
+
+let watchCard = null; // the Watch card (js/watch.js), once init() made it
 
 init();

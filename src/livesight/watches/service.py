@@ -1,0 +1,426 @@
+"""WatchService: the owner's watches, one asyncio task per watch that has not ended, their results.
+
+Each watch's task ticks every `interval_ms` of real time (event-loop clock). A tick that finds the
+previous run still going counts `skipped.busy` and starts nothing: runs of one watch never overlap
+and never queue. Before a model call a tick checks, cheaply: the watch has not expired, its streams
+are still active (else it ends, `stream_ended`), there is a frame newer than the last run
+(`only_on_new_frames`, else `skipped.no_new_frames`) and the newest frame differs enough from the
+last one used (`min_change`, else `skipped.no_change`). Then it waits its turn at the ModelGate and
+runs the chat request through the ChatRunner. An error is a result (`error` set) and the next tick
+tries again, except a 4xx that will not heal (runner.ends_watch), which ends the watch (`failed`).
+Timestamps (`at_ms`, `created_at_ms`, expiry) come from the injected Clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from livesight.core.clock import Clock
+from livesight.core.errors import (
+    InternalError,
+    LivesightError,
+    RequestInvalid,
+    StreamNotFound,
+    StreamUnauthorized,
+    WatchLimitExceeded,
+    WatchNotFound,
+)
+from livesight.serving.protocol import ChatCompletionRequest
+from livesight.store.watches import SQLiteWatchStore
+from livesight.streams.directory import StreamDirectory
+from livesight.watches.change import Thumb, changed_fraction, thumbnail
+from livesight.watches.gate import ModelGate
+from livesight.watches.model import EndReason, Watch, new_secret, new_watch_id
+from livesight.watches.results import build_result
+from livesight.watches.runner import ChatRunner, ends_watch
+from livesight.watches.triggers import decide
+from livesight.watches.validate import check_webhook, stream_ids_of
+from livesight.watches.webhooks import Deliverer, Outcome
+
+log = logging.getLogger("livesight.watches")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchLimits:
+    max_active_per_owner: int = 20
+    results_kept: int = 1000
+    results_max_age_ms: int = 86_400_000
+    ended_kept_ms: int = 86_400_000
+
+
+@dataclass(slots=True)
+class _Runtime:
+    """What a watch has only while this process runs it."""
+
+    body: ChatCompletionRequest
+    results: deque[dict[str, Any]]
+    task: asyncio.Task[None] | None = None
+    run: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    last_thumb: Thumb | None = None
+
+
+class WatchService:
+    def __init__(
+        self,
+        registry: StreamDirectory,
+        runner: ChatRunner,
+        clock: Clock,
+        gate: ModelGate,
+        deliverer: Deliverer,
+        limits: WatchLimits,
+        store: SQLiteWatchStore | None = None,
+    ) -> None:
+        self.registry, self.runner, self.clock = registry, runner, clock
+        self.gate, self.deliverer, self.limits, self.store = gate, deliverer, limits, store
+        self._watches: dict[str, Watch] = {}
+        self._rt: dict[str, _Runtime] = {}
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livesight-watches")
+        self._started = False
+        self._closed = False
+        registry.add_end_hook(self._stream_ended)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load stored watches and resume those that have not ended (call on the event loop)."""
+        self._started = True
+        for record, results in self.store.load(self.limits.results_kept) if self.store else []:
+            watch = Watch.from_record(record)
+            self._watches[watch.id] = watch
+            self._rt[watch.id] = _Runtime(_body(watch.request), deque(results, self.limits.results_kept))
+            if watch.state != "ended":
+                if not all(self._stream_active(sid, watch.owner) for sid in watch.stream_ids):
+                    self._end(watch, "stream_ended")
+                else:
+                    self._launch(watch)
+        if self.store is not None:
+            self._resume_deliveries()
+        resumed = sum(1 for w in self._watches.values() if w.state != "ended")
+        if resumed:
+            log.info("resumed %d watches", resumed)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        tasks = [t for rt in self._rt.values() for t in (rt.task, rt.run) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.deliverer.aclose()
+        self._io.shutdown(wait=True)
+        if self.store is not None:
+            self.store.close()
+
+    # --- the API's operations ---------------------------------------------------------------------
+
+    async def create(self, owner: str, request: dict[str, Any], **spec: Any) -> Watch:
+        """A new active watch; `spec` holds the create body's other fields (validated by the API)."""
+        self._sweep()
+        request = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        body = _body(request)
+        stream_ids = stream_ids_of(body, self.registry, owner)
+        now = self.clock.now_ms()
+        expires = spec.get("expires_at_ms")
+        if expires is not None and expires <= now:
+            raise RequestInvalid(f"expires_at_ms={expires} is not in the future (now is {now})")
+        webhook = spec.get("webhook")
+        if webhook is not None:
+            webhook = {"url": webhook["url"], "secret": webhook.get("secret") or new_secret()}
+            await check_webhook(webhook["url"], self.deliverer.policy)
+        if self._active_count(owner) >= self.limits.max_active_per_owner:
+            raise WatchLimitExceeded(
+                f"this key has {self.limits.max_active_per_owner} watches that have not ended "
+                "(max_active_watches_per_key): delete one first"
+            )
+        watch = Watch(
+            id=new_watch_id(),
+            owner=owner,
+            request=request,
+            stream_ids=stream_ids,
+            interval_ms=int(spec["interval_ms"]),
+            only_on_new_frames=bool(spec.get("only_on_new_frames", True)),
+            min_change=spec.get("min_change"),
+            trigger=spec.get("trigger"),
+            webhook=webhook,
+            expires_at_ms=expires,
+            created_at_ms=now,
+        )
+        self._watches[watch.id] = watch
+        self._rt[watch.id] = _Runtime(body, deque(maxlen=self.limits.results_kept))
+        await self._save(watch)  # on disk before the client learns the id
+        self._launch(watch)
+        return watch
+
+    def get(self, watch_id: str, owner: str) -> Watch:
+        watch = self._watches.get(watch_id)
+        if watch is None or watch.owner != owner:
+            raise WatchNotFound(f"watch {watch_id} not found")
+        return watch
+
+    def owned(self, owner: str) -> list[Watch]:
+        """The owner's watches, newest first."""
+        self._sweep()
+        mine = [w for w in self._watches.values() if w.owner == owner]
+        return sorted(mine, key=lambda w: (w.created_at_ms, w.id), reverse=True)
+
+    async def update(self, watch: Watch, *, state: str | None = None, interval_ms: int | None = None) -> Watch:
+        if watch.state == "ended":
+            if state is None and interval_ms is None:
+                return watch
+            raise RequestInvalid(f"watch {watch.id} has ended ({watch.end_reason}): it cannot be changed")
+        if interval_ms is not None:
+            watch.interval_ms = interval_ms
+        if state is not None:
+            watch.state = "paused" if state == "paused" else "active"
+        self._rt[watch.id].wake.set()
+        await self._save(watch)
+        return watch
+
+    async def delete(self, watch: Watch) -> Watch:
+        """End the watch (idempotent: an ended watch stays as it ended)."""
+        self._end(watch, "deleted")
+        await self._save(watch)
+        return watch
+
+    def results(self, watch: Watch, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        rt = self._rt.get(watch.id)
+        if rt is None:  # forgotten since it was looked up (ended_kept_ms passed)
+            return []
+        oldest = self.clock.now_ms() - self.limits.results_max_age_ms
+        fresh = [r for r in rt.results if r["seq"] > after and r["at_ms"] >= oldest]
+        return fresh[:limit]
+
+    async def wait_results(self, watch: Watch, after: int, timeout_s: float) -> list[dict[str, Any]]:
+        """Results after `after`, waiting up to `timeout_s` for one (empty when none came or it ended)."""
+        rt = self._rt.get(watch.id)
+        got = self.results(watch, after)
+        if got or watch.state == "ended" or rt is None:
+            return got
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.changed.wait(), timeout_s)
+        return self.results(watch, after)
+
+    # --- the tick loop ----------------------------------------------------------------------------
+
+    def _launch(self, watch: Watch) -> None:
+        rt = self._rt[watch.id]
+        rt.task = asyncio.create_task(self._loop(watch, rt), name=f"watch {watch.id}")
+
+    async def _loop(self, watch: Watch, rt: _Runtime) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while watch.state != "ended":
+            delay = next_at - loop.time()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(rt.wake.wait(), delay)
+                if rt.wake.is_set():  # paused, resumed, new interval or ended: start the schedule again
+                    rt.wake.clear()
+                    next_at = loop.time() + (0 if watch.state == "active" else watch.interval_ms / 1000)
+                    continue
+            next_at = max(next_at + watch.interval_ms / 1000, loop.time())
+            if watch.expires_at_ms is not None and self.clock.now_ms() >= watch.expires_at_ms:
+                self._end(watch, "expired")  # paused or not
+                self._persist(watch)
+                return
+            if watch.state != "active":
+                continue
+            if rt.run is not None and not rt.run.done():
+                watch.counts.skipped["busy"] += 1
+                continue
+            rt.run = asyncio.create_task(self._tick(watch, rt))
+
+    async def _tick(self, watch: Watch, rt: _Runtime) -> None:
+        try:
+            await self._tick_inner(watch, rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("watch %s: tick failed", watch.id)
+
+    async def _tick_inner(self, watch: Watch, rt: _Runtime) -> None:
+        ticked = time.perf_counter()
+        at_ms = self.clock.now_ms()
+        windows = {}
+        for sid in watch.stream_ids:
+            if not self._stream_active(sid, watch.owner):
+                self._end(watch, "stream_ended")
+                self._persist(watch)
+                return
+            windows[sid] = self.registry.window(self.registry.get(sid, watch.owner))
+        newest = {sid: w.last_index for sid, w in windows.items() if w is not None and w.last_index is not None}
+        if watch.only_on_new_frames and not any(
+            index > watch.last_frame_indexes.get(sid, -1) for sid, index in newest.items()
+        ):
+            watch.counts.skipped["no_new_frames"] += 1
+            return
+        thumb: Thumb | None = None
+        if watch.min_change is not None and newest:
+            sid = next(s for s in watch.stream_ids if s in newest)
+            window = windows[sid]
+            payload = window.payload(newest[sid]) if window is not None else None
+            if payload is not None:
+                thumb = await asyncio.to_thread(lambda: thumbnail(payload.jpeg()))
+                if rt.last_thumb is not None and changed_fraction(rt.last_thumb, thumb) < watch.min_change:
+                    watch.last_frame_indexes.update(newest)
+                    watch.counts.skipped["no_change"] += 1
+                    return
+        watch.last_frame_indexes.update(newest)
+        await self.gate.acquire(watch.owner)
+        waited_ms = (time.perf_counter() - ticked) * 1000
+        try:
+            completion: dict[str, Any] | None = await self.runner.complete(rt.body, watch.owner)
+            error: LivesightError | None = None
+        except LivesightError as exc:
+            completion, error = None, exc
+        except Exception:
+            log.exception("watch %s: the chat request failed", watch.id)
+            completion, error = None, InternalError("internal error while running the watch; see the server log")
+        finally:
+            self.gate.release()
+        if watch.state == "ended":
+            return
+        watch.counts.runs += 1
+        watch.last_run_at_ms = at_ms
+        if thumb is not None:
+            rt.last_thumb = thumb
+        result = build_result(watch, at_ms, completion, error, ticked, waited_ms)
+        self._settle(watch, rt, result, error)
+
+    def _settle(self, watch: Watch, rt: _Runtime, result: dict[str, Any], error: LivesightError | None) -> None:
+        """Count the result, record and deliver it as the trigger says; end the watch on a lasting 4xx."""
+        trigger = watch.parsed_trigger
+        if error is not None:
+            watch.counts.errors += 1
+            watch.last_error = result["error"]
+            deliver_webhook = trigger is None or trigger.on == "always"
+            recorded = True
+        else:
+            if result["matched"]:
+                watch.counts.matches += 1
+            recorded = decide(trigger, result["matched"], watch.trigger_state, result["at_ms"]) == "deliver"
+            deliver_webhook = recorded
+            if not recorded:
+                watch.counts.held_back += 1
+        watch.last_result = result
+        if recorded:
+            watch.seq += 1
+            result["seq"] = watch.seq
+            watch.counts.results += 1
+            rt.results.append(result)
+        if error is not None and ends_watch(error):
+            log.info("watch %s ends: %s", watch.id, error.message)
+            self._end(watch, "failed")
+        self._persist(watch, result if recorded else None)
+        if recorded:
+            self._notify(rt)
+            if deliver_webhook and watch.webhook is not None:
+                self._deliver(watch, result)
+
+    def _deliver(self, watch: Watch, result: dict[str, Any]) -> None:
+        msg_id = f"msg_{watch.id}_{result['seq']}"
+        payload = {"type": "watch.result", **result}
+        if self.store is not None and not self._closed:
+            self._io.submit(self.store.add_delivery, msg_id, watch.id, payload)
+        self._send(watch, msg_id, payload)
+
+    def _send(self, watch: Watch, msg_id: str, payload: dict[str, Any]) -> None:
+        """Hand one delivery to the Deliverer; it is forgotten (in the store too) once it lands or is given up."""
+        assert watch.webhook is not None
+
+        def done(outcome: Outcome) -> None:
+            if outcome.delivered:
+                watch.counts.deliveries += 1
+            else:
+                watch.counts.delivery_failures += 1
+                watch.last_error = {"code": "webhook_failed", "message": outcome.error or "webhook failed"}
+                if outcome.final:
+                    watch.counts.deliveries_abandoned += 1
+            if (outcome.delivered or outcome.final) and self.store is not None and not self._closed:
+                self._io.submit(self.store.drop_delivery, msg_id)
+
+        self.deliverer.deliver(
+            watch.webhook["url"], watch.webhook["secret"], msg_id, payload, lambda: watch.state != "ended", done
+        )
+
+    def _resume_deliveries(self) -> None:
+        """Deliveries a previous run left undone: sent again (same webhook-id) unless their watch has ended."""
+        assert self.store is not None
+        for msg_id, watch_id, payload in self.store.pending_deliveries():
+            watch = self._watches.get(watch_id)
+            if watch is None or watch.state == "ended" or watch.webhook is None:
+                self._io.submit(self.store.drop_delivery, msg_id)
+            else:
+                self._send(watch, msg_id, payload)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _stream_active(self, stream_id: str, owner: str) -> bool:
+        try:
+            return self.registry.get(stream_id, owner).active
+        except (StreamNotFound, StreamUnauthorized):
+            return False
+
+    def _stream_ended(self, stream_id: str) -> None:
+        for watch in self._watches.values():
+            if watch.state != "ended" and stream_id in watch.stream_ids:
+                self._end(watch, "stream_ended")
+                self._persist(watch)
+
+    def _active_count(self, owner: str) -> int:
+        return sum(1 for w in self._watches.values() if w.owner == owner and w.state != "ended")
+
+    def _end(self, watch: Watch, reason: EndReason) -> None:
+        if watch.state == "ended":
+            return
+        watch.state, watch.end_reason, watch.ended_at_ms = "ended", reason, self.clock.now_ms()
+        rt = self._rt.get(watch.id)
+        if rt is None:
+            return
+        rt.wake.set()
+        if rt.run is not None and rt.run is not asyncio.current_task() and not rt.run.done():
+            rt.run.cancel()
+        self._notify(rt)
+
+    def _notify(self, rt: _Runtime) -> None:
+        rt.changed.set()
+        rt.changed = asyncio.Event()
+
+    def _sweep(self) -> None:
+        """Forget ended watches older than `ended_kept_ms`."""
+        cutoff = self.clock.now_ms() - self.limits.ended_kept_ms
+        old = [w.id for w in self._watches.values() if w.ended_at_ms is not None and w.ended_at_ms < cutoff]
+        for watch_id in old:
+            self._watches.pop(watch_id, None)
+            self._rt.pop(watch_id, None)
+        if old and self.store is not None and not self._closed:
+            self._io.submit(self.store.forget, old)
+
+    def _write(self, record: dict[str, Any], result: dict[str, Any] | None) -> None:
+        assert self.store is not None
+        self.store.put(record, result)
+        if result is not None:
+            oldest = result["at_ms"] - self.limits.results_max_age_ms
+            self.store.prune(record["id"], self.limits.results_kept, oldest)
+
+    def _persist(self, watch: Watch, result: dict[str, Any] | None = None) -> None:
+        """Write the watch (and a new result) on the writer thread, in order, without waiting."""
+        if self.store is not None and self._started and not self._closed:
+            self._io.submit(self._write, watch.record(), result)
+
+    async def _save(self, watch: Watch) -> None:
+        if self.store is not None:
+            await asyncio.get_running_loop().run_in_executor(self._io, self._write, watch.record(), None)
+
+
+def _body(request: dict[str, Any]) -> ChatCompletionRequest:
+    """The stored request as the validated wire model the ChatRunner takes (validated at create)."""
+    return ChatCompletionRequest.model_validate(request)
