@@ -21,7 +21,8 @@ from livesight.store.watches import SQLiteWatchStore
 from livesight.streams.registry import StreamRegistry
 from livesight.streams.stream import Stream
 from livesight.watches.gate import ModelGate
-from livesight.watches.service import WatchLimits, WatchService
+from livesight.watches.model import WatchLimits, WatchSpec
+from livesight.watches.service import WatchService
 from livesight.watches.webhooks import Deliverer
 from tests.support.frames import text_jpeg
 
@@ -94,7 +95,10 @@ class Env:
 
     async def create(self, **spec: Any) -> Any:
         spec.setdefault("interval_ms", 50)
-        return await self.service.create(OWNER, self.request(), **spec)
+        webhook = spec.pop("webhook", None)
+        if webhook is not None:
+            spec.update(webhook_url=webhook["url"], webhook_secret=webhook.get("secret"))
+        return await self.service.create(OWNER, self.request(), WatchSpec(**spec))
 
 
 @contextlib.asynccontextmanager

@@ -41,7 +41,8 @@ from livesight.streams.directory import StreamDirectory
 from livesight.streams.registry import RegistryLimits, StreamRegistry
 from livesight.streams.stream import Stream
 from livesight.watches.gate import ModelGate
-from livesight.watches.service import WatchLimits, WatchService
+from livesight.watches.model import WatchLimits
+from livesight.watches.service import WatchService
 from livesight.watches.webhooks import Deliverer
 
 log = logging.getLogger("livesight")
@@ -246,7 +247,7 @@ def create_app(
         schema = prefix == "/v1"
         include(streams.build_router(directory, authenticate, publish_for, start_source), prefix, schema=schema)
         include(frames.build_router(directory, authenticate, media_executor), prefix, schema=schema)
-        include(chat.build_router(chat_service, authenticate, limiter), prefix, schema=schema)
+        include(chat.build_router(chat_service, authenticate, limiter, gate), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
         include(watches.build_router(watch_service, authenticate), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
@@ -255,7 +256,6 @@ def create_app(
     include(health.build_router(lambda: None if parts.ready else "starting up"))
     include(build_metrics_router(app_metrics, settings.metrics_token), schema=False)  # docs/metrics.md
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
-    app.add_middleware(watches.InteractiveFirst, gate=gate)  # interactive chat before watch model calls
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, on_request=app_metrics.request_done
     )

@@ -1,6 +1,7 @@
 """`POST /chat/completions` (CONTRACT §6): the route. The work is `serving.chat.ChatService`.
 
-Here: authentication, the per-key rate limit, the client's presence and the response framing. Errors
+Here: authentication, the per-key rate limit, priority over watches (held from the request's start
+to the end of its answer), the client's presence and the response framing. Errors
 before the first byte are ordinary error responses (chat envelope); once an SSE stream has begun, an
 error is one `data: {"error": ...}` event followed by `data: [DONE]`. A client that leaves before the
 answer starts cancels the work at once (499, nobody reads it); one that leaves mid-stream closes the
@@ -9,7 +10,10 @@ stream, which closes the upstream request.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
@@ -59,7 +63,16 @@ CHAT_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def build_router(service: ChatService, authenticate: Authenticate, limiter: RateLimiter) -> APIRouter:
+class Priority(Protocol):
+    """What interactive requests hold while they are answered (watches.gate.ModelGate: no waiting watch
+    model call starts meanwhile)."""
+
+    def interactive(self) -> AbstractAsyncContextManager[None]: ...
+
+
+def build_router(
+    service: ChatService, authenticate: Authenticate, limiter: RateLimiter, priority: Priority | None = None
+) -> APIRouter:
     router = APIRouter(tags=["chat"])
     auth = Depends(authenticate)
 
@@ -75,15 +88,24 @@ def build_router(service: ChatService, authenticate: Authenticate, limiter: Rate
         except LivesightError as exc:
             service.recorder.chat_failed("unknown", exc)
             raise
-        if not body.stream:
-            completion = await unless_disconnected(http_request, service.complete(body, key.owner))
-            if completion is None:
-                return Response(status_code=499)  # nobody is listening any more
-            return JSONResponse(completion, headers=headers)
-        answer = await unless_disconnected(http_request, service.stream(body, key.owner))
-        if answer is None:
-            return Response(status_code=499)  # the client left before the first chunk
-        return EventStream(_events(answer), headers=headers)
+        async with contextlib.AsyncExitStack() as held:
+            if priority is not None:
+                await held.enter_async_context(priority.interactive())
+            if not body.stream:
+                completion = await unless_disconnected(http_request, service.complete(body, key.owner))
+                if completion is None:
+                    return Response(status_code=499)  # nobody is listening any more
+                return JSONResponse(completion, headers=headers)
+            answer = await unless_disconnected(http_request, service.stream(body, key.owner))
+            if answer is None:
+                return Response(status_code=499)  # the client left before the first chunk
+            streaming = held.pop_all()  # priority is held until the stream has ended
+
+        async def close() -> None:
+            await answer.aclose()
+            await streaming.aclose()
+
+        return EventStream(_events(answer), headers=headers, on_close=close)
 
     return router
 
@@ -94,6 +116,4 @@ async def _events(answer: AnswerStream) -> AsyncIterator[bytes]:
             yield sse_data(chunk)
     except LivesightError as exc:
         yield sse_data(chat_error_body(exc))
-    finally:
-        await answer.aclose()
     yield DONE

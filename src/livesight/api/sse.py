@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterable, Awaitable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import anyio
@@ -34,8 +34,16 @@ def sse_data(obj: object, *, event_id: str | None = None) -> bytes:
 class EventStream(StreamingResponse):
     """An SSE response that ends, closing its body iterator, when the client disconnects."""
 
-    def __init__(self, content: AsyncIterable[bytes], *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        content: AsyncIterable[bytes],
+        *,
+        headers: Mapping[str, str] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`on_close` runs when the response is done, however it ended (even if the body never started)."""
         super().__init__(content, media_type="text/event-stream", headers={**(headers or {}), **SSE_HEADERS})
+        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -54,6 +62,8 @@ class EventStream(StreamingResponse):
             close = getattr(self.body_iterator, "aclose", None)
             if close is not None:
                 await close()
+            if self._on_close is not None:
+                await self._on_close()
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:

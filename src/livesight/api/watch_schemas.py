@@ -4,10 +4,11 @@ outbound policy allows) is a documented 400 or 404."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from livesight.core.jsontypes import JsonObject, JsonValue
 from livesight.serving.protocol import ChatCompletionRequest, FramesUsed
 
 JSON_PATH = r"""^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[-?[0-9]{1,9}\]|\['[^']*'\]|\["[^"]*"\])*$"""
@@ -25,7 +26,7 @@ class JsonPathTrigger(_Strict):
     """Matches when the value at `json_path` of the answer's JSON equals `equals` (when given) or is truthy."""
 
     json_path: str = Field(pattern=JSON_PATH, max_length=500, description="$.name, $['name'] or $[0] steps")
-    equals: Any = Field(None, description="The value to compare with (JSON); absent: the value must be truthy")
+    equals: JsonValue = Field(None, description="The value to compare with (JSON); absent: the value must be truthy")
     on: Deliver = Field("always", description=_ON)
     cooldown_ms: int = Field(0, ge=0, le=86_400_000, description=_COOLDOWN)
 
@@ -79,7 +80,7 @@ class WatchResult(BaseModel):
     at_ms: int = Field(description="When the tick ran (Unix ms)")
     frames: list[FramesUsed]
     output: str = Field(description="The model's text")
-    data: Any = Field(description="The parsed JSON when response_format asked for JSON, else null")
+    data: JsonValue = Field(description="The parsed JSON when response_format asked for JSON, else null")
     matched: bool | None = Field(description="Whether the trigger matched; null without a trigger or on error")
     timing: dict[str, float | None]
     error: ResultError | None
@@ -117,7 +118,7 @@ class WatchOut(BaseModel):
     interval_ms: int
     only_on_new_frames: bool
     min_change: float | None
-    trigger: dict[str, Any] | None
+    trigger: JsonObject | None
     webhook: WebhookOut | None
     expires_at_ms: int | None
     ended_at_ms: int | None
@@ -127,7 +128,7 @@ class WatchOut(BaseModel):
     last_seq: int
     counts: WatchCounts
     last_result: WatchResult | None
-    request: dict[str, Any]
+    request: JsonObject
 
 
 class WatchList(BaseModel):
@@ -142,7 +143,7 @@ class ResultList(BaseModel):
     last_seq: int = Field(description="The watch's newest seq (pass as `after` to wait for newer ones)")
 
 
-WATCH_EVENT_SCHEMA: dict[str, Any] = {
+WATCH_EVENT_SCHEMA: dict[str, object] = {
     "type": "object",
     "required": ["data"],
     "properties": {

@@ -9,14 +9,12 @@ watch) once the watch has ended and every result was sent.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from livesight.api.auth import Authenticate
-from livesight.api.errors import is_chat_path
 from livesight.api.schemas import DetailError, ValidationErrorEnvelope
 from livesight.api.sse import EventStream, sse_data
 from livesight.api.watch_schemas import (
@@ -28,24 +26,23 @@ from livesight.api.watch_schemas import (
     WatchUpdate,
 )
 from livesight.store.keys import ApiKey
-from livesight.watches.gate import ModelGate
-from livesight.watches.model import Watch
+from livesight.watches.model import Watch, WatchSpec
 from livesight.watches.service import WatchService
 
 _PING_S = 15.0
 
 
-def _err(description: str) -> dict[str, Any]:
+def _err(description: str) -> dict[str, object]:
     return {"model": DetailError, "description": description}
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+_ERRORS: dict[int | str, dict[str, object]] = {
     401: _err("Missing, unknown or revoked API key"),
     413: _err("Request body too large"),
     422: {"model": ValidationErrorEnvelope, "description": "Request validation failed"},
     500: _err("Internal error (details in the server log)"),
 }
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _err("Unknown watch, or another key's watch")}
+_NOT_FOUND: dict[int | str, dict[str, object]] = {404: _err("Unknown watch, or another key's watch")}
 
 
 def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter:
@@ -66,28 +63,28 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         },
         summary="Start a watch: a chat request asked at an interval",
     )
-    async def create_watch(body: WatchCreateRequest, key: ApiKey = auth) -> dict[str, Any]:
-        watch = await service.create(
-            key.owner,
-            body.request.model_dump(exclude_unset=True, mode="json"),
+    async def create_watch(body: WatchCreateRequest, key: ApiKey = auth) -> dict[str, object]:
+        spec = WatchSpec(
             interval_ms=body.interval_ms,
             only_on_new_frames=body.only_on_new_frames,
             min_change=body.min_change,
             trigger=body.trigger.model_dump(exclude_unset=True, mode="json") if body.trigger else None,
-            webhook=body.webhook.model_dump() if body.webhook else None,
+            webhook_url=body.webhook.url if body.webhook else None,
+            webhook_secret=body.webhook.secret if body.webhook else None,
             expires_at_ms=body.expires_at_ms,
         )
+        watch = await service.create(key.owner, body.request.model_dump(exclude_unset=True, mode="json"), spec)
         shown = watch.public()
         if watch.webhook is not None:
             shown["webhook"] = dict(watch.webhook)  # the secret, this once
         return shown
 
     @router.get("/watches", response_model=WatchList, summary="List your watches (newest first)")
-    async def list_watches(key: ApiKey = auth) -> dict[str, Any]:
+    async def list_watches(key: ApiKey = auth) -> dict[str, object]:
         return {"object": "list", "data": [w.public() for w in service.owned(key.owner)]}
 
     @router.get("/watches/{watch_id}", response_model=WatchOut, responses=_NOT_FOUND, summary="Inspect a watch")
-    async def get_watch(watch_id: str, key: ApiKey = auth) -> dict[str, Any]:
+    async def get_watch(watch_id: str, key: ApiKey = auth) -> dict[str, object]:
         return service.get(watch_id, key.owner).public()
 
     @router.patch(
@@ -96,7 +93,7 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         responses={**_NOT_FOUND, 400: _err("The watch has ended")},
         summary="Pause, resume, or change the interval",
     )
-    async def update_watch(watch_id: str, body: WatchUpdate, key: ApiKey = auth) -> dict[str, Any]:
+    async def update_watch(watch_id: str, body: WatchUpdate, key: ApiKey = auth) -> dict[str, object]:
         watch = service.get(watch_id, key.owner)
         await service.update(watch, state=body.state, interval_ms=body.interval_ms)
         return watch.public()
@@ -104,7 +101,7 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
     @router.delete(
         "/watches/{watch_id}", response_model=WatchOut, responses=_NOT_FOUND, summary="End a watch (idempotent)"
     )
-    async def delete_watch(watch_id: str, key: ApiKey = auth) -> dict[str, Any]:
+    async def delete_watch(watch_id: str, key: ApiKey = auth) -> dict[str, object]:
         watch = await service.delete(service.get(watch_id, key.owner))
         return watch.public()
 
@@ -119,7 +116,7 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         after: Annotated[int, Query(ge=0, le=2**53, description="Only results with a larger seq")] = 0,
         limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
         key: ApiKey = auth,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         watch = service.get(watch_id, key.owner)
         page = service.results(watch, after, limit + 1)
         return {"object": "list", "data": page[:limit], "has_more": len(page) > limit, "last_seq": watch.seq}
@@ -163,26 +160,10 @@ async def _events(service: WatchService, watch: Watch, after: int) -> AsyncItera
     while True:
         results = await service.wait_results(watch, after, _PING_S)
         for result in results:
-            after = int(result["seq"])
+            after = result["seq"] or after
             yield _event("result", result, after)
         if not results:
             if watch.state == "ended":
                 yield _event("end", watch.public())
                 return
             yield b": ping\n\n"
-
-
-class InteractiveFirst:
-    """ASGI middleware: while a `POST …/chat/completions` request is being answered (resolve, model call,
-    streaming), no waiting watch model call starts (ModelGate.interactive)."""
-
-    def __init__(self, app: ASGIApp, gate: ModelGate) -> None:
-        self.app = app
-        self.gate = gate
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST" and is_chat_path(scope.get("path", "")):
-            async with self.gate.interactive():
-                await self.app(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)

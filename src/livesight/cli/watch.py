@@ -15,11 +15,12 @@ import json
 import os
 import re
 import sys
-from typing import Any
 
 import httpx
 
 from livesight.cli.common import command, fail
+from livesight.core.jsontypes import JsonArray, JsonObject
+from livesight.watches.results import RESULT, WatchResult
 
 DEFAULT_URL = "http://127.0.0.1:7880"
 DEFAULT_MODEL = "livesight/ocr"
@@ -52,10 +53,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def watch_body(args: argparse.Namespace) -> dict[str, Any]:
+def watch_body(args: argparse.Namespace) -> JsonObject:
     url = f"ovs://streams/{args.stream_id}?frame_index=-1"
-    content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": args.question}]
-    request: dict[str, Any] = {"model": args.model, "messages": [{"role": "user", "content": content}]}
+    content: JsonArray = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": args.question}]
+    request: JsonObject = {"model": args.model, "messages": [{"role": "user", "content": content}]}
     if args.json_schema:
         try:
             with open(args.json_schema, encoding="utf-8") as f:
@@ -63,7 +64,7 @@ def watch_body(args: argparse.Namespace) -> dict[str, Any]:
         except (OSError, ValueError) as exc:
             fail(f"cannot read --json-schema {args.json_schema}: {exc}")
         request["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
-    body: dict[str, Any] = {"request": request, "interval_ms": args.every}
+    body: JsonObject = {"request": request, "interval_ms": args.every}
     if args.webhook:
         body["webhook"] = {"url": args.webhook}
     if args.contains:
@@ -73,14 +74,20 @@ def watch_body(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def line(result: dict[str, Any]) -> str:
-    frames = [i for f in result.get("frames") or [] for i in f.get("frame_indexes") or []]
+def line(result: WatchResult) -> str:
+    frames = [i for f in result["frames"] for i in _indexes(f)]
     where = f"frame {frames[-1]}" if frames else "no frame"
-    if result.get("error"):
-        return f"[{result['seq']}] {where}: error {result['error']['code']}: {result['error']['message']}"
-    matched = result.get("matched")
+    error = result["error"]
+    if error is not None:
+        return f"[{result['seq']}] {where}: error {error['code']}: {error['message']}"
+    matched = result["matched"]
     mark = " (match)" if matched is True else " (no match)" if matched is False else ""
-    return f"[{result['seq']}] {where}{mark}: {result.get('output', '')}"
+    return f"[{result['seq']}] {where}{mark}: {result['output']}"
+
+
+def _indexes(frames_used: JsonObject) -> list[int]:
+    given = frames_used.get("frame_indexes")
+    return [i for i in given if isinstance(i, int)] if isinstance(given, list) else []
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,12 +130,12 @@ def _follow(c: httpx.Client, watch_id: str, count: int | None) -> int:
                     elif text.startswith("data: "):
                         data = text[6:]
                     elif not text and data:
-                        payload = json.loads(data)
                         if event == "end":
-                            print(f"the watch ended ({payload.get('end_reason')})")
+                            print(f"the watch ended ({json.loads(data).get('end_reason')})")
                             return 0
-                        last = int(payload["seq"])
-                        print(line(payload), flush=True)
+                        result = RESULT.validate_json(data)
+                        last = result["seq"] or last
+                        print(line(result), flush=True)
                         shown += 1
                         if count is not None and shown >= count:
                             return 0

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from livesight.core.jsontypes import JsonObject
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watches (
@@ -40,8 +42,33 @@ CREATE TABLE IF NOT EXISTS watch_results (
 """
 
 
-def _dump(value: Any) -> str:
+def _dump(value: Mapping[str, object]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _object(text: str) -> JsonObject:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("a stored watch row is not a JSON object")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWatch:
+    """A watch row: the columns the store queries, and the whole record as JSON."""
+
+    id: str
+    owner: str
+    state: str
+    created_at_ms: int
+    body: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    seq: int
+    at_ms: int
+    body: Mapping[str, object]
 
 
 class SQLiteWatchStore:
@@ -57,7 +84,7 @@ class SQLiteWatchStore:
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
 
-    def load(self, results_per_watch: int) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    def load(self, results_per_watch: int) -> list[tuple[JsonObject, list[JsonObject]]]:
         """Every stored watch (oldest first) with its newest `results_per_watch` results, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT id, body FROM watches ORDER BY created_at_ms, id").fetchall()
@@ -67,22 +94,22 @@ class SQLiteWatchStore:
                     "SELECT body FROM watch_results WHERE watch_id = ? ORDER BY seq DESC LIMIT ?",
                     (watch_id, results_per_watch),
                 ).fetchall()
-                out.append((dict(json.loads(body)), [json.loads(r[0]) for r in reversed(results)]))
+                out.append((_object(body), [_object(r[0]) for r in reversed(results)]))
         return out
 
-    def put(self, record: dict[str, Any], result: dict[str, Any] | None = None) -> None:
+    def put(self, watch: StoredWatch, result: StoredResult | None = None) -> None:
         """Insert or replace a watch, and add one result with it (one transaction)."""
         with self._lock:
             self._db.execute("BEGIN")
             try:
                 self._db.execute(
                     "INSERT OR REPLACE INTO watches (id, owner, state, created_at_ms, body) VALUES (?, ?, ?, ?, ?)",
-                    (record["id"], record["owner"], record["state"], record["created_at_ms"], _dump(record)),
+                    (watch.id, watch.owner, watch.state, watch.created_at_ms, _dump(watch.body)),
                 )
                 if result is not None:
                     self._db.execute(
                         "INSERT OR REPLACE INTO watch_results (watch_id, seq, at_ms, body) VALUES (?, ?, ?, ?)",
-                        (record["id"], result["seq"], result["at_ms"], _dump(result)),
+                        (watch.id, result.seq, result.at_ms, _dump(result.body)),
                     )
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -98,7 +125,7 @@ class SQLiteWatchStore:
                 (watch_id, oldest_at_ms, watch_id, keep),
             )
 
-    def add_delivery(self, msg_id: str, watch_id: str, payload: dict[str, Any]) -> None:
+    def add_delivery(self, msg_id: str, watch_id: str, payload: Mapping[str, object]) -> None:
         """A webhook delivery not yet done (kept until it lands or is given up)."""
         with self._lock:
             self._db.execute(
@@ -110,11 +137,11 @@ class SQLiteWatchStore:
         with self._lock:
             self._db.execute("DELETE FROM watch_deliveries WHERE msg_id = ?", (msg_id,))
 
-    def pending_deliveries(self) -> list[tuple[str, str, dict[str, Any]]]:
+    def pending_deliveries(self) -> list[tuple[str, str, JsonObject]]:
         """(msg_id, watch_id, payload) of every delivery not done, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT msg_id, watch_id, body FROM watch_deliveries ORDER BY rowid").fetchall()
-        return [(m, w, dict(json.loads(b))) for m, w, b in rows]
+        return [(m, w, _object(b)) for m, w, b in rows]
 
     def forget(self, watch_ids: Sequence[str]) -> None:
         if not watch_ids:

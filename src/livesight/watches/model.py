@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
+
+from livesight.core.jsontypes import JsonObject
+from livesight.watches.results import ResultError, WatchResult
 from livesight.watches.triggers import Trigger, TriggerState
 
 WatchState = Literal["active", "paused", "ended"]
@@ -23,6 +28,57 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+class CountsRecord(TypedDict):
+    runs: int
+    matches: int
+    results: int
+    errors: int
+    skipped: dict[str, int]
+    held_back: int
+    deliveries: int
+    delivery_failures: int
+    deliveries_abandoned: int
+
+
+class Webhook(TypedDict):
+    url: str
+    secret: str
+
+
+class TriggerStateRecord(TypedDict):
+    delivered_state: bool | None
+    last_delivered_at_ms: int | None
+
+
+class WatchRecord(TypedDict):
+    """Everything a restart needs, as stored (JSON)."""
+
+    id: str
+    owner: str
+    state: WatchState
+    stream_ids: list[str]
+    created_at_ms: int
+    interval_ms: int
+    only_on_new_frames: bool
+    min_change: float | None
+    trigger: JsonObject | None
+    webhook: Webhook | None
+    expires_at_ms: int | None
+    ended_at_ms: int | None
+    end_reason: EndReason | None
+    last_error: ResultError | None
+    last_run_at_ms: int | None
+    last_result: WatchResult | None
+    request: JsonObject
+    seq: int
+    counts: CountsRecord
+    trigger_state: TriggerStateRecord
+    last_frame_indexes: dict[str, int]
+
+
+RECORD: TypeAdapter[WatchRecord] = TypeAdapter(WatchRecord)
+
+
 @dataclass(slots=True)
 class Counts:
     runs: int = 0
@@ -35,7 +91,7 @@ class Counts:
     delivery_failures: int = 0  # failed webhook attempts (each retry counts)
     deliveries_abandoned: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> CountsRecord:
         return {
             "runs": self.runs,
             "matches": self.matches,
@@ -49,33 +105,61 @@ class Counts:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Counts:
-        counts = cls()
-        for name in ("runs", "matches", "results", "errors", "held_back", "deliveries", "delivery_failures"):
-            setattr(counts, name, int(raw.get(name) or 0))
-        counts.deliveries_abandoned = int(raw.get("deliveries_abandoned") or 0)
-        counts.skipped.update({k: int(v) for k, v in (raw.get("skipped") or {}).items() if k in SKIP_REASONS})
-        return counts
+    def from_dict(cls, raw: CountsRecord) -> Counts:
+        skipped = dict.fromkeys(SKIP_REASONS, 0)
+        skipped.update({k: v for k, v in raw["skipped"].items() if k in SKIP_REASONS})
+        return cls(
+            runs=raw["runs"],
+            matches=raw["matches"],
+            results=raw["results"],
+            errors=raw["errors"],
+            skipped=skipped,
+            held_back=raw["held_back"],
+            deliveries=raw["deliveries"],
+            delivery_failures=raw["delivery_failures"],
+            deliveries_abandoned=raw["deliveries_abandoned"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WatchLimits:
+    max_active_per_owner: int = 20
+    results_kept: int = 1000
+    results_max_age_ms: int = 86_400_000
+    ended_kept_ms: int = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSpec:
+    """A create body's fields beside the request (validated by the API)."""
+
+    interval_ms: int
+    only_on_new_frames: bool = True
+    min_change: float | None = None
+    trigger: JsonObject | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None  # generated when absent
+    expires_at_ms: int | None = None
 
 
 @dataclass(slots=True)
 class Watch:
     id: str
     owner: str
-    request: dict[str, Any]  # the chat request as sent (validated at create)
+    request: JsonObject  # the chat request as sent (validated at create)
     stream_ids: list[str]
     interval_ms: int
     only_on_new_frames: bool
     min_change: float | None
-    trigger: dict[str, Any] | None
-    webhook: dict[str, str] | None  # {"url", "secret"}
+    trigger: JsonObject | None
+    webhook: Webhook | None
     expires_at_ms: int | None
     created_at_ms: int
     state: WatchState = "active"
     ended_at_ms: int | None = None
     end_reason: EndReason | None = None
-    last_error: dict[str, str] | None = None
-    last_result: dict[str, Any] | None = None
+    last_error: ResultError | None = None
+    last_result: WatchResult | None = None
     last_run_at_ms: int | None = None
     seq: int = 0
     counts: Counts = field(default_factory=Counts)
@@ -86,7 +170,13 @@ class Watch:
     def parsed_trigger(self) -> Trigger | None:
         return Trigger.from_dict(self.trigger)
 
-    def public(self) -> dict[str, Any]:
+    @property
+    def wants_json(self) -> bool:
+        """The request asks for a JSON answer (results then carry it parsed in `data`)."""
+        fmt = self.request.get("response_format")
+        return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+
+    def public(self) -> dict[str, object]:
         """The API's view (the webhook secret is never shown after create)."""
         return {
             "id": self.id,
@@ -110,44 +200,57 @@ class Watch:
             "request": self.request,
         }
 
-    def record(self) -> dict[str, Any]:
-        """Everything a restart needs (stored as JSON)."""
+    def record(self) -> WatchRecord:
         return {
-            **{k: v for k, v in self.public().items() if k not in ("object", "webhook", "last_seq", "counts")},
+            "id": self.id,
             "owner": self.owner,
+            "state": self.state,
+            "stream_ids": list(self.stream_ids),
+            "created_at_ms": self.created_at_ms,
+            "interval_ms": self.interval_ms,
+            "only_on_new_frames": self.only_on_new_frames,
+            "min_change": self.min_change,
+            "trigger": self.trigger,
             "webhook": self.webhook,
+            "expires_at_ms": self.expires_at_ms,
+            "ended_at_ms": self.ended_at_ms,
+            "end_reason": self.end_reason,
+            "last_error": self.last_error,
+            "last_run_at_ms": self.last_run_at_ms,
+            "last_result": self.last_result,
+            "request": self.request,
             "seq": self.seq,
             "counts": self.counts.to_dict(),
             "trigger_state": {
                 "delivered_state": self.trigger_state.delivered_state,
                 "last_delivered_at_ms": self.trigger_state.last_delivered_at_ms,
             },
-            "last_frame_indexes": self.last_frame_indexes,
+            "last_frame_indexes": dict(self.last_frame_indexes),
         }
 
     @classmethod
-    def from_record(cls, raw: dict[str, Any]) -> Watch:
-        ts = raw.get("trigger_state") or {}
+    def from_record(cls, raw: WatchRecord) -> Watch:
+        ts = raw["trigger_state"]
         return cls(
             id=raw["id"],
             owner=raw["owner"],
             request=raw["request"],
             stream_ids=list(raw["stream_ids"]),
-            interval_ms=int(raw["interval_ms"]),
-            only_on_new_frames=bool(raw["only_on_new_frames"]),
-            min_change=raw.get("min_change"),
-            trigger=raw.get("trigger"),
-            webhook=raw.get("webhook"),
-            expires_at_ms=raw.get("expires_at_ms"),
-            created_at_ms=int(raw["created_at_ms"]),
+            interval_ms=raw["interval_ms"],
+            only_on_new_frames=raw["only_on_new_frames"],
+            min_change=raw["min_change"],
+            trigger=raw["trigger"],
+            webhook=raw["webhook"],
+            expires_at_ms=raw["expires_at_ms"],
+            created_at_ms=raw["created_at_ms"],
             state=raw["state"],
-            ended_at_ms=raw.get("ended_at_ms"),
-            end_reason=raw.get("end_reason"),
-            last_error=raw.get("last_error"),
-            last_result=raw.get("last_result"),
-            last_run_at_ms=raw.get("last_run_at_ms"),
-            seq=int(raw.get("seq") or 0),
-            counts=Counts.from_dict(raw.get("counts") or {}),
-            trigger_state=TriggerState(ts.get("delivered_state"), ts.get("last_delivered_at_ms")),
-            last_frame_indexes={k: int(v) for k, v in (raw.get("last_frame_indexes") or {}).items()},
+            ended_at_ms=raw["ended_at_ms"],
+            end_reason=raw["end_reason"],
+            last_error=raw["last_error"],
+            last_result=raw["last_result"],
+            last_run_at_ms=raw["last_run_at_ms"],
+            seq=raw["seq"],
+            counts=Counts.from_dict(raw["counts"]),
+            trigger_state=TriggerState(ts["delivered_state"], ts["last_delivered_at_ms"]),
+            last_frame_indexes=dict(raw["last_frame_indexes"]),
         )

@@ -18,9 +18,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from livesight.core.clock import Clock
 from livesight.core.errors import (
@@ -32,13 +31,15 @@ from livesight.core.errors import (
     WatchLimitExceeded,
     WatchNotFound,
 )
+from livesight.core.jsontypes import JsonObject
 from livesight.serving.protocol import ChatCompletionRequest
 from livesight.store.watches import SQLiteWatchStore
 from livesight.streams.directory import StreamDirectory
 from livesight.watches.change import Thumb, changed_fraction, thumbnail
 from livesight.watches.gate import ModelGate
-from livesight.watches.model import EndReason, Watch, new_secret, new_watch_id
-from livesight.watches.results import build_result
+from livesight.watches.journal import WatchJournal
+from livesight.watches.model import EndReason, Watch, WatchLimits, WatchSpec, Webhook, new_secret, new_watch_id
+from livesight.watches.results import WatchResult, build_result
 from livesight.watches.runner import ChatRunner, ends_watch
 from livesight.watches.triggers import decide
 from livesight.watches.validate import check_webhook, stream_ids_of
@@ -47,20 +48,12 @@ from livesight.watches.webhooks import Deliverer, Outcome
 log = logging.getLogger("livesight.watches")
 
 
-@dataclass(frozen=True, slots=True)
-class WatchLimits:
-    max_active_per_owner: int = 20
-    results_kept: int = 1000
-    results_max_age_ms: int = 86_400_000
-    ended_kept_ms: int = 86_400_000
-
-
 @dataclass(slots=True)
 class _Runtime:
     """What a watch has only while this process runs it."""
 
     body: ChatCompletionRequest
-    results: deque[dict[str, Any]]
+    results: deque[WatchResult]
     task: asyncio.Task[None] | None = None
     run: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -80,21 +73,17 @@ class WatchService:
         store: SQLiteWatchStore | None = None,
     ) -> None:
         self.registry, self.runner, self.clock = registry, runner, clock
-        self.gate, self.deliverer, self.limits, self.store = gate, deliverer, limits, store
+        self.gate, self.deliverer, self.limits = gate, deliverer, limits
+        self.journal = WatchJournal(store, limits.results_kept, limits.results_max_age_ms)
         self._watches: dict[str, Watch] = {}
         self._rt: dict[str, _Runtime] = {}
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livesight-watches")
-        self._started = False
-        self._closed = False
         registry.add_end_hook(self._stream_ended)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Load stored watches and resume those that have not ended (call on the event loop)."""
-        self._started = True
-        for record, results in self.store.load(self.limits.results_kept) if self.store else []:
-            watch = Watch.from_record(record)
+        for watch, results in self.journal.load():
             self._watches[watch.id] = watch
             self._rt[watch.id] = _Runtime(_body(watch.request), deque(results, self.limits.results_kept))
             if watch.state != "ended":
@@ -102,39 +91,35 @@ class WatchService:
                     self._end(watch, "stream_ended")
                 else:
                     self._launch(watch)
-        if self.store is not None:
-            self._resume_deliveries()
+        self._resume_deliveries()
         resumed = sum(1 for w in self._watches.values() if w.state != "ended")
         if resumed:
             log.info("resumed %d watches", resumed)
 
     async def aclose(self) -> None:
-        self._closed = True
         tasks = [t for rt in self._rt.values() for t in (rt.task, rt.run) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.deliverer.aclose()
-        self._io.shutdown(wait=True)
-        if self.store is not None:
-            self.store.close()
+        self.journal.close()
 
     # --- the API's operations ---------------------------------------------------------------------
 
-    async def create(self, owner: str, request: dict[str, Any], **spec: Any) -> Watch:
+    async def create(self, owner: str, request: JsonObject, spec: WatchSpec) -> Watch:
         """A new active watch; `spec` holds the create body's other fields (validated by the API)."""
         self._sweep()
         request = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
         body = _body(request)
         stream_ids = stream_ids_of(body, self.registry, owner)
         now = self.clock.now_ms()
-        expires = spec.get("expires_at_ms")
+        expires = spec.expires_at_ms
         if expires is not None and expires <= now:
             raise RequestInvalid(f"expires_at_ms={expires} is not in the future (now is {now})")
-        webhook = spec.get("webhook")
-        if webhook is not None:
-            webhook = {"url": webhook["url"], "secret": webhook.get("secret") or new_secret()}
-            await check_webhook(webhook["url"], self.deliverer.policy)
+        webhook: Webhook | None = None
+        if spec.webhook_url is not None:
+            webhook = {"url": spec.webhook_url, "secret": spec.webhook_secret or new_secret()}
+            await check_webhook(spec.webhook_url, self.deliverer.policy)
         if self._active_count(owner) >= self.limits.max_active_per_owner:
             raise WatchLimitExceeded(
                 f"this key has {self.limits.max_active_per_owner} watches that have not ended "
@@ -145,17 +130,17 @@ class WatchService:
             owner=owner,
             request=request,
             stream_ids=stream_ids,
-            interval_ms=int(spec["interval_ms"]),
-            only_on_new_frames=bool(spec.get("only_on_new_frames", True)),
-            min_change=spec.get("min_change"),
-            trigger=spec.get("trigger"),
+            interval_ms=spec.interval_ms,
+            only_on_new_frames=spec.only_on_new_frames,
+            min_change=spec.min_change,
+            trigger=spec.trigger,
             webhook=webhook,
             expires_at_ms=expires,
             created_at_ms=now,
         )
         self._watches[watch.id] = watch
         self._rt[watch.id] = _Runtime(body, deque(maxlen=self.limits.results_kept))
-        await self._save(watch)  # on disk before the client learns the id
+        await self.journal.save(watch)  # on disk before the client learns the id
         self._launch(watch)
         return watch
 
@@ -181,24 +166,24 @@ class WatchService:
         if state is not None:
             watch.state = "paused" if state == "paused" else "active"
         self._rt[watch.id].wake.set()
-        await self._save(watch)
+        await self.journal.save(watch)
         return watch
 
     async def delete(self, watch: Watch) -> Watch:
         """End the watch (idempotent: an ended watch stays as it ended)."""
         self._end(watch, "deleted")
-        await self._save(watch)
+        await self.journal.save(watch)
         return watch
 
-    def results(self, watch: Watch, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    def results(self, watch: Watch, after: int = 0, limit: int = 100) -> list[WatchResult]:
         rt = self._rt.get(watch.id)
         if rt is None:  # forgotten since it was looked up (ended_kept_ms passed)
             return []
         oldest = self.clock.now_ms() - self.limits.results_max_age_ms
-        fresh = [r for r in rt.results if r["seq"] > after and r["at_ms"] >= oldest]
+        fresh = [r for r in rt.results if (r["seq"] or 0) > after and r["at_ms"] >= oldest]
         return fresh[:limit]
 
-    async def wait_results(self, watch: Watch, after: int, timeout_s: float) -> list[dict[str, Any]]:
+    async def wait_results(self, watch: Watch, after: int, timeout_s: float) -> list[WatchResult]:
         """Results after `after`, waiting up to `timeout_s` for one (empty when none came or it ended)."""
         rt = self._rt.get(watch.id)
         got = self.results(watch, after)
@@ -229,7 +214,7 @@ class WatchService:
             next_at = max(next_at + watch.interval_ms / 1000, loop.time())
             if watch.expires_at_ms is not None and self.clock.now_ms() >= watch.expires_at_ms:
                 self._end(watch, "expired")  # paused or not
-                self._persist(watch)
+                self.journal.persist(watch)
                 return
             if watch.state != "active":
                 continue
@@ -253,7 +238,7 @@ class WatchService:
         for sid in watch.stream_ids:
             if not self._stream_active(sid, watch.owner):
                 self._end(watch, "stream_ended")
-                self._persist(watch)
+                self.journal.persist(watch)
                 return
             windows[sid] = self.registry.window(self.registry.get(sid, watch.owner))
         newest = {sid: w.last_index for sid, w in windows.items() if w is not None and w.last_index is not None}
@@ -277,7 +262,7 @@ class WatchService:
         await self.gate.acquire(watch.owner)
         waited_ms = (time.perf_counter() - ticked) * 1000
         try:
-            completion: dict[str, Any] | None = await self.runner.complete(rt.body, watch.owner)
+            completion: JsonObject | None = await self.runner.complete(rt.body, watch.owner)
             error: LivesightError | None = None
         except LivesightError as exc:
             completion, error = None, exc
@@ -292,10 +277,12 @@ class WatchService:
         watch.last_run_at_ms = at_ms
         if thumb is not None:
             rt.last_thumb = thumb
-        result = build_result(watch, at_ms, completion, error, ticked, waited_ms)
+        trigger = watch.parsed_trigger
+        matches = trigger.matches if trigger is not None else None
+        result = build_result(watch.id, watch.wants_json, matches, at_ms, completion, error, ticked, waited_ms)
         self._settle(watch, rt, result, error)
 
-    def _settle(self, watch: Watch, rt: _Runtime, result: dict[str, Any], error: LivesightError | None) -> None:
+    def _settle(self, watch: Watch, rt: _Runtime, result: WatchResult, error: LivesightError | None) -> None:
         """Count the result, record and deliver it as the trigger says; end the watch on a lasting 4xx."""
         trigger = watch.parsed_trigger
         if error is not None:
@@ -319,20 +306,19 @@ class WatchService:
         if error is not None and ends_watch(error):
             log.info("watch %s ends: %s", watch.id, error.message)
             self._end(watch, "failed")
-        self._persist(watch, result if recorded else None)
+        self.journal.persist(watch, result if recorded else None)
         if recorded:
             self._notify(rt)
             if deliver_webhook and watch.webhook is not None:
                 self._deliver(watch, result)
 
-    def _deliver(self, watch: Watch, result: dict[str, Any]) -> None:
+    def _deliver(self, watch: Watch, result: WatchResult) -> None:
         msg_id = f"msg_{watch.id}_{result['seq']}"
-        payload = {"type": "watch.result", **result}
-        if self.store is not None and not self._closed:
-            self._io.submit(self.store.add_delivery, msg_id, watch.id, payload)
+        payload: dict[str, object] = {"type": "watch.result", **result}
+        self.journal.add_delivery(msg_id, watch.id, payload)
         self._send(watch, msg_id, payload)
 
-    def _send(self, watch: Watch, msg_id: str, payload: dict[str, Any]) -> None:
+    def _send(self, watch: Watch, msg_id: str, payload: Mapping[str, object]) -> None:
         """Hand one delivery to the Deliverer; it is forgotten (in the store too) once it lands or is given up."""
         assert watch.webhook is not None
 
@@ -344,8 +330,8 @@ class WatchService:
                 watch.last_error = {"code": "webhook_failed", "message": outcome.error or "webhook failed"}
                 if outcome.final:
                     watch.counts.deliveries_abandoned += 1
-            if (outcome.delivered or outcome.final) and self.store is not None and not self._closed:
-                self._io.submit(self.store.drop_delivery, msg_id)
+            if outcome.delivered or outcome.final:
+                self.journal.drop_delivery(msg_id)
 
         self.deliverer.deliver(
             watch.webhook["url"], watch.webhook["secret"], msg_id, payload, lambda: watch.state != "ended", done
@@ -353,11 +339,10 @@ class WatchService:
 
     def _resume_deliveries(self) -> None:
         """Deliveries a previous run left undone: sent again (same webhook-id) unless their watch has ended."""
-        assert self.store is not None
-        for msg_id, watch_id, payload in self.store.pending_deliveries():
+        for msg_id, watch_id, payload in self.journal.pending_deliveries():
             watch = self._watches.get(watch_id)
             if watch is None or watch.state == "ended" or watch.webhook is None:
-                self._io.submit(self.store.drop_delivery, msg_id)
+                self.journal.drop_delivery(msg_id)
             else:
                 self._send(watch, msg_id, payload)
 
@@ -373,7 +358,7 @@ class WatchService:
         for watch in self._watches.values():
             if watch.state != "ended" and stream_id in watch.stream_ids:
                 self._end(watch, "stream_ended")
-                self._persist(watch)
+                self.journal.persist(watch)
 
     def _active_count(self, owner: str) -> int:
         return sum(1 for w in self._watches.values() if w.owner == owner and w.state != "ended")
@@ -401,26 +386,9 @@ class WatchService:
         for watch_id in old:
             self._watches.pop(watch_id, None)
             self._rt.pop(watch_id, None)
-        if old and self.store is not None and not self._closed:
-            self._io.submit(self.store.forget, old)
-
-    def _write(self, record: dict[str, Any], result: dict[str, Any] | None) -> None:
-        assert self.store is not None
-        self.store.put(record, result)
-        if result is not None:
-            oldest = result["at_ms"] - self.limits.results_max_age_ms
-            self.store.prune(record["id"], self.limits.results_kept, oldest)
-
-    def _persist(self, watch: Watch, result: dict[str, Any] | None = None) -> None:
-        """Write the watch (and a new result) on the writer thread, in order, without waiting."""
-        if self.store is not None and self._started and not self._closed:
-            self._io.submit(self._write, watch.record(), result)
-
-    async def _save(self, watch: Watch) -> None:
-        if self.store is not None:
-            await asyncio.get_running_loop().run_in_executor(self._io, self._write, watch.record(), None)
+        self.journal.forget(old)
 
 
-def _body(request: dict[str, Any]) -> ChatCompletionRequest:
+def _body(request: JsonObject) -> ChatCompletionRequest:
     """The stored request as the validated wire model the ChatRunner takes (validated at create)."""
     return ChatCompletionRequest.model_validate(request)

@@ -13,10 +13,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import Enum
+from typing import Literal
+
+from livesight.core.jsontypes import JsonObject, JsonValue
 
 Deliver = Literal["always", "match", "change"]
-_MISSING: Any = object()
+_DELIVER: tuple[Deliver, ...] = ("always", "match", "change")
+
+
+class _Missing(Enum):
+    MISSING = "missing"  # no value there (a JSON null is a value)
+
+
+_MISSING = _Missing.MISSING
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(-?\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 
 
@@ -38,7 +48,7 @@ def parse_json_path(path: str) -> list[str | int]:
     return steps
 
 
-def lookup(data: Any, steps: list[str | int]) -> Any:
+def lookup(data: JsonValue, steps: list[str | int]) -> JsonValue | _Missing:
     """The value at `steps` in `data`, or _MISSING."""
     value = data
     for step in steps:
@@ -58,22 +68,25 @@ class Trigger:
     on: Deliver = "always"
     cooldown_ms: int = 0
     json_path: str | None = None
-    equals: Any = _MISSING  # absent: the value must be truthy
+    equals: JsonValue | _Missing = _MISSING  # absent: the value must be truthy
     contains: str | None = None
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> Trigger | None:
+    def from_dict(cls, raw: JsonObject | None) -> Trigger | None:
+        """The trigger of a create body (validated by the API's schema; anything else reads as absent)."""
         if raw is None:
             return None
+        on: Deliver = next((d for d in _DELIVER if d == raw.get("on")), "always")
+        cooldown, path, contains = raw.get("cooldown_ms"), raw.get("json_path"), raw.get("contains")
         return cls(
-            on=raw.get("on", "always"),
-            cooldown_ms=int(raw.get("cooldown_ms") or 0),
-            json_path=raw.get("json_path"),
+            on=on,
+            cooldown_ms=cooldown if isinstance(cooldown, int) else 0,
+            json_path=path if isinstance(path, str) else None,
             equals=raw.get("equals", _MISSING),
-            contains=raw.get("contains"),
+            contains=contains if isinstance(contains, str) else None,
         )
 
-    def matches(self, output: str, data: Any) -> bool:
+    def matches(self, output: str, data: JsonValue) -> bool:
         if self.contains is not None:
             return self.contains.casefold() in output.casefold()
         if self.json_path is None:

@@ -25,9 +25,8 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -117,7 +116,7 @@ class Deliverer:
         url: str,
         secret: str,
         msg_id: str,
-        payload: dict[str, Any],
+        payload: Mapping[str, object],
         still_wanted: Callable[[], bool],
         done: Callable[[Outcome], None],
     ) -> None:
