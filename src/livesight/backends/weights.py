@@ -1,6 +1,7 @@
 """Model weights on first use: a Hugging Face model repository fetched over plain HTTP, verified, resumable.
 
-What the hub offers, and what this does with it (the same requests `huggingface_hub` makes, not its code):
+What the hub offers (`hub.py` reads its API), and what this does with it (the same requests `huggingface_hub`
+makes, not its code):
 
 - `GET {endpoint}/api/models/{repo}/revision/{rev}?blobs=true`: the commit (`sha`) and its files
   (`siblings`), each with `size`, its git `blobId` and, for LFS files, `lfs.sha256`. Files are then fetched
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -30,58 +30,25 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Protocol
-from urllib.parse import quote
+from pathlib import Path
 
 import httpx
 
+from livesight.backends.hub import (
+    MANIFEST,
+    Hash,
+    RemoteFile,
+    RepoListing,
+    check_repo_id,
+    file_url,
+    listing_url,
+    parse_listing,
+    refusal,
+    transport_why,
+)
 from livesight.core.errors import WeightsUnavailable
 
-MANIFEST = ".livesight-model.json"
 CHUNK = 1024 * 1024
-REPO_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*")
-
-
-class _Hash(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def hexdigest(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteFile:
-    path: str
-    size: int
-    sha256: str | None  # LFS files
-    blob_id: str | None  # git blob sha1 (the others)
-
-    def hasher(self) -> _Hash | None:
-        if self.sha256:
-            return hashlib.sha256()
-        if self.blob_id:
-            h = hashlib.sha1(usedforsecurity=False)
-            h.update(b"blob %d\0" % self.size)
-            return h
-        return None
-
-    @property
-    def expected(self) -> str | None:
-        return self.sha256 or self.blob_id
-
-    def record(self) -> dict[str, object]:
-        return {"size": self.size, "sha256": self.sha256, "blob_id": self.blob_id}
-
-
-@dataclass(frozen=True, slots=True)
-class RepoListing:
-    repo: str
-    revision: str
-    commit: str
-    files: tuple[RemoteFile, ...]
-
-    @property
-    def total(self) -> int:
-        return sum(f.size for f in self.files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,35 +157,20 @@ class WeightStore:
         return httpx.Client(headers=headers, timeout=self._timeout, follow_redirects=True)
 
     def _listing(self, client: httpx.Client, repo: str, revision: str) -> RepoListing:
-        url = f"{self.endpoint}/api/models/{repo}/revision/{quote(revision, safe='')}"
         try:
-            response = client.get(url, params={"blobs": "true"})
+            response = client.get(listing_url(self.endpoint, repo, revision), params={"blobs": "true"})
         except httpx.HTTPError as exc:
-            raise self._unavailable(repo, revision, f"cannot reach {self.endpoint} ({_why(exc)})") from None
+            raise self._unavailable(repo, revision, f"cannot reach {self.endpoint} ({transport_why(exc)})") from None
         if not response.is_success:
             raise self._unavailable(repo, revision, self._refusal(response, repo, revision))
         try:
-            info = response.json()
-            files = tuple(_remote_file(s) for s in info["siblings"])
-            commit = str(info.get("sha") or revision)
+            return parse_listing(repo, revision, response.json())
         except (ValueError, KeyError, TypeError) as exc:
-            raise self._unavailable(
-                repo, revision, f"{self.endpoint} sent a file list this cannot read ({exc})"
-            ) from None
-        return RepoListing(repo, revision, commit, files)
+            why = f"{self.endpoint} sent a file list this cannot read ({exc})"
+            raise self._unavailable(repo, revision, why) from None
 
     def _refusal(self, response: httpx.Response, repo: str, revision: str) -> str:
-        code = response.headers.get("x-error-code", "")
-        status = response.status_code
-        if code == "GatedRepo":
-            return f"{repo} is gated: accept its terms at {self.endpoint}/{repo}, then set HF_TOKEN to a token of yours"
-        if code == "RevisionNotFound":
-            return f"{repo} has no revision {revision!r}"
-        if status in (401, 403) and self._token:
-            return f"{self.endpoint} refused the token in HF_TOKEN for {repo} (HTTP {status})"
-        if status in (401, 404) or code == "RepoNotFound":
-            return f"no model {repo!r} on {self.endpoint} (HTTP {status}; if it is private or gated, set HF_TOKEN)"
-        return f"{self.endpoint} answered HTTP {status}"
+        return refusal(response, self.endpoint, repo, revision, token_sent=self._token is not None)
 
     def _unavailable(self, repo: str, revision: str, why: str) -> WeightsUnavailable:
         return WeightsUnavailable(
@@ -253,7 +205,7 @@ class WeightStore:
             part.unlink()
             have = 0
         hasher = _hash_existing(part, remote, have)
-        url = f"{self.endpoint}/{listing.repo}/resolve/{quote(listing.commit, safe='')}/{quote(remote.path)}"
+        url = file_url(self.endpoint, listing, remote.path)
         failed = f"the download of {remote.path} stopped at {format_bytes(have)} of {format_bytes(remote.size)}"
         if have < remote.size or not part.is_file():
             try:
@@ -273,7 +225,7 @@ class WeightStore:
                     have = self._write(response, part, have, remote, hasher, meter, progress)
             except httpx.HTTPError as exc:
                 raise WeightsUnavailable(
-                    f"{failed} ({_why(exc)}); run the same pull again to resume it: what arrived is kept"
+                    f"{failed} ({transport_why(exc)}); run the same pull again to resume it: what arrived is kept"
                 ) from None
         if have != remote.size:
             raise WeightsUnavailable(f"{failed}: the server sent {format_bytes(have)}; run the same pull again")
@@ -293,7 +245,7 @@ class WeightStore:
         part: Path,
         have: int,
         remote: RemoteFile,
-        hasher: _Hash | None,
+        hasher: Hash | None,
         meter: _Meter,
         progress: ProgressFn | None,
     ) -> int:
@@ -357,34 +309,12 @@ class _Meter:
         progress(Progress(remote.path, file_done, remote.size, self.done, self.total, speed, eta, finished))
 
 
-def check_repo_id(repo: str) -> str:
-    if not REPO_ID.fullmatch(repo) or ".." in repo:
-        raise WeightsUnavailable(f"{repo!r} is not a Hugging Face model id (like HuggingFaceTB/SmolVLM-256M-Instruct)")
-    return repo
-
-
 def format_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if abs(n) < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
-
-
-def _remote_file(sibling: dict[str, object]) -> RemoteFile:
-    path = str(sibling["rfilename"])
-    pure = PurePosixPath(path)
-    if not path or pure.is_absolute() or any(p in ("", ".", "..") for p in path.split("/")) or "\\" in path:
-        raise ValueError(f"unsafe file name {path!r}")
-    if pure.name == MANIFEST or pure.name.endswith((".part", ".lock")):
-        raise ValueError(f"file name {path!r} is reserved here")
-    lfs = sibling.get("lfs")
-    sha256 = str(lfs["sha256"]) if isinstance(lfs, dict) and lfs.get("sha256") else None
-    size = sibling.get("size", lfs.get("size") if isinstance(lfs, dict) else None)
-    if not isinstance(size, int) or size < 0:
-        raise ValueError(f"no size for {path!r}")
-    blob = sibling.get("blobId")
-    return RemoteFile(path, size, sha256, str(blob) if blob and not sha256 else None)
 
 
 def _starts_at(response: httpx.Response, offset: int) -> bool:
@@ -404,7 +334,7 @@ def _part_size(dest: Path, remote: RemoteFile) -> int:
     return part.stat().st_size if part.is_file() else 0
 
 
-def _hash_existing(part: Path, remote: RemoteFile, have: int) -> _Hash | None:
+def _hash_existing(part: Path, remote: RemoteFile, have: int) -> Hash | None:
     hasher = remote.hasher()
     if hasher is not None and have:
         with part.open("rb") as f:
@@ -432,13 +362,6 @@ def _read_manifest(directory: Path) -> dict[str, object]:
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _why(exc: httpx.HTTPError) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError):
-        return f"no connection: {text}; are you offline?"
-    return f"{type(exc).__name__}: {text}"
 
 
 @contextlib.contextmanager
