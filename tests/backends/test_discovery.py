@@ -38,6 +38,19 @@ async def test_ollama_vision_models_are_found_and_the_others_skipped() -> None:
     assert (qwen.image, qwen.video, qwen.max_frames, qwen.owned_by) == (True, True, MAX_FRAMES, "ollama")
 
 
+async def test_ollama_is_asked_about_a_model_again_only_when_its_digest_changes() -> None:
+    with run_fake_ollama(capabilities={"qwen2.5vl:3b": ["vision"], "llama3.2:1b": ["completion"]}) as ollama:
+        engines = LocalEngines(ollama_url=ollama.url, llamacpp_url=None)
+        first = await engines.discover()
+        second = await engines.discover()
+        shows = [a for a in ollama.asked if a.startswith("/api/show")]
+        assert shows == ["/api/show qwen2.5vl:3b", "/api/show llama3.2:1b"]
+        ollama.digests["qwen2.5vl:3b"] = "1" * 64  # re-pulled: a new digest
+        await engines.discover()
+    assert [c.id for c in first] == [c.id for c in second] == ["ollama/qwen2.5vl:3b"]
+    assert [a for a in ollama.asked if a.startswith("/api/show")][2:] == ["/api/show qwen2.5vl:3b"]
+
+
 async def test_llama_server_is_listed_only_when_it_says_it_has_vision() -> None:
     with run_fake_llama_server() as server:
         [found] = await LocalEngines(ollama_url=None, llamacpp_url=server.url).discover()

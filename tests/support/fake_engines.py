@@ -25,6 +25,7 @@ from tests.support.fake_upstream import FakeUpstream
 class FakeOllama:
     capabilities: dict[str, list[str] | None]  # name → capabilities (None: an old Ollama, see projector)
     projector: set[str] = field(default_factory=set)
+    digests: dict[str, str] = field(default_factory=dict)  # name → digest (default 0…0)
     upstream: FakeUpstream = field(default_factory=FakeUpstream)
     asked: list[str] = field(default_factory=list)
     url: str = ""
@@ -37,7 +38,10 @@ class FakeOllama:
     async def _tags(self, request: Request) -> Response:
         self.asked.append("/api/tags")
         self.upstream.served = tuple(self.capabilities)  # models pulled later are served too
-        models = [{"name": n, "model": n, "size": 1, "digest": "0" * 64, "details": {}} for n in self.capabilities]
+        models = [
+            {"name": n, "model": n, "size": 1, "digest": self.digests.get(n, "0" * 64), "details": {}}
+            for n in self.capabilities
+        ]
         return JSONResponse({"models": models})
 
     async def _show(self, request: Request) -> Response:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 import httpx
@@ -47,6 +47,8 @@ class LocalEngines:
     ollama_url: str | None = "http://127.0.0.1:11434"
     llamacpp_url: str | None = "http://127.0.0.1:8080"
     timeout_s: float = TIMEOUT_S
+    _vision: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    """Ollama's answer per `name@digest`: a model's capabilities change only with its digest."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalEngines | None:
@@ -64,14 +66,26 @@ class LocalEngines:
         if not self.ollama_url:
             return []
         tags = await _get_json(client, "GET", f"{self.ollama_url}/api/tags")
-        names = _strings(tags.get("models") if isinstance(tags, dict) else None, "name")
+        models = tags.get("models") if isinstance(tags, dict) else None
+        keys = {  # name → name@digest
+            name: f"{name}@{m.get('digest')}"
+            for m in (models if isinstance(models, list) else [])[:MAX_MODELS]
+            if isinstance(m, dict) and isinstance(name := m.get("name"), str)
+        }
+        names = list(keys)
+        unknown = [name for name in names if keys[name] not in self._vision]
         shows = await asyncio.gather(
-            *(_get_json(client, "POST", f"{self.ollama_url}/api/show", {"model": n}) for n in names[:MAX_MODELS])
+            *(_get_json(client, "POST", f"{self.ollama_url}/api/show", {"model": name}) for name in unknown)
         )
+        for name, show in zip(unknown, shows, strict=True):
+            if show is not None:  # an answer to remember (not a failed request)
+                self._vision[keys[name]] = _ollama_vision(show)
+        if len(self._vision) > 4 * MAX_MODELS:
+            self._vision.clear()
         return [
             _config(f"ollama/{name}", name, f"{self.ollama_url}/v1", "ollama")
-            for name, show in zip(names, shows, strict=False)
-            if _ollama_vision(show)
+            for name in names
+            if self._vision.get(keys[name])
         ]
 
     async def _llamacpp(self, client: httpx.AsyncClient) -> list[ModelConfig]:
