@@ -15,7 +15,7 @@ import pytest
 from livesight.core.clock import FakeClock
 from livesight.settings import ModelConfig
 from tests.api.chat_env import image_message, video_message
-from tests.support.fake_engines import FakeOllama, run_fake_ollama
+from tests.support.fake_engines import FakeOllama, run_fake_llama_server, run_fake_ollama
 from tests.support.frames import push_frames
 from tests.support.server import LiveServer, run_server
 
@@ -30,14 +30,9 @@ TTL_S = 30
 def with_ollama(tmp_path: Path, clock: FakeClock, **overrides: Any) -> Iterator[tuple[LiveServer, FakeOllama]]:
     with run_fake_ollama(capabilities=dict(CAPABILITIES)) as ollama:
         overrides.setdefault("discover_local_engines", True)
+        overrides.setdefault("llamacpp_url", None)
         with run_server(
-            tmp_path,
-            clock=clock,
-            builtin_models=[],
-            ollama_url=ollama.url,
-            llamacpp_url=None,
-            discovery_ttl_s=TTL_S,
-            **overrides,
+            tmp_path, clock=clock, builtin_models=[], ollama_url=ollama.url, discovery_ttl_s=TTL_S, **overrides
         ) as server:
             yield server, ollama
 
@@ -108,6 +103,25 @@ def test_discovered_models_go_when_the_engine_goes(tmp_path: Path, clock: FakeCl
             httpx.get(ollama.url + "/api/tags")
         clock.advance(TTL_S * 1000)
         assert listed(server) == {}
+
+
+def test_a_llama_server_with_vision_is_listed_beside_ollama_and_streams(tmp_path: Path, clock: FakeClock) -> None:
+    with run_fake_llama_server() as llama, with_ollama(tmp_path, clock, llamacpp_url=llama.url) as (server, _):
+        models = listed(server)
+        assert set(models) == {"ollama/qwen2.5vl:3b", "llamacpp/SmolVLM-500M-Instruct-Q8_0.gguf"}
+        assert models["llamacpp/SmolVLM-500M-Instruct-Q8_0.gguf"]["owned_by"] == "llama.cpp"
+        key = server.new_key()
+        with server.client(key) as c:
+            stream_id = c.post("/v1/streams").json()["id"]
+        push_frames(server, stream_id, [0, 500])
+        chunks = sdk(server, key).chat.completions.create(
+            model="llamacpp/SmolVLM-500M-Instruct-Q8_0.gguf",
+            messages=image_message(f"ovs://streams/{stream_id}?frame_index=-1"),  # type: ignore[arg-type]
+            stream=True,
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert '"images":[[640,360]]' in text
+        assert llama.upstream.requests[-1]["model"] == llama.model  # the id llama-server listed, verbatim
 
 
 def test_a_configured_model_wins_over_a_discovered_one(tmp_path: Path, clock: FakeClock) -> None:

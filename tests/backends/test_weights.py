@@ -133,6 +133,14 @@ def test_an_unknown_repo_says_what_to_download_and_where(tmp_path: Path, hub: Fa
     assert str(tmp_path / "TinyOrg--no-such-model") in message
 
 
+def test_a_gated_repo_asks_for_a_token_and_a_refused_token_is_named(tmp_path: Path, hub: FakeHub) -> None:
+    hub.gated.add(REPO)
+    with pytest.raises(WeightsUnavailable, match=f"{REPO} is gated: accept its terms at .*set HF_TOKEN"):
+        store(tmp_path, hub).pull(REPO)
+    with pytest.raises(WeightsUnavailable, match="refused the token in HF_TOKEN"):
+        store(tmp_path, hub, token="hf_wrong").pull(REPO)
+
+
 def test_an_unknown_revision_is_named(tmp_path: Path, hub: FakeHub) -> None:
     with pytest.raises(WeightsUnavailable, match="has no revision 'v9'"):
         store(tmp_path, hub).pull(REPO, revision="v9")

@@ -51,6 +51,7 @@ class FakeHub:
     die_after: dict[str, int] = field(default_factory=dict)
     corrupt: set[str] = field(default_factory=set)
     ignore_range: bool = False
+    gated: set[str] = field(default_factory=set)  # repos that need a token (any token here is refused)
     requests: list[Seen] = field(default_factory=list)
     base_url: str = ""
     cdn_url: str = ""
@@ -77,6 +78,10 @@ class FakeHub:
         repo = self._repo(request)
         if repo is None:
             return JSONResponse({"error": "Repository not found"}, 401, headers={"X-Error-Code": "RepoNotFound"})
+        if f"{request.path_params['org']}/{request.path_params['name']}" in self.gated:
+            if "authorization" in request.headers:
+                return JSONResponse({"error": "Invalid credentials in Authorization header"}, 401)
+            return JSONResponse({"error": "Access restricted"}, 401, headers={"X-Error-Code": "GatedRepo"})
         if request.path_params["rev"] not in ("main", repo.commit):
             return JSONResponse({"error": "Invalid rev id"}, 404, headers={"X-Error-Code": "RevisionNotFound"})
         siblings = []

@@ -44,7 +44,8 @@ def _pull(args: argparse.Namespace) -> int:
     except WeightsUnavailable as exc:
         printer.end()
         fail(str(exc), 1)
-    printer.end()
+    finally:  # Ctrl-C too: the prompt starts on a line of its own; what arrived is kept for the next pull
+        printer.end()
     commit = f", commit {model.commit[:12]}" if model.commit else ""
     print(f"{model.repo}: {format_bytes(model.size)} in {model.path}{commit}")
     return 0
