@@ -206,7 +206,11 @@ class WeightStore:
             have = 0
         hasher = _hash_existing(part, remote, have)
         url = file_url(self.endpoint, listing, remote.path)
-        failed = f"the download of {remote.path} stopped at {format_bytes(have)} of {format_bytes(remote.size)}"
+
+        def failed() -> str:
+            got = format_bytes(_part_size(dest, remote))
+            return f"the download of {remote.path} stopped at {got} of {format_bytes(remote.size)}"
+
         if have < remote.size or not part.is_file():
             try:
                 with client.stream("GET", url, headers={"Range": f"bytes={have}-"} if have else {}) as response:
@@ -215,7 +219,7 @@ class WeightStore:
                         have, hasher = 0, remote.hasher()  # the range was not honoured: it comes whole
                     elif response.status_code == 206 and not _starts_at(response, have):
                         part.unlink()
-                        raise WeightsUnavailable(f"{failed}: the server resumed it at the wrong place; run again")
+                        raise WeightsUnavailable(f"{failed()}: the server resumed it at the wrong place; run again")
                     elif response.status_code not in (200, 206):
                         why = self._refusal(response, listing.repo, listing.revision)
                         if response.status_code == 416:
@@ -225,10 +229,10 @@ class WeightStore:
                     have = self._write(response, part, have, remote, hasher, meter, progress)
             except httpx.HTTPError as exc:
                 raise WeightsUnavailable(
-                    f"{failed} ({transport_why(exc)}); run the same pull again to resume it: what arrived is kept"
+                    f"{failed()} ({transport_why(exc)}); run the same pull again to resume it: what arrived is kept"
                 ) from None
         if have != remote.size:
-            raise WeightsUnavailable(f"{failed}: the server sent {format_bytes(have)}; run the same pull again")
+            raise WeightsUnavailable(f"{failed()}: the server sent no more; run the same pull again to resume it")
         if hasher is not None and hasher.hexdigest() != remote.expected:
             part.unlink()
             raise WeightsUnavailable(
