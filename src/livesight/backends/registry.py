@@ -157,7 +157,8 @@ class ModelRegistry:
         entry.probing = None
 
     def start(self, *, preload: bool) -> None:
-        """Begin what makes each backend ready (built-in models load); call on the event loop."""
+        """Begin what makes each backend ready (built-in models load) and the background discovery of
+        local engines; call on the event loop."""
         if preload:
             for entry in self._entries.values():
                 entry.backend.start()
