@@ -65,6 +65,8 @@ def test_pull_fetches_every_file_through_the_redirect_verified(tmp_path: Path, h
     assert "blobs=true" in hub_side[0].url
     [listed] = WeightStore(tmp_path, hub.base_url).installed()
     assert (listed.repo, listed.state, listed.size, listed.commit) == (REPO, "downloaded", total, model.commit)
+    assert WeightStore(tmp_path).find(REPO) == listed
+    assert WeightStore(tmp_path).find("TinyOrg/other") is None
 
 
 def test_a_second_pull_downloads_nothing(tmp_path: Path, hub: FakeHub) -> None:

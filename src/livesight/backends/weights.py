@@ -106,22 +106,16 @@ class WeightStore:
     # --- what is here -------------------------------------------------------------------------------
 
     def installed(self) -> list[LocalModel]:
+        """Every model directory under the root, downloaded or not (yet)."""
         if not self.root.is_dir():
             return []
-        found = []
-        for directory in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            files = [p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST]
-            size = sum(p.stat().st_size for p in files if not p.name.endswith(".part"))
-            manifest = _read_manifest(directory)
-            repo = str(manifest.get("repo") or directory.name.replace("--", "/", 1))
-            if not manifest:
-                state = "incomplete" if any(p.name.endswith(".part") for p in files) else "copied in"
-                found.append(LocalModel(repo, directory, size, state))
-                continue
-            state = "downloaded" if manifest.get("complete") else "incomplete"
-            revision, commit = manifest.get("revision"), manifest.get("commit")
-            found.append(LocalModel(repo, directory, size, state, _str(revision), _str(commit)))
-        return found
+        dirs = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return [_describe(d) for d in dirs]
+
+    def find(self, repo: str) -> LocalModel | None:
+        """`repo` as it is here (`state` "downloaded" when a pull verified every file), or None."""
+        directory = self.model_dir(repo)
+        return _describe(directory) if directory.is_dir() else None
 
     # --- fetching -----------------------------------------------------------------------------------
 
@@ -319,6 +313,18 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
+
+
+def _describe(directory: Path) -> LocalModel:
+    files = [p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST]
+    size = sum(p.stat().st_size for p in files if not p.name.endswith(".part"))
+    manifest = _read_manifest(directory)
+    repo = str(manifest.get("repo") or directory.name.replace("--", "/", 1))
+    if not manifest:
+        state = "incomplete" if any(p.name.endswith(".part") for p in files) else "copied in"
+        return LocalModel(repo, directory, size, state)
+    state = "downloaded" if manifest.get("complete") else "incomplete"
+    return LocalModel(repo, directory, size, state, _str(manifest.get("revision")), _str(manifest.get("commit")))
 
 
 def _starts_at(response: httpx.Response, offset: int) -> bool:
