@@ -93,6 +93,25 @@ def test_a_connection_dropped_mid_file_resumes_with_range_and_verifies(tmp_path:
     assert seen[-1].done == seen[-1].total
 
 
+class Stop(Exception):
+    pass
+
+
+def test_a_progress_callback_that_raises_stops_the_pull_and_it_resumes(tmp_path: Path, hub: FakeHub) -> None:
+    def stop_in_the_weights(p: Progress) -> None:
+        if p.file == "model.safetensors" and 0 < p.file_done < p.file_total:
+            raise Stop
+
+    with pytest.raises(Stop):
+        store(tmp_path, hub).pull(REPO, progress=stop_in_the_weights)
+    part = tmp_path / "TinyOrg--tiny-vlm" / "model.safetensors.part"
+    assert 0 < part.stat().st_size < len(WEIGHTS)
+    store(tmp_path, hub).pull(REPO)
+    assert (tmp_path / "TinyOrg--tiny-vlm" / "model.safetensors").read_bytes() == WEIGHTS
+    resumed = [r for r in cdn_requests(hub) if r.url.endswith("model.safetensors")][-1]
+    assert resumed.headers["range"].startswith("bytes=") and resumed.headers["range"] != "bytes=0-"
+
+
 def test_a_server_that_ignores_range_sends_the_file_whole_again(tmp_path: Path, hub: FakeHub) -> None:
     hub.die_after["model.safetensors"] = 500_000
     with pytest.raises(WeightsUnavailable):

@@ -125,7 +125,11 @@ class WeightStore:
             return self._listing(client, check_repo_id(repo), revision)
 
     def pull(self, repo: str, revision: str = "main", progress: ProgressFn | None = None) -> LocalModel:
-        """Every file of `repo` at `revision` into `model_dir(repo)`, verified; resumes an earlier pull."""
+        """Every file of `repo` at `revision` into `model_dir(repo)`, verified; resumes an earlier pull.
+
+        `progress` is called as bytes arrive (at most every `report_every_s`) and when each file is in
+        place; an exception it raises stops the pull there (a server cancelling a pull does that), and
+        what arrived is kept for the next pull."""
         dest = self.model_dir(repo)
         self.root.mkdir(parents=True, exist_ok=True)
         with _locked(self.root / f".{dest.name}.lock", repo), self._client() as client:
