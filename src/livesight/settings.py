@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -230,6 +230,31 @@ class Settings(BaseSettings):
     webhook_max_backoff_s: float = Field(300.0, gt=0, description="Longest wait between webhook retries.")
     webhook_give_up_s: float = Field(
         86_400.0, gt=0, description="Stop retrying a webhook delivery this long after its first attempt."
+    )
+
+    # local engines found by themselves (backends/discovery.py, docs/local-models.md)
+    discover_local_engines: bool = Field(
+        True, description="List the vision models of an Ollama / llama.cpp server on this machine without config."
+    )
+    ollama_url: str | None = Field(
+        "http://127.0.0.1:11434", description="Where to look for Ollama (its native API, not /v1); unset: never."
+    )
+    llamacpp_url: str | None = Field(
+        "http://127.0.0.1:8080",
+        description="Where to look for a llama.cpp llama-server; listed only when its /props reports vision.",
+    )
+    discovery_ttl_s: float = Field(
+        30.0, ge=0, description="How long the list of discovered local models is reused before asking again."
+    )
+
+    # model weights (backends/weights.py, `livesight models pull`)
+    hf_endpoint: str = Field(
+        "https://huggingface.co", description="Hugging Face Hub (or a mirror) that `livesight models pull` uses."
+    )
+    hf_token: str | None = Field(
+        None,
+        validation_alias=AliasChoices("LIVESIGHT_HF_TOKEN", "hf_token"),
+        description="Bearer token for gated or private repositories; also read from HF_TOKEN.",
     )
 
     @field_validator("outbound_allow_cidrs", "outbound_deny_cidrs")

@@ -71,6 +71,9 @@ def run_server(
     # lookup of any other name) and connect only to loopback and the namespace's 10.77.0.0/24.
     overrides.setdefault("source_allowed_hosts", ["127.0.0.1", "localhost", "10.77.0.1", "10.77.0.2"])
     overrides.setdefault("outbound_allow_cidrs", ["127.0.0.0/8", "::1/128", "10.77.0.0/24"])
+    # An Ollama or llama.cpp the developer runs must not add models to every test (tests/api/test_discovery.py
+    # turns discovery on against its own fake engine).
+    overrides.setdefault("discover_local_engines", False)
     settings: Settings = load_settings(None, host=host, port=0, **overrides)
     clock = clock or FakeClock()
     keys = SQLiteKeyStore(tmp_path / "keys.db")

@@ -21,6 +21,7 @@ from livesight.api.metrics import Metrics
 from livesight.api.metrics import build_router as build_metrics_router
 from livesight.api.middleware import RequestContextMiddleware
 from livesight.api.schemas import Publish
+from livesight.backends.discovery import LocalEngines
 from livesight.backends.inflight import InflightBudget
 from livesight.backends.registry import ModelRegistry
 from livesight.buffer.pool import BufferLimits, BufferPool
@@ -136,6 +137,7 @@ def create_app(
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
     # Bounded pool for media CPU work on the request path (mp4 encode, thumbnails).
     media_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="livesight-media")
+    local_engines = LocalEngines.from_settings(settings)  # Ollama / llama.cpp on this machine (docs/local-models.md)
     model_registry = ModelRegistry(
         settings.models,
         clock=clock,
@@ -143,6 +145,8 @@ def create_app(
         executor=media_executor,
         probe_ttl_ms=round(settings.model_probe_ttl_s * 1000),
         inflight=InflightBudget(settings.upstream_inflight_mb * MB, settings.upstream_inflight_wait_s),
+        discover=local_engines.discover if local_engines else None,
+        discover_ttl_ms=round(settings.discovery_ttl_s * 1000),
     )
     resolver = ChatResolver(directory, settings.max_segment_frames, settings.max_request_frames)
     chat_service = ChatService(model_registry, resolver, clock, app_metrics)

@@ -4,13 +4,19 @@ Built-in models (`livesight/ocr`) are present without configuration; `[[models]]
 them (an entry with a built-in's id replaces its settings). `GET /models` reports a model `ready`
 only when its backend answered a health probe: upstreams are probed with `GET {base_url}/models`
 (bounded, results reused for `probe_ttl_ms`), built-ins are ready once loaded.
+
+A third source, `discover` (local engines found by themselves, `discovery.py`), is asked at `start()`,
+then every `discover_ttl_ms` in the background and whenever `GET /models` finds its answer older than
+that: its models are added as entries marked `discovered` and removed when the next answer lacks them.
+Built-in and configured ids always win over a discovered one with the same id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
@@ -35,6 +41,10 @@ class BackendContext:
 
 
 BackendFactory = Callable[[ModelConfig, BackendContext], Backend]
+Discover = Callable[[], Awaitable[list[ModelConfig]]]
+"""Model configurations found at run time (local engines): the registry's third source."""
+
+log = logging.getLogger("livesight.models")
 
 
 def _builtin(config: ModelConfig, context: BackendContext) -> Backend:
@@ -58,6 +68,7 @@ class ModelEntry:
     created: int
     probed_at_ms: int | None = None
     probing: asyncio.Future[bool] | None = None
+    discovered: bool = False
 
     @property
     def id(self) -> str:
@@ -79,9 +90,17 @@ class ModelRegistry:
         probe_ttl_ms: int = 5_000,
         ocr_factory: Callable[[ModelConfig], AnswerModel] = default_ocr_factory,
         inflight: InflightBudget | None = None,
+        discover: Discover | None = None,
+        discover_ttl_ms: int = 30_000,
     ) -> None:
         self._clock = clock
         self._probe_ttl_ms = probe_ttl_ms
+        self._discover = discover
+        self._discover_ttl_ms = discover_ttl_ms
+        self._discovered_at_ms: int | None = None
+        self._discovering: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()  # closing backends of discovered models that went away
+        self._forever: asyncio.Future[None] | None = None
         created = clock.now_ms() // 1000
         configured = list(configs)
         seen: set[str] = set()
@@ -90,11 +109,12 @@ class ModelRegistry:
                 raise ValueError(f"model id {config.id!r} is configured twice")
             seen.add(config.id)
         # one in-flight budget for every upstream model
-        context = BackendContext(clock, executor, inflight or InflightBudget(), ocr_factory)
+        context = self._context = BackendContext(clock, executor, inflight or InflightBudget(), ocr_factory)
         all_configs = [builtin_config(b) for b in builtins if b not in seen] + configured
         self._entries: dict[str, ModelEntry] = {}
         for config in all_configs:
             self._entries[config.id] = ModelEntry(config, BACKENDS[config.backend](config, context), created)
+        self._fixed = frozenset(self._entries)  # built-in and configured ids: never replaced by a discovered one
 
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())
@@ -106,6 +126,13 @@ class ModelRegistry:
             known = ", ".join(sorted(self._entries)) or "none"
             raise ModelUnavailable(f"model {model_id!r} is not served here (models: {known}); see GET /v1/models")
         return entry
+
+    async def find(self, model_id: str) -> ModelEntry:
+        """`get`, but an id not known yet first asks the discovery source again (when its answer is older
+        than the TTL), so a model pulled into a local engine is served without waiting for the refresh."""
+        if model_id not in self._entries and self._discover is not None:
+            await self.discover()
+        return self.get(model_id)
 
     async def get_ready(self, model_id: str) -> ModelEntry:
         """The model for a chat request (CONTRACT §6): 404 `model_unavailable` when the id is unknown,
@@ -137,15 +164,69 @@ class ModelRegistry:
         entry.probing = None
 
     def start(self, *, preload: bool) -> None:
-        """Begin what makes each backend ready (built-in models load); call on the event loop."""
+        """Begin what makes each backend ready (built-in models load) and the background discovery of
+        local engines; call on the event loop."""
         if preload:
             for entry in self._entries.values():
                 entry.backend.start()
+        if self._discover is not None and self._forever is None:
+            self._forever = asyncio.ensure_future(self._discover_forever())
+
+    async def discover(self) -> None:
+        """Ask the discovery source again when its last answer is older than the TTL; concurrent callers
+        share one question. Its models become entries; discovered entries it no longer lists go away."""
+        if self._discover is None:
+            return
+        if self._discovering is None:
+            at = self._discovered_at_ms
+            if at is not None and self._clock.now_ms() - at < self._discover_ttl_ms:
+                return
+            self._discovering = asyncio.ensure_future(self._rediscover(self._discover))
+        await asyncio.shield(self._discovering)
+
+    async def _rediscover(self, discover: Discover) -> None:
+        try:
+            found = await discover()
+        except Exception:
+            log.exception("discovering local models failed; the list stays as it was")
+            return
+        finally:
+            self._discovered_at_ms = self._clock.now_ms()
+            self._discovering = None
+        self._merge(found)
+
+    def _merge(self, found: list[ModelConfig]) -> None:
+        wanted = {c.id: c for c in found if c.id not in self._fixed}
+        for model_id, entry in list(self._entries.items()):
+            if entry.discovered and wanted.get(model_id) != entry.config:
+                del self._entries[model_id]
+                self._keep(asyncio.ensure_future(entry.backend.aclose()))
+                log.info("model %s is gone from its local engine", model_id)
+        created = self._clock.now_ms() // 1000
+        for model_id, config in wanted.items():
+            if model_id not in self._entries:
+                backend = BACKENDS[config.backend](config, self._context)
+                self._entries[model_id] = ModelEntry(config, backend, created, discovered=True)
+                log.info("found model %s on a local engine (%s)", model_id, config.base_url)
+
+    async def _discover_forever(self) -> None:
+        while True:
+            await self.discover()
+            await asyncio.sleep(max(1.0, self._discover_ttl_ms / 1000))
+
+    def _keep(self, task: asyncio.Future[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def refresh(self) -> list[ModelEntry]:
-        """Probe every backend whose last probe is older than the TTL (concurrently); the entries."""
+        """Discover again and probe every backend whose last probe is older than the TTLs; the entries."""
+        await self.discover()
         await asyncio.gather(*(self._probe(e) for e in self._entries.values()), return_exceptions=True)
         return self.entries()
 
     async def aclose(self) -> None:
+        for task in (self._forever, self._discovering):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (self._forever, *self._tasks) if t is not None), return_exceptions=True)
         await asyncio.gather(*(e.backend.aclose() for e in self._entries.values()), return_exceptions=True)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from livesight import __version__
 
 # Subcommand modules, in help order. Each defines register(subparsers) and sets `func` on its parser.
-COMMANDS = ("serve", "demo", "publish", "ask", "watch", "keys")
+COMMANDS = ("serve", "demo", "publish", "ask", "watch", "keys", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,6 +60,10 @@ class PublishError(OperatorError):
     """The publisher CLI could not publish; the message says why and is safe to print."""
 
 
+class WeightsUnavailable(OperatorError):
+    """Model weights could not be downloaded or verified; the message says what to fetch and where to put it."""
+
+
 class InternalError(LivesightError):
     """Generic 500; the message never carries internals."""
 

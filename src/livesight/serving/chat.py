@@ -50,7 +50,7 @@ class ChatService:
         started = time.perf_counter()
         model = "unknown"  # a metrics label: only a configured model id, never what the client typed
         try:
-            model = self._models.get(body.model).id
+            model = (await self._models.find(body.model)).id
             prepared = await self._prepare(body, owner, model, started)
             upstream_started = time.perf_counter()
             completion = await prepared.backend.complete(prepared.request)
@@ -68,7 +68,7 @@ class ChatService:
         started = time.perf_counter()
         model = "unknown"
         try:
-            model = self._models.get(body.model).id
+            model = (await self._models.find(body.model)).id
             prepared = await self._prepare(body, owner, model, started)
             chunks = prepared.backend.stream(prepared.request).__aiter__()
             upstream_started = time.perf_counter()
