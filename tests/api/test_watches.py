@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from livesight.core.clock import FakeClock
-from tests.api.chat_env import ChatEnv, chat_env, image_message
+from tests.api.chat_env import ChatEnv, chat_env, image_message, video_message
 from tests.support.polling import wait_for
 from tests.support.webhook_receiver import run_receiver
 
@@ -111,6 +111,14 @@ def test_create_refusals(env: ChatEnv) -> None:
             "ovs://streams/00000000-0000-4000-8000-000000000000?frame_index=-1"
         )
         assert c.post("/v1/watches", json=unknown).status_code == 404
+        no_model = body(env)
+        no_model["request"]["model"] = "no-such-model"
+        r = c.post("/v1/watches", json=no_model)
+        assert r.status_code == 404 and "no-such-model" in r.json()["detail"], r.text
+        no_video = body(env)
+        no_video["request"].update(model="image-only", messages=video_message(env.ovs("start_offset_ms=-1000")))
+        r = c.post("/v1/watches", json=no_video)
+        assert r.status_code == 400 and "does not accept video" in r.json()["detail"], r.text
         assert c.post("/v1/watches", json=body(env, interval_ms=100)).status_code == 422
         past = body(env, expires_at_ms=env.server.clock.now_ms() - 1)
         assert c.post("/v1/watches", json=past).status_code == 400

@@ -16,6 +16,8 @@ from livesight.core.clock import FakeClock
 from livesight.core.errors import LivesightError
 from livesight.core.frame import IngestFrame, JpegPayload
 from livesight.core.outbound import OutboundPolicy
+from livesight.resolve.draft import ChatDraft
+from livesight.serving.build import draft_from
 from livesight.serving.protocol import ChatCompletionRequest
 from livesight.store.watches import SQLiteWatchStore
 from livesight.streams.registry import StreamRegistry
@@ -40,6 +42,9 @@ class FakeRunner:
     most_running: int = 0
     calls: int = 0
     seen: list[int] = field(default_factory=list)
+
+    async def check(self, body: ChatCompletionRequest) -> ChatDraft:
+        return draft_from(body)
 
     async def complete(self, body: ChatCompletionRequest, owner: str) -> dict[str, object]:
         self.calls += 1

@@ -55,10 +55,10 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         response_model=WatchOut,
         responses={
             400: _err(
-                "An invalid ovs:// URI, a request without one, expires_at_ms not in the future, or a webhook URL "
-                "that is malformed or refused by the outbound policy"
+                "An invalid ovs:// URI, a request without one, media its model does not take, expires_at_ms not in "
+                "the future, or a webhook URL that is malformed or refused by the outbound policy"
             ),
-            404: _err("A stream of the request is unknown, ended, or another key's"),
+            404: _err("A stream of the request is unknown, ended, or another key's; or its model is unknown"),
             429: _err("Too many watches that have not ended for this key (max_active_watches_per_key)"),
         },
         summary="Start a watch: a chat request asked at an interval",

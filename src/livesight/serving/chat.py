@@ -23,6 +23,7 @@ from livesight.core.clock import Clock
 from livesight.core.errors import InternalError, LivesightError
 from livesight.core.jsontypes import JsonObject
 from livesight.core.metrics import NULL_RECORDER, ChatRecorder
+from livesight.resolve.draft import ChatDraft
 from livesight.resolve.request import ChatResolver
 from livesight.serving.answer import AnswerStream, Report, aclose, estimated_usage, record_failure
 from livesight.serving.build import draft_from
@@ -85,6 +86,14 @@ class ChatService:
         except LivesightError as exc:
             record_failure(self.recorder, model, exc)
             raise
+
+    async def check(self, body: ChatCompletionRequest) -> ChatDraft:
+        """What the request would be refused for before any stream is read, without running it: an unknown
+        model (404 `model_unavailable`), a bad ovs:// URI or media the model does not take (400)."""
+        entry = await self._models.find(body.model)
+        draft = draft_from(body)
+        draft.check_capabilities(entry.config)
+        return draft
 
     async def _prepare(self, body: ChatCompletionRequest, owner: str, model: str, started: float) -> _Prepared:
         entry = await self._models.get_ready(body.model)

@@ -1,8 +1,9 @@
 """The seam through which a watch runs its chat request: the chat pipeline's serving object.
 
-`complete` returns the whole `chat.completion` as `POST /chat/completions` would send it, including
-`overshoot` (`frames`, `timing`), and raises `LivesightError` subclasses (`status`, `code`,
-`message`) on failure. Tests drive the scheduler with a small fake of this protocol.
+`check` refuses at create what every tick would be refused for; `complete` returns the whole
+`chat.completion` as `POST /chat/completions` would send it, including `overshoot` (`frames`,
+`timing`), and raises `LivesightError` subclasses (`status`, `code`, `message`) on failure. Tests
+drive the scheduler with a small fake of this protocol.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Protocol
 
 from livesight.core.errors import LivesightError
 from livesight.core.jsontypes import JsonObject
+from livesight.resolve.draft import ChatDraft
 from livesight.serving.protocol import ChatCompletionRequest
 
 
@@ -18,6 +20,11 @@ class ChatRunner(Protocol):
     """`livesight.serving.chat.ChatService` in the server; a fake in the scheduler's tests."""
 
     async def complete(self, body: ChatCompletionRequest, owner: str) -> JsonObject: ...
+
+    async def check(self, body: ChatCompletionRequest) -> ChatDraft:
+        """At create: what the request would be refused for whatever the streams (unknown model 404,
+        bad URI or media the model does not take 400); the parsed draft otherwise."""
+        ...
 
 
 # Codes of 4xx errors that a later tick can heal (frames not there yet, a rate limit); every other 4xx

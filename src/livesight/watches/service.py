@@ -111,7 +111,7 @@ class WatchService:
         self._sweep()
         request = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
         body = _body(request)
-        stream_ids = stream_ids_of(body, self.registry, owner)
+        stream_ids = stream_ids_of(await self.runner.check(body), self.registry, owner)
         now = self.clock.now_ms()
         expires = spec.expires_at_ms
         if expires is not None and expires <= now:

@@ -9,17 +9,16 @@ import httpx
 from livesight.core.errors import RequestInvalid
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
 from livesight.ingest.egress import resolve_checked
-from livesight.serving.build import draft_from
-from livesight.serving.protocol import ChatCompletionRequest
+from livesight.resolve.draft import ChatDraft
 from livesight.streams.directory import StreamDirectory
 
 log = logging.getLogger("livesight.watches")
 
 
-def stream_ids_of(body: ChatCompletionRequest, streams: StreamDirectory, owner: str) -> list[str]:
-    """The streams a watch's request names (its ovs:// URIs parsed as chat parses them: a bad one is 400),
-    each checked to be an active stream of `owner` (404 otherwise)."""
-    ids = draft_from(body).stream_ids
+def stream_ids_of(draft: ChatDraft, streams: StreamDirectory, owner: str) -> list[str]:
+    """The streams a watch's request names (its parsed draft), each checked to be an active stream of
+    `owner` (404 otherwise)."""
+    ids = draft.stream_ids
     if not ids:
         raise RequestInvalid(
             "a watch's request needs at least one ovs:// image_url or video_url part naming the stream to watch"
