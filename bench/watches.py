@@ -1,6 +1,6 @@
 """Many watches at once: W watches at an interval on `livesight/ocr` over S streams.
 
-    .venv/bin/python bench/watches.py [--watches 100] [--streams 10] [--interval-ms 1000] [--seconds 60]
+    PYTHONPATH=src .venv/bin/python -m bench.watches [--watches 100] [--streams 10] [--interval-ms 1000] [--seconds 60]
 
 The real app runs in this process (uvicorn on a free port, the real clock, the built-in OCR model,
 preloaded before the window starts). A pusher puts a new 640x360 frame with a sign and a counter into
