@@ -11,6 +11,7 @@ from standardwebhooks import Webhook
 
 from livesight.core.clock import FakeClock
 from tests.api.chat_env import ChatEnv, chat_env, image_message, video_message
+from tests.support.metrics import sample
 from tests.support.polling import wait_for
 from tests.support.webhook_receiver import run_receiver
 
@@ -64,6 +65,9 @@ def test_create_inspect_list_pause_delete_and_results(env: ChatEnv) -> None:
     assert first["frames"][0]["stream_id"] == env.stream_id and first["frames"][0]["frame_indexes"] == [99]
     shown = get(env, created["id"])
     assert shown["counts"]["runs"] >= 2 and shown["counts"]["matches"] >= 2 and shown["last_result"]["matched"]
+    metrics = env.server.components.metrics
+    assert sample(metrics, "livesight_watch_runs_total", outcome="ok") >= 2
+    assert sample(metrics, "livesight_watches_active") == 1
     with env.server.client(env.key) as c:
         assert [w["id"] for w in c.get("/v1/watches").json()["data"]] == [created["id"]]
         paused = c.patch(f"/v1/watches/{created['id']}", json={"state": "paused", "interval_ms": 500})
@@ -75,6 +79,7 @@ def test_create_inspect_list_pause_delete_and_results(env: ChatEnv) -> None:
             assert gone.status_code == 200 and gone.json()["state"] == "ended"
             assert gone.json()["end_reason"] == "deleted"
         assert c.patch(f"/v1/watches/{created['id']}", json={"state": "active"}).status_code == 400
+    assert sample(metrics, "livesight_watches_active") == 0
 
 
 def test_another_key_sees_nothing(env: ChatEnv) -> None:
@@ -191,7 +196,14 @@ def test_webhooks_are_signed_retried_until_they_land_and_verify(env: ChatEnv) ->
     failed = {r.headers["webhook-id"] for r in receiver.received if r.status == 500}
     landed = {r.headers["webhook-id"] for r in receiver.ok()}
     assert len(failed) >= 1 and failed <= landed  # each failed message was retried, under its id, until it landed
-    assert first_id in failed
+    metrics = env.server.components.metrics
+
+    def attempts_counted() -> bool:  # each attempt is counted once its answer is back at the server
+        failed = sample(metrics, "livesight_webhook_attempts_total", outcome="failed")
+        delivered = sample(metrics, "livesight_webhook_attempts_total", outcome="delivered")
+        return (failed, delivered) == (len([r for r in receiver.received if r.status == 500]), len(receiver.ok()))
+
+    wait_for(attempts_counted, timeout=5, what="webhook attempts in livesight_webhook_attempts_total")
     verifier = Webhook(secret)
     for got in receiver.ok():
         payload = verifier.verify(got.body, got.headers)

@@ -182,7 +182,9 @@ def create_app(
             ended_kept_ms=settings.watch_ended_retention_s * 1000,
         ),
         SQLiteWatchStore(settings.resolved_db_path) if settings.persist_watches else None,
+        recorder=app_metrics,
     )
+    app_metrics.count_watches(watch_service.active_count)
     parts = Components(
         settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics, watch_service
     )

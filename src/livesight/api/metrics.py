@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.responses import Response
@@ -100,6 +100,13 @@ class Metrics:
         self.requests = Counter(
             "livesight_http_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
         )
+        self.watch_runs = Counter("livesight_watch_runs", "Watch model calls by outcome", ["outcome"], registry=r)
+        self.watch_skips = Counter(
+            "livesight_watch_skips", "Watch ticks that started no model call", ["reason"], registry=r
+        )
+        self.webhook_attempts = Counter(
+            "livesight_webhook_attempts", "Webhook delivery attempts by outcome", ["outcome"], registry=r
+        )
         self.chat_requests = Counter("livesight_chat_requests", "Chat completions", ["model", "status"], registry=r)
         self.upstream_errors = Counter("livesight_upstream_errors", "Upstream failures", ["code"], registry=r)
         self.resolve = self._seconds("livesight_chat_resolve_seconds", "Resolving ovs:// parts", _MS)
@@ -120,6 +127,22 @@ class Metrics:
 
     def watch(self, streams: StreamDirectory, pool: BufferPool) -> None:
         self.registry.register(_StateCollector(streams, pool))
+
+    def count_watches(self, active: Callable[[], int]) -> None:
+        """`livesight_watches_active`, read from `active` at scrape time."""
+        gauge = Gauge("livesight_watches_active", "Watches that have not ended", registry=self.registry)
+        gauge.set_function(active)
+
+    # --- core.metrics.WatchRecorder -----------------------------------------------------------
+
+    def watch_skipped(self, reason: str) -> None:
+        self.watch_skips.labels(reason).inc()
+
+    def watch_ran(self, ok: bool) -> None:
+        self.watch_runs.labels("ok" if ok else "error").inc()
+
+    def webhook_attempt(self, outcome: str) -> None:
+        self.webhook_attempts.labels(outcome).inc()
 
     # --- core.metrics.Recorder ----------------------------------------------------------------
 

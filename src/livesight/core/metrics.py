@@ -60,6 +60,22 @@ class ChatRecorder(Protocol):
         ...
 
 
+class WatchRecorder(Protocol):
+    """What the watches record (labels are closed sets: no watch, stream or key ids)."""
+
+    def watch_skipped(self, reason: str) -> None:
+        """A tick that started no model call: `busy`, `no_new_frames` or `no_change`."""
+        ...
+
+    def watch_ran(self, ok: bool) -> None:
+        """A tick's model call ended (with a result, or with an error result)."""
+        ...
+
+    def webhook_attempt(self, outcome: str) -> None:
+        """One webhook attempt: `delivered`, `failed` (will be retried) or `abandoned` (given up)."""
+        ...
+
+
 class NullRecorder:
     def frame_received(self, codec: str | None) -> None:
         pass
@@ -88,5 +104,14 @@ class NullRecorder:
     def chat_failed(self, model: str, exc: LivesightError) -> None:
         pass
 
+    def watch_skipped(self, reason: str) -> None:
+        pass
 
-NULL_RECORDER = NullRecorder()  # a Recorder and a ChatRecorder
+    def watch_ran(self, ok: bool) -> None:
+        pass
+
+    def webhook_attempt(self, outcome: str) -> None:
+        pass
+
+
+NULL_RECORDER = NullRecorder()  # a Recorder, a ChatRecorder and a WatchRecorder

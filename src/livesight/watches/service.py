@@ -32,6 +32,7 @@ from livesight.core.errors import (
     WatchNotFound,
 )
 from livesight.core.jsontypes import JsonObject
+from livesight.core.metrics import NULL_RECORDER, WatchRecorder
 from livesight.serving.protocol import ChatCompletionRequest
 from livesight.store.watches import SQLiteWatchStore
 from livesight.streams.directory import StreamDirectory
@@ -71,9 +72,10 @@ class WatchService:
         deliverer: Deliverer,
         limits: WatchLimits,
         store: SQLiteWatchStore | None = None,
+        recorder: WatchRecorder = NULL_RECORDER,
     ) -> None:
         self.registry, self.runner, self.clock = registry, runner, clock
-        self.gate, self.deliverer, self.limits = gate, deliverer, limits
+        self.gate, self.deliverer, self.limits, self.recorder = gate, deliverer, limits, recorder
         self.journal = WatchJournal(store, limits.results_kept, limits.results_max_age_ms)
         self._watches: dict[str, Watch] = {}
         self._rt: dict[str, _Runtime] = {}
@@ -120,7 +122,7 @@ class WatchService:
         if spec.webhook_url is not None:
             webhook = {"url": spec.webhook_url, "secret": spec.webhook_secret or new_secret()}
             await check_webhook(spec.webhook_url, self.deliverer.policy)
-        if self._active_count(owner) >= self.limits.max_active_per_owner:
+        if self.active_count(owner) >= self.limits.max_active_per_owner:
             raise WatchLimitExceeded(
                 f"this key has {self.limits.max_active_per_owner} watches that have not ended "
                 "(max_active_watches_per_key): delete one first"
@@ -219,7 +221,7 @@ class WatchService:
             if watch.state != "active":
                 continue
             if rt.run is not None and not rt.run.done():
-                watch.counts.skipped["busy"] += 1
+                self._skipped(watch, "busy")
                 continue
             rt.run = asyncio.create_task(self._tick(watch, rt))
 
@@ -245,7 +247,7 @@ class WatchService:
         if watch.only_on_new_frames and not any(
             index > watch.last_frame_indexes.get(sid, -1) for sid, index in newest.items()
         ):
-            watch.counts.skipped["no_new_frames"] += 1
+            self._skipped(watch, "no_new_frames")
             return
         thumb: Thumb | None = None
         if watch.min_change is not None and newest:
@@ -256,7 +258,7 @@ class WatchService:
                 thumb = await asyncio.to_thread(lambda: thumbnail(payload.jpeg()))
                 if rt.last_thumb is not None and changed_fraction(rt.last_thumb, thumb) < watch.min_change:
                     watch.last_frame_indexes.update(newest)
-                    watch.counts.skipped["no_change"] += 1
+                    self._skipped(watch, "no_change")
                     return
         watch.last_frame_indexes.update(newest)
         await self.gate.acquire(watch.owner)
@@ -274,6 +276,7 @@ class WatchService:
         if watch.state == "ended":
             return
         watch.counts.runs += 1
+        self.recorder.watch_ran(error is None)
         watch.last_run_at_ms = at_ms
         if thumb is not None:
             rt.last_thumb = thumb
@@ -323,13 +326,13 @@ class WatchService:
         assert watch.webhook is not None
 
         def done(outcome: Outcome) -> None:
+            self.recorder.webhook_attempt(outcome.kind)
             if outcome.delivered:
                 watch.counts.deliveries += 1
             else:
                 watch.counts.delivery_failures += 1
+                watch.counts.deliveries_abandoned += outcome.final
                 watch.last_error = {"code": "webhook_failed", "message": outcome.error or "webhook failed"}
-                if outcome.final:
-                    watch.counts.deliveries_abandoned += 1
             if outcome.delivered or outcome.final:
                 self.journal.drop_delivery(msg_id)
 
@@ -348,6 +351,10 @@ class WatchService:
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    def _skipped(self, watch: Watch, reason: str) -> None:
+        watch.counts.skipped[reason] += 1
+        self.recorder.watch_skipped(reason)
+
     def _stream_active(self, stream_id: str, owner: str) -> bool:
         try:
             return self.registry.get(stream_id, owner).active
@@ -360,8 +367,9 @@ class WatchService:
                 self._end(watch, "stream_ended")
                 self.journal.persist(watch)
 
-    def _active_count(self, owner: str) -> int:
-        return sum(1 for w in self._watches.values() if w.owner == owner and w.state != "ended")
+    def active_count(self, owner: str | None = None) -> int:
+        """Watches that have not ended (active or paused): the owner's, or all of them."""
+        return sum(1 for w in self._watches.values() if w.state != "ended" and owner in (None, w.owner))
 
     def _end(self, watch: Watch, reason: EndReason) -> None:
         if watch.state == "ended":

@@ -69,6 +69,11 @@ class Outcome:
     error: str | None = None
     final: bool = True  # False: a failed attempt that will be retried
 
+    @property
+    def kind(self) -> str:
+        """`delivered`, `failed` (it will be retried) or `abandoned` (given up): the metric's label."""
+        return "delivered" if self.delivered else "abandoned" if self.final else "failed"
+
 
 async def post_checked(
     client: httpx.AsyncClient, policy: OutboundPolicy, url: str, body: bytes, headers: dict[str, str]
