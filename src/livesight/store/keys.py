@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
 from livesight.core.clock import Clock, SystemClock
+from livesight.store.sqlite import connect
 
 KEY_PREFIX = "ovs-"
 
@@ -93,14 +93,8 @@ class SQLiteKeyStore:
 
     def __init__(self, path: Path | str, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or SystemClock()
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        if str(path) != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA, synchronous_normal=False)
         self._migrate()
 
     def _migrate(self) -> None:

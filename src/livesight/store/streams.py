@@ -13,7 +13,6 @@ A value of the wrong type reads as absent (the defaults of `BufferStats`), never
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -29,6 +28,7 @@ from livesight.core.records import (
     StreamRecord,
     StreamState,
 )
+from livesight.store.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -149,16 +149,8 @@ class SQLiteStreamStore:
     """StreamStore on one SQLite file (may be the API keys' file: its own table and connection)."""
 
     def __init__(self, path: Path | str) -> None:
-        memory = str(path) == ":memory:"
-        if not memory:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        if not memory:
-            self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
 
     def load(self) -> list[StreamRecord]:
         with self._lock:

@@ -11,13 +11,13 @@ from one writer thread.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from livesight.core.jsontypes import JsonObject
+from livesight.store.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watches (
@@ -73,16 +73,8 @@ class StoredResult:
 
 class SQLiteWatchStore:
     def __init__(self, path: Path | str) -> None:
-        memory = str(path) == ":memory:"
-        if not memory:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        if not memory:
-            self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
 
     def load(self, results_per_watch: int) -> list[tuple[JsonObject, list[JsonObject]]]:
         """Every stored watch (oldest first) with its newest `results_per_watch` results, oldest first."""

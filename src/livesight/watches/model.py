@@ -77,6 +77,7 @@ class WatchRecord(TypedDict):
 
 
 RECORD: TypeAdapter[WatchRecord] = TypeAdapter(WatchRecord)
+_PRIVATE = frozenset({"owner", "webhook", "seq", "trigger_state", "last_frame_indexes"})
 
 
 @dataclass(slots=True)
@@ -177,27 +178,14 @@ class Watch:
         return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
 
     def public(self) -> dict[str, object]:
-        """The API's view (the webhook secret is never shown after create)."""
+        """The API's view: the record less what only the server keeps (the webhook secret is never shown
+        after create)."""
+        shown: dict[str, object] = {k: v for k, v in self.record().items() if k not in _PRIVATE}
         return {
-            "id": self.id,
+            **shown,
             "object": "watch",
-            "state": self.state,
-            "stream_ids": list(self.stream_ids),
-            "created_at_ms": self.created_at_ms,
-            "interval_ms": self.interval_ms,
-            "only_on_new_frames": self.only_on_new_frames,
-            "min_change": self.min_change,
-            "trigger": self.trigger,
             "webhook": {"url": self.webhook["url"]} if self.webhook else None,
-            "expires_at_ms": self.expires_at_ms,
-            "ended_at_ms": self.ended_at_ms,
-            "end_reason": self.end_reason,
-            "last_error": self.last_error,
-            "last_run_at_ms": self.last_run_at_ms,
             "last_seq": self.seq,
-            "counts": self.counts.to_dict(),
-            "last_result": self.last_result,
-            "request": self.request,
         }
 
     def record(self) -> WatchRecord:
