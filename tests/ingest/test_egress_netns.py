@@ -32,7 +32,10 @@ DEFAULT_POLICY = {"outbound_allow_cidrs": None, "source_allowed_hosts": None}
 def add_address(address: str) -> bool:
     family = "-6" if ":" in address else "-4"
     prefix = "128" if ":" in address else "32"
-    done = subprocess.run(["ip", family, "addr", "add", f"{address}/{prefix}", "dev", "lo"], capture_output=True)
+    # nodad: an IPv6 address is usable at once, not "tentative" for a moment (a bind then failed, EADDRNOTAVAIL)
+    extra = ["nodad"] if ":" in address else []
+    command = ["ip", family, "addr", "add", f"{address}/{prefix}", "dev", "lo", *extra]
+    done = subprocess.run(command, capture_output=True)
     return done.returncode == 0 or b"exists" in done.stderr
 
 
