@@ -40,12 +40,6 @@ def _codec(codec: str | None) -> str:
     return codec.lower() if codec else "unknown"
 
 
-def error_code(exc: LivesightError) -> str:
-    """The code the client sees (upstream HTTP errors carry the upstream status in it)."""
-    envelope_code = getattr(exc, "code_for_envelope", None)
-    return str(envelope_code()) if callable(envelope_code) else exc.code
-
-
 class _StateCollector(Collector):
     """Gauges read from the streams and the buffer pool at scrape time (on the event loop)."""
 
@@ -186,7 +180,7 @@ class Metrics:
         self.frames.labels(model).observe(frames)
 
     def chat_failed(self, model: str, exc: LivesightError) -> None:
-        code = error_code(exc)
+        code = exc.code_for_envelope()  # what the client sees: upstream_http_<status> included
         self.chat_requests.labels(model, code).inc()
         if isinstance(exc, UpstreamError):
             self.upstream_errors.labels(code).inc()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Protocol
+from collections.abc import Callable
 
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
@@ -36,6 +36,7 @@ class WatchResult(TypedDict):
 
 
 RESULT: TypeAdapter[WatchResult] = TypeAdapter(WatchResult)
+Matcher = Callable[[str, JsonValue], bool]  # a trigger's test: (output, parsed data) -> matched
 
 
 def build_result(
@@ -81,10 +82,6 @@ def build_result(
         "timing": timing,
         "error": {"code": error.code_for_envelope(), "message": error.message} if error else None,
     }
-
-
-class Matcher(Protocol):
-    def __call__(self, output: str, data: JsonValue) -> bool: ...
 
 
 def _output(completion: JsonObject) -> str:
