@@ -117,6 +117,15 @@ class ServerBusy(LivesightError):
     code = "server_busy"
 
 
+class DecoderBusy(ServerBusy):
+    """Every on-demand decoder is busy and the decode queue is full (`decode_queue_limit`)."""
+
+    code = "decoder_busy"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
 class OutboundRefused(LivesightError):
     """The outbound policy (core/outbound.py) refuses this destination. The message names the reason for
     the server log; a client-facing caller shows a generic message instead (see core/outbound.py)."""
@@ -214,6 +223,14 @@ class QueryParamInvalid(StreamError):
 class FrameEvicted(StreamError):
     status = 410
     code = "frame_evicted"
+
+
+class FrameUndecodable(StreamError):
+    """A received frame that cannot be decoded to the right pixels: data before it in its GOP was lost
+    in transit (or is corrupt). The frames after the next keyframe are fine."""
+
+    status = 422
+    code = "frame_undecodable"
 
 
 class FrameNotYetProduced(StreamError):

@@ -25,22 +25,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import TypeVarTuple
 from urllib.parse import urlsplit
 
 import av
 from av.container import InputContainer
+from av.frame import Frame
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from livesight.codec.jpeg import FrameEncoder
 from livesight.core.errors import SourceUnsupported
 from livesight.core.frame import IngestDirectory, IngestFrame, IngestTarget, JpegPayload
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
 from livesight.core.redact import redact
 from livesight.ingest.egress import Egress
-from livesight.ingest.frames import FrameEncoder
-from livesight.ingest.tap import media_ms
 
 log = logging.getLogger(__name__)
 _Ts = TypeVarTuple("_Ts")
@@ -85,6 +86,13 @@ def check_source(kind: str, url: str, file_dir: Path | None, allowed_hosts: froz
             raise SourceUnsupported(f"file {url!r} does not exist in source_file_dir")
         return str(resolved)
     raise SourceUnsupported(f"unknown source type {kind!r} (rtsp, hls or file)")
+
+
+def media_ms(frame: Frame) -> float | None:
+    """A decoded frame's media time in ms."""
+    if frame.pts is None or frame.time_base is None:
+        return None
+    return float(Fraction(frame.pts) * Fraction(frame.time_base) * 1000)
 
 
 @dataclass(frozen=True, slots=True)

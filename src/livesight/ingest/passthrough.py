@@ -1,0 +1,105 @@
+"""Keep received video encoded: aiortc hands us each depayloaded frame instead of decoding it.
+
+aiortc reassembles every frame in its jitter buffer and passes it to a decoder from
+`rtcrtpreceiver.get_decoder`, in a thread of its own per receiver, whose results it queues for
+`track.recv()` without looking at them. `install()` (once per process) swaps that factory: VP8 and
+H264 get a `Passthrough` decoder whose "decoded frames" are the `Received` bitstream chunks themselves,
+so `track.recv()` returns them and nothing is decoded at ingest (the store decodes on demand). Other
+codecs (audio) keep aiortc's decoders.
+
+It also swaps the jitter buffer for one that marks the first frame it emits after giving up on
+packets (`pli_flag`: a gap it will never fill, whose frames it dropped). Without a decoder nothing
+else would notice the loss: the store must not decode the frames after such a gap to wrong pixels.
+
+Both are module globals of `aiortc.rtcrtpreceiver` (looked up at call time, aiortc 1.16 and
+earlier). `install()` checks they exist and the tap checks the type of every frame it gets, so a
+future aiortc that moved them fails loudly (a stream error), never silently decodes again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import rtcrtpreceiver
+from aiortc.codecs.base import Decoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+from av.frame import Frame
+
+from livesight.codec.bitstream import CODECS
+
+_lock = threading.Lock()
+_installed = False
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One depayloaded video frame as it left the jitter buffer. `timestamp` is aiortc's 90 kHz media
+    time (rebased to 0 per track); `after_loss` says frames before it were lost for good."""
+
+    codec: str  # "vp8" | "h264"
+    data: bytes
+    timestamp: int
+    after_loss: bool
+
+
+class _MarkedFrame(JitterFrame):
+    after_loss = False
+
+
+class _LossMarkingJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer, plus: the next frame out after a gap it gave up on is marked."""
+
+    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
+        super().__init__(capacity, prefetch, is_video)
+        self._lost = False
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        self._lost = self._lost or pli_flag
+        if frame is not None and self._lost:
+            marked = _MarkedFrame(frame.data, frame.timestamp)
+            marked.after_loss = True
+            self._lost = False
+            return pli_flag, marked
+        return pli_flag, frame
+
+
+class Passthrough(Decoder):
+    """An aiortc `Decoder` that decodes nothing: it returns the frame it was given, as `Received`."""
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+
+    def decode(self, encoded_frame: JitterFrame) -> list[Frame]:
+        received = Received(
+            self.codec, encoded_frame.data, encoded_frame.timestamp, getattr(encoded_frame, "after_loss", False)
+        )
+        return [received]  # type: ignore[list-item]  # aiortc queues it for track.recv() untouched
+
+
+def install() -> None:
+    """Swap aiortc's decoder factory and jitter buffer (idempotent)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        namespace = vars(rtcrtpreceiver)  # the names RTCRtpReceiver looks up at call time
+        missing = [name for name in ("get_decoder", "JitterBuffer") if name not in namespace]
+        if missing:
+            raise RuntimeError(
+                f"aiortc.rtcrtpreceiver has no {', '.join(missing)}: this aiortc version cannot keep video "
+                "encoded (livesight pins aiortc~=1.16)"
+            )
+        original: Callable[[RTCRtpCodecParameters], Decoder] = namespace["get_decoder"]
+
+        def get_decoder(codec: RTCRtpCodecParameters) -> Decoder:
+            name = str(codec.name).lower()
+            return Passthrough(name) if name in CODECS else original(codec)
+
+        namespace["get_decoder"] = get_decoder
+        namespace["JitterBuffer"] = _LossMarkingJitterBuffer
+        _installed = True
