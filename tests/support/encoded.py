@@ -24,22 +24,36 @@ _ENCODERS = {"vp8": ("libvpx", {"deadline": "realtime", "cpu-used": "8"}), "h264
 
 @functools.cache
 def clip(
-    codec: str, count: int, *, gop: int = 30, width: int = 320, height: int = 180, first: int = 0
+    codec: str,
+    count: int,
+    *,
+    gop: int = 30,
+    width: int = 320,
+    height: int = 180,
+    first: int = 0,
+    bit_rate: int = 500_000,
+    noise: float = 0.0,
 ) -> tuple[bytes, ...]:
-    """`count` encoded frames showing the numbers first..first+count-1, a keyframe every `gop` frames."""
+    """`count` encoded frames showing the numbers first..first+count-1, a keyframe every `gop` frames.
+    `noise` adds Gaussian sensor noise of that sigma (camera-like bitrates; the numbers stay readable)."""
     name, options = _ENCODERS[codec]
     ctx = av.CodecContext.create(name, "w")
     assert isinstance(ctx, VideoCodecContext)
     ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
     ctx.time_base = Fraction(1, 30)
-    ctx.bit_rate = 500_000
+    ctx.bit_rate = bit_rate
     ctx.gop_size = gop
     ctx.options = {**options, **({"keyint_min": str(gop), "sc_threshold": "0"} if codec == "h264" else {})}
     pattern = TestPattern(width, height)
+    rng = np.random.default_rng(0)
     out: list[bytes] = []
     for n in range(first, first + count):
         frame = av.VideoFrame(width, height, "yuv420p")
         data = pattern.render(n, now=0.0)
+        if noise:
+            luma = np.frombuffer(data, np.uint8, width * height).astype(np.int16)
+            luma += rng.normal(0, noise, luma.shape).astype(np.int16)
+            data = np.clip(luma, 0, 255).astype(np.uint8).tobytes() + data[width * height :]
         y = width * height
         for plane, (offset, size) in zip(frame.planes, [(0, y), (y, y // 4), (y + y // 4, y // 4)], strict=True):
             plane.update(data[offset : offset + size])

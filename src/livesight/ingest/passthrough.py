@@ -51,15 +51,43 @@ class _MarkedFrame(JitterFrame):
 
 
 class _LossMarkingJitterBuffer(JitterBuffer):
-    """aiortc's jitter buffer, plus: the next frame out after a gap it gave up on is marked."""
+    """aiortc's jitter buffer, plus two things for video:
+
+    - the next frame out after a gap it gave up on is marked (`after_loss`);
+    - a frame is released as soon as its last packet (the RTP marker bit, RFC 7741 / RFC 6184) has
+      arrived with every packet before it, instead of when the next frame's first packet arrives:
+      aiortc's own rule holds every frame back one frame interval (33 ms at 30 fps);
+    - a "frame" of padding only (libwebrtc's bandwidth probes, sent after a frame's marker packet with
+      its timestamp) is not a frame: aiortc's rule used to glue such packets to the frame before.
+    """
 
     def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
         super().__init__(capacity, prefetch, is_video)
         self._lost = False
+        self._early = is_video and prefetch == 0
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        frame = super()._remove_frame(sequence_number)
+        while frame is not None and not frame.data:  # padding only: drop it and look again
+            frame = super()._remove_frame(sequence_number)
+        if frame is not None or not self._early or self._origin is None:
+            return frame
+        packets: list[RtpPacket] = []
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self.capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None  # a hole, or a frame without its marker: aiortc's rule decides
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                return JitterFrame(b"".join(p._data for p in packets), packets[0].timestamp)  # type: ignore[attr-defined]
+        return None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli_flag, frame = super().add(packet)
         self._lost = self._lost or pli_flag
+        if frame is not None and not frame.data:
+            return pli_flag, None  # only padding (bandwidth probes carry the previous frame's timestamp)
         if frame is not None and self._lost:
             marked = _MarkedFrame(frame.data, frame.timestamp)
             marked.after_loss = True

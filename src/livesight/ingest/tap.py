@@ -69,6 +69,8 @@ class FrameTap:
                 self.target.report_error("this server's aiortc decodes video itself: frames cannot be kept")
 
     def offer(self, frame: Received) -> None:
+        if not frame.data:
+            return  # nothing to keep (the jitter buffer drops padding-only frames already)
         self.received += 1
         now = time.monotonic()
         if self.first_received_at is None:
