@@ -40,11 +40,11 @@ FPS, SECONDS, GOP = 30, 70, 60
 
 def serve_livesight(upstream: str, codec: str) -> None:
     import uvicorn
+    from tests.support.encoded import clip, frames
 
     from livesight.api.app import create_app
     from livesight.settings import ModelConfig, load_settings
     from livesight.store.keys import SQLiteKeyStore
-    from tests.support.encoded import clip, frames
 
     datas = clip(codec, 300, gop=GOP, width=1280, height=720, bit_rate=2_000_000, noise=3.0)
     items = frames(codec, datas)
