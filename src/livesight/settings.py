@@ -154,7 +154,9 @@ class Settings(BaseSettings):
         2, ge=1, description="Threads that decode stored frames on demand (and JPEG pulled-source frames)."
     )
     decode_queue_limit: int = Field(
-        64, ge=1, description="Decode jobs (one per GOP read) that may wait; past it reads get 503 decoder_busy."
+        256,
+        ge=1,
+        description="Decode jobs (one per GOP a read touches) that may wait; a read past it gets 503 decoder_busy.",
     )
     decode_cache_mb: int = Field(64, ge=0, description="Recently read frames kept as JPEG, all streams together.")
     live_decode_warm_seconds: float = Field(

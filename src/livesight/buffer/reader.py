@@ -9,8 +9,8 @@ A stream whose newest frame is read keeps a *live cursor* for `warm_s` seconds: 
 follows the live edge, fed every new frame as it arrives (one frame's decode, ~1-2 ms at 720p), so the
 next read of the newest frame costs only its JPEG. Streams nobody reads decode nothing.
 
-When more decode jobs would wait than `queue_limit`, the read fails at once with 503 `decoder_busy`
-(and Retry-After) instead of growing a backlog. A frame after lost data in its GOP (ingest marks it
+When a read would make more decode jobs wait than `queue_limit`, it fails at once with 503
+`decoder_busy` (and Retry-After) instead of growing a backlog (an idle pool takes a read of any size). A frame after lost data in its GOP (ingest marks it
 `damaged`), or one the decoder refuses, is 422 `frame_undecodable` for it and the rest of its GOP:
 never a wrong picture.
 """
@@ -36,7 +36,7 @@ from livesight.core.metrics import NULL_RECORDER, Recorder
 @dataclass(frozen=True, slots=True)
 class ReaderLimits:
     workers: int = 2
-    queue_limit: int = 64  # decode jobs (one per GOP read, or one live-edge step) waiting or running
+    queue_limit: int = 256  # decode jobs (one per GOP read, or one live-edge step) waiting or running
     cache_bytes: int = 64 * 1024 * 1024
     max_side: int = 1280
     quality: int = 80
@@ -106,7 +106,7 @@ class FrameStoreReader:
             self._warm(sid)
         if not runs:
             return [found[i] for i in indexes]
-        if self.jobs + len(runs) > self.limits.queue_limit:
+        if self.jobs and self.jobs + len(runs) > self.limits.queue_limit:  # an idle pool takes any read
             raise DecoderBusy(
                 f"{label}: every frame decoder is busy ({self.jobs} decodes waiting, decode_queue_limit "
                 f"{self.limits.queue_limit}): retry shortly"
