@@ -10,9 +10,9 @@ follows the live edge, fed every new frame as it arrives (one frame's decode, ~1
 next read of the newest frame costs only its JPEG. Streams nobody reads decode nothing.
 
 When a read would make more decode jobs wait than `queue_limit`, it fails at once with 503
-`decoder_busy` (and Retry-After) instead of growing a backlog (an idle pool takes a read of any size). A frame after lost data in its GOP (ingest marks it
-`damaged`), or one the decoder refuses, is 422 `frame_undecodable` for it and the rest of its GOP:
-never a wrong picture.
+`decoder_busy` (and Retry-After) instead of growing a backlog (an idle pool takes a read of any
+size). A frame after lost data in its GOP (ingest marks it `damaged`), or one the decoder refuses, is
+422 `frame_undecodable` for it and the rest of its GOP: never a wrong picture.
 """
 
 from __future__ import annotations
