@@ -6,7 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from livesight.codec.gop import Cursor, DecodeFailed
+from livesight.codec.gop import Cursor
+from livesight.core.errors import FrameUndecodable
 from tests.support.encoded import clip
 
 
@@ -24,6 +25,6 @@ def test_every_plane_equals_what_aiortcs_decoder_makes(codec: str, aiortc_decode
 def test_a_frame_the_decoder_refuses_leaves_the_cursor_unusable() -> None:
     cursor = Cursor("vp8")
     cursor.feed(0, clip("vp8", 1)[0])
-    with pytest.raises(DecodeFailed):
+    with pytest.raises(FrameUndecodable):
         cursor.feed(1, b"\x31\xff")
     assert (cursor.index, cursor.frame) == (-1, None)

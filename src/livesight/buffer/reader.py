@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from livesight.buffer.ring import FrameRing, FrameWindow
-from livesight.codec.gop import Cursor, DecodeFailed
+from livesight.codec.gop import Cursor
 from livesight.codec.jpeg import encode_jpeg
 from livesight.core.errors import DecoderBusy, FrameEvicted, FrameUndecodable
 from livesight.core.frame import EncodedPayload, FrameInfo, JpegPayload
@@ -173,8 +173,8 @@ class FrameStoreReader:
             started = time.perf_counter()
             try:
                 cursor.feed(index, payload.data)
-            except DecodeFailed as exc:
-                out.failed_at, out.reason = index, str(exc)
+            except FrameUndecodable as exc:
+                out.failed_at, out.reason = index, exc.message
                 return out
             self.recorder.decode_seconds(payload.codec, time.perf_counter() - started)
             if index in run.wanted:
@@ -269,7 +269,7 @@ class FrameStoreReader:
                 started = time.perf_counter()
                 try:
                     cursor.feed(run.start + offset, payload.data)
-                except DecodeFailed:
+                except FrameUndecodable:
                     return  # the next keyframe starts a fresh cursor
                 self.recorder.decode_seconds(payload.codec, time.perf_counter() - started)
             live.cursor = cursor

@@ -15,12 +15,9 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 
 from livesight.codec.bitstream import H264, VP8
+from livesight.core.errors import FrameUndecodable
 
 _DECODERS = {VP8: "vp8", H264: "h264"}
-
-
-class DecodeFailed(Exception):
-    """A frame the decoder refused or that produced no picture (corrupt, truncated, missing references)."""
 
 
 class Cursor:
@@ -43,9 +40,9 @@ class Cursor:
             frames = self._ctx.decode(av.Packet(data))
         except av.FFmpegError as exc:
             self.index, self.frame = -1, None
-            raise DecodeFailed(f"the decoder refused it: {exc}") from None
+            raise FrameUndecodable(f"the decoder refused it: {exc}") from None
         if len(frames) != 1 or not isinstance(frames[0], VideoFrame):
             self.index, self.frame = -1, None
-            raise DecodeFailed(f"the decoder made {len(frames)} pictures of it, not one")
+            raise FrameUndecodable(f"the decoder made {len(frames)} pictures of it, not one")
         self.index, self.frame = index, frames[0]
         return frames[0]
