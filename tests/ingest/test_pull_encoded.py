@@ -286,3 +286,15 @@ def test_an_idr_without_its_sps_gets_the_stream_parameter_sets() -> None:
     assert len(offer_all(feed, list(items))) == 2 and feed.dropped == 10  # no size until the IDR at frame 10
     kept = offer_all(PacketFeed("h264", 1280, detect_gaps=False, params=params), items)
     assert kept[0].keyframe and kept[0].data.startswith(params) and len(kept) == 12
+
+
+def test_parameter_sets_in_a_packet_of_their_own_ride_with_the_next_picture() -> None:
+    """A packet without a slice (SPS/PPS, SEI) is no picture: it is stored in front of the next one."""
+    items = packets("h264", 12)
+    units = nal_units(bytes(items[0]))
+    head = av.Packet(b"".join(b"\x00\x00\x00\x01" + u for u in units if u[0] & 0x1F not in (1, 5)))
+    rest = av.Packet(b"".join(b"\x00\x00\x00\x01" + u for u in units if u[0] & 0x1F in (1, 5)))
+    for packet in (head, rest):
+        packet.pts, packet.dts, packet.time_base = 0, 0, Fraction(1, 1000)
+    kept = offer_all(PacketFeed("h264", 1280, detect_gaps=False), [head, rest, *items[1:]])
+    assert len(kept) == 12 and kept[0].keyframe and kept[0].data == bytes(head) + bytes(rest)

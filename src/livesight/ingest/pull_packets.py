@@ -93,6 +93,7 @@ class PacketFeed:
         self._damaged = False
         self._last_ms: float | None = None
         self._held = b""  # H264 NAL units without a slice, for the next packet
+        self._held_corrupt = False
 
     @classmethod
     def for_stream(cls, stream: VideoStream, codec: str, max_side: int, *, detect_gaps: bool) -> PacketFeed:
@@ -121,20 +122,22 @@ class PacketFeed:
     def _frame(
         self, data: bytes, pts: int | None, dts: int | None, time_base: Fraction | None, corrupt: bool
     ) -> StoredPacket | None:
-        ms = timestamp_ms(pts, time_base)
-        if pts is not None and dts is not None and pts != dts:
-            raise NeedsDecode("packets are reordered (pts differs from dts: B-frames)")
-        gap = self._check_step(ms)
-        if self.codec == VP8 and data and not data[0] & 0x10:
-            raise NeedsDecode("a hidden VP8 frame (alt-ref): not one picture per packet")
         if self.codec == H264:
             units = nal_units(self._held + data)
-            if not any(u[0] & 0x1F in _SLICES for u in units):
+            if not any(u[0] & 0x1F in _SLICES for u in units):  # no picture: it rides with the next packet
                 self._held += data
+                self._held_corrupt |= corrupt
                 return None
             data, self._held = self._held + data, b""
+            corrupt, self._held_corrupt = corrupt or self._held_corrupt, False
             if self._params and any(u[0] & 0x1F == 5 for u in units) and not any(u[0] & 0x1F == 7 for u in units):
                 data = self._params + data
+        elif not data[0] & 0x10:  # VP8 show_frame 0
+            raise NeedsDecode("a hidden VP8 frame (alt-ref): not one picture per packet")
+        if pts is not None and dts is not None and pts != dts:
+            raise NeedsDecode("packets are reordered (pts differs from dts: B-frames)")
+        ms = timestamp_ms(pts, time_base)
+        gap = self._check_step(ms)
         key = keyframe(self.codec, data)
         if key is not None:
             self._size = capped_size(key.width, key.height, self.max_side)
