@@ -21,6 +21,7 @@ from livesight.codec.bitstream import nal_units
 from livesight.core.clock import SystemClock
 from livesight.core.errors import FrameUndecodable
 from livesight.core.frame import EncodedPayload, FramePayload, JpegPayload
+from livesight.ingest import pull
 from livesight.ingest.pull_packets import NeedsDecode, PacketFeed
 from tests.ingest.test_egress import GST_RTSP, ONLY_127_0_0_1, gst_rtsp_available
 from tests.ingest.test_pull import write_hls
@@ -136,6 +137,23 @@ def test_b_frame_h264_and_mpeg4_files_are_decoded_to_jpeg(tmp_path: Path, media:
     lines = paths(caplog)
     assert any("H264 decoded to JPEG" in line and "B-frames" in line for line in lines), lines
     assert any("MPEG4 decoded to JPEG" in line for line in lines), lines
+
+
+def test_reordering_seen_only_in_the_packets_reopens_the_source_in_the_jpeg_path(
+    tmp_path: Path, media: Path, caplog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source whose probe saw no B-frames (a live source's first frames may have none) but whose packets
+    are reordered: caught before any reordered packet is stored, reopened decoded to JPEG, reads right."""
+    caplog.set_level(logging.INFO, logger="livesight.ingest.pull")
+    write(media / "bframes.mp4", "libx264", 30, preset="medium")
+    monkeypatch.setattr(pull, "encoded_codec", lambda stream: ("h264", "the probe saw no B-frames"))
+    with run_server(tmp_path, clock=SystemClock(), source_file_dir=media) as live:
+        c, sid, _ = pull_until(live, "file", "bframes.mp4", 30)
+        frames = stored(live, sid)
+        assert all(isinstance(f.payload, JpegPayload) for f in frames)
+        assert [f.number for f in frames[:30]] == list(range(30))
+        c.close()
+    assert any("reordered" in line and "reopening it decoded to JPEG" in line for line in paths(caplog)), paths(caplog)
 
 
 def test_corrupt_packet_marks_the_rest_of_its_gop_damaged(tmp_path: Path, media: Path) -> None:
