@@ -32,6 +32,7 @@ import logging
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import quote
 
 import av
@@ -45,6 +46,19 @@ from bench.clip import Clip, ClipSpec, load_or_encode
 log = logging.getLogger("bench.cheap_publisher")
 SIGNAL_TIMEOUT_S = 30
 MIME = {"vp8": "video/VP8", "h264": "video/H264"}
+
+
+class StreamResult(TypedDict):
+    sent: int  # frames handed to aiortc
+    captured: dict[int, float]  # frame n -> wall time it was handed to aiortc (its pixels show n mod loop)
+    loop: int  # the clip's length
+    error: str | None
+
+
+class PublishResult(TypedDict):
+    streams: list[StreamResult]  # in the order of the streams given
+    cpu_s: float  # this process's CPU time while publishing
+    elapsed_s: float
 
 
 class PreEncodedTrack(MediaStreamTrack):
@@ -166,7 +180,7 @@ class Publisher:
         with contextlib.suppress(Exception):
             await _send(ws, rtc.SignalRequest(leave=rtc.LeaveRequest(reason=models.DisconnectReason.CLIENT_INITIATED)))
 
-    def result(self) -> dict[str, object]:
+    def result(self) -> StreamResult:
         return {
             "sent": self.track.sent,
             "captured": self.track.captured,
@@ -181,7 +195,7 @@ def cpu_seconds() -> float:
 
 async def publish_all(
     streams: list[dict[str, str]], spec: ClipSpec, seconds: float, stop_file: Path | None
-) -> dict[str, object]:
+) -> PublishResult:
     """Publish every stream until `seconds` pass or `stop_file` appears; per-stream results."""
     clip = load_or_encode(spec)
     stop = asyncio.Event()
