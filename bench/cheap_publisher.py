@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -66,9 +67,9 @@ class PreEncodedTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, clip: Clip, fps: int, stop: asyncio.Event) -> None:
+    def __init__(self, clip: Clip, fps: int, stop: asyncio.Event, phase: float = 0.0) -> None:
         super().__init__()
-        self.clip, self.fps, self.stop_event = clip, fps, stop
+        self.clip, self.fps, self.stop_event, self.phase = clip, fps, stop, phase
         self.time_base = Fraction(1, fps)
         self.sent = 0
         self.captured: dict[int, float] = {}  # frame n -> wall time it was handed to aiortc
@@ -77,7 +78,7 @@ class PreEncodedTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet:  # type: ignore[type-arg]  # aiortc sends a Packet without encoding
         loop = asyncio.get_running_loop()
         if self._t0 is None:
-            self._t0 = loop.time()
+            self._t0 = loop.time() + self.phase
         delay = self._t0 + self.sent / self.fps - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -114,7 +115,9 @@ class Publisher:
 
     def __init__(self, url: str, token: str, spec: ClipSpec, clip: Clip, stop: asyncio.Event) -> None:
         self.url, self.token, self.spec, self.stop = url, token, spec, stop
-        self.track = PreEncodedTrack(clip, spec.fps, stop)
+        # cameras are not in phase: without this, the streams of a process would send their frames together
+        phase = random.Random(token).random() / spec.fps
+        self.track = PreEncodedTrack(clip, spec.fps, stop, phase)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no default STUN: nothing leaves
         self.error: str | None = None
         self.connected_at: float | None = None

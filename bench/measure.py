@@ -54,10 +54,10 @@ def cpu_by_role(before: dict[int, float], after: dict[int, float]) -> dict[str, 
     roles: dict[str, float] = {}
     for tid, seconds in after.items():
         name = names.get(tid, "other")
-        role = (
+        role = (  # native codec threads (FFmpeg H264 frame threads) are "other"
             "event loop (RTP, SRTP, jitter buffer, signalling, HTTP)" if name == "livesight-test-server"
             else "JPEG workers (range conversion + libjpeg-turbo)" if name.startswith("livesight-jpeg")
-            else "aiortc decoder threads (VP8 decode + frame copy)" if "decoder" in name
+            else "aiortc decoder threads (video decode + frame copy)" if "decoder" in name
             else "other (bench main thread, libraries)"
         )  # fmt: skip
         roles[role] = roles.get(role, 0.0) + seconds - before.get(tid, 0.0)
