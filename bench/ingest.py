@@ -50,6 +50,7 @@ import httpx
 import simplejpeg
 from tests.support.server import LiveServer, run_server
 
+import livesight
 from bench import measure
 from bench.clip import ClipSpec, load_or_encode
 from livesight.core.clock import SystemClock
@@ -248,6 +249,7 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
         "resolution_received": sorted({f"{f['width']}x{f['height']}" for f in final}),
         "errors": errors,
         "load_avg_1m_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "livesight_src": str(Path(livesight.__file__).parent),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}",
     }
 
