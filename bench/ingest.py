@@ -69,20 +69,23 @@ class Publishers:
         clip = ["--codec", args.codec, "--width", str(args.width), "--height", str(args.height),
                 "--fps", str(args.fps), "--bitrate", str(args.bitrate), "--gop", str(args.gop)]  # fmt: skip
         common = ["--seconds", str(total), "--stop-file", str(self.stop_file), *clip]
+        # this checkout's src first, like the server in this process (see `livesight_src` in the output)
+        path = [str(Path(livesight.__file__).parents[1]), str(ROOT), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
         if args.publisher == "cheap":
             groups = [streams[i : i + args.per_process] for i in range(0, len(streams), args.per_process)]
             for i, group in enumerate(groups):
                 listing, out = workdir / f"streams-{i}.json", workdir / f"child-{i}.json"
                 listing.write_text(json.dumps([s["publish"] for s in group]))
                 cmd = [sys.executable, "-m", "bench.cheap_publisher", "--streams", str(listing), "--out", str(out)]
-                self.children.append((subprocess.Popen([*cmd, *common], cwd=ROOT), out))
+                self.children.append((subprocess.Popen([*cmd, *common], cwd=ROOT, env=env), out))
         else:
             encode = ["--encode"] if args.publisher == "sdk-encode" else []
             for i, stream in enumerate(streams):
                 out = workdir / f"child-{i}.json"
                 cmd = [sys.executable, "-m", "bench.sdk_publisher", "--url", stream["publish"]["url"],
                        "--token", stream["publish"]["token"], "--out", str(out), *encode]  # fmt: skip
-                self.children.append((subprocess.Popen([*cmd, *common], cwd=ROOT), out))
+                self.children.append((subprocess.Popen([*cmd, *common], cwd=ROOT, env=env), out))
 
     @property
     def pids(self) -> list[int]:
