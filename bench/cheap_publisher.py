@@ -13,9 +13,12 @@ and then the server receives real RTP over DTLS-SRTP over UDP from an aiortc `RT
 track's `recv()` returns `av.Packet`s of a clip encoded once (`bench/clip.py`), paced at the clip's frame
 rate, so aiortc only packetises and applies SRTP (`Encoder.pack`); no encoder runs at publish time.
 
-Limits: keyframe requests (PLI/FIR) are ignored (aiortc's sender only honours them when it encodes), so the
-publisher's keyframes come every `gop` frames of the clip whatever the server asks; REMB is ignored too
-(the bitrate is the clip's). The clip loops, so the number drawn in the pixels is `sent mod clip length`.
+Keyframe requests (PLI/FIR) are answered the only way a pre-encoded clip can: the next frame sent is the
+clip's next keyframe (it skips ahead, so the pictures jump but every frame still decodes and still shows its
+own number); `--ignore-pli` sends keyframes only every `gop` frames, like a publisher that ignores requests.
+Without this, one lost packet would cost the receiver everything up to the next periodic keyframe (aiortc's
+sender acts on PLI only when it encodes). Requests and jumps are counted per stream. REMB is ignored (the
+bitrate is the clip's). The clip loops: the pixels of the frame at `position` show `position mod clip length`.
 
 Many streams share one process (one asyncio loop, one peer connection each); `bench/ingest.py` starts as
 many processes as needed (`--per-process`). Run alone (inside `scripts/netns`) with a JSON list of
@@ -54,6 +57,8 @@ class StreamResult(TypedDict):
     captured: dict[int, float]  # frame n -> wall time it was handed to aiortc (its pixels show n mod loop)
     loop: int  # the clip's length
     error: str | None
+    keyframe_requests: int  # PLI/FIR received
+    keyframe_jumps: int  # times the clip skipped ahead to its next keyframe to answer one
 
 
 class PublishResult(TypedDict):
@@ -67,13 +72,23 @@ class PreEncodedTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, clip: Clip, fps: int, stop: asyncio.Event, phase: float = 0.0) -> None:
+    def __init__(self, clip: Clip, fps: int, stop: asyncio.Event, phase: float = 0.0, *, honour_pli: bool) -> None:
         super().__init__()
         self.clip, self.fps, self.stop_event, self.phase = clip, fps, stop, phase
+        self.honour_pli = honour_pli
         self.time_base = Fraction(1, fps)
-        self.sent = 0
-        self.captured: dict[int, float] = {}  # frame n -> wall time it was handed to aiortc
+        self.sent = 0  # frames handed to aiortc (their pts)
+        self.position = 0  # in an endless loop of the clip: the pixels of frame `position` show `position mod loop`
+        self.captured: dict[int, float] = {}  # position -> wall time it was handed to aiortc
+        self.keyframe_requests = 0
+        self.keyframe_jumps = 0
+        self._keyframe_wanted = False
         self._t0: float | None = None
+
+    def request_keyframe(self) -> None:
+        """The receiver sent PLI or FIR: with `honour_pli`, the next frame sent is the clip's next keyframe."""
+        self.keyframe_requests += 1
+        self._keyframe_wanted = self.honour_pli
 
     async def recv(self) -> av.Packet:  # type: ignore[type-arg]  # aiortc sends a Packet without encoding
         loop = asyncio.get_running_loop()
@@ -85,11 +100,17 @@ class PreEncodedTrack(MediaStreamTrack):
         if self.stop_event.is_set():
             self.stop()
             raise MediaStreamError("stopped")
-        data, _ = self.clip[self.sent % len(self.clip)]
+        if self._keyframe_wanted:
+            self._keyframe_wanted = False
+            while not self.clip[self.position % len(self.clip)][1]:
+                self.position += 1
+            self.keyframe_jumps += 1
+        data, _ = self.clip[self.position % len(self.clip)]
         packet = av.Packet(data)
         packet.pts, packet.time_base = self.sent, self.time_base
-        self.captured[self.sent] = time.time()
+        self.captured[self.position] = time.time()
         self.sent += 1
+        self.position += 1
         return packet
 
 
@@ -113,11 +134,13 @@ async def _send(ws: ClientConnection, request: rtc.SignalRequest) -> None:
 class Publisher:
     """One stream: its signalling WebSocket and its aiortc peer connection."""
 
-    def __init__(self, url: str, token: str, spec: ClipSpec, clip: Clip, stop: asyncio.Event) -> None:
+    def __init__(
+        self, url: str, token: str, spec: ClipSpec, clip: Clip, stop: asyncio.Event, *, honour_pli: bool = True
+    ) -> None:
         self.url, self.token, self.spec, self.stop = url, token, spec, stop
         # cameras are not in phase: without this, the streams of a process would send their frames together
         phase = random.Random(token).random() / spec.fps
-        self.track = PreEncodedTrack(clip, spec.fps, stop, phase)
+        self.track = PreEncodedTrack(clip, spec.fps, stop, phase, honour_pli=honour_pli)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no default STUN: nothing leaves
         self.error: str | None = None
         self.connected_at: float | None = None
@@ -148,6 +171,15 @@ class Publisher:
         await _send(ws, rtc.SignalRequest(add_track=add))
         await _recv_signal(ws, "track_published")
         transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
+        # aiortc's sender calls `_send_keyframe` on PLI/FIR but only acts on it when it encodes: tell the track
+        sender, track = transceiver.sender, self.track
+        original = sender._send_keyframe
+
+        def send_keyframe() -> None:
+            track.request_keyframe()
+            original()
+
+        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
         mime = MIME[self.spec.codec].lower()
         codecs = RTCRtpSender.getCapabilities("video").codecs
         transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in (mime, "video/rtx")])
@@ -189,6 +221,8 @@ class Publisher:
             "captured": self.track.captured,
             "loop": len(self.track.clip),
             "error": self.error,
+            "keyframe_requests": self.track.keyframe_requests,
+            "keyframe_jumps": self.track.keyframe_jumps,
         }
 
 
@@ -197,12 +231,17 @@ def cpu_seconds() -> float:
 
 
 async def publish_all(
-    streams: list[dict[str, str]], spec: ClipSpec, seconds: float, stop_file: Path | None
+    streams: list[dict[str, str]],
+    spec: ClipSpec,
+    seconds: float,
+    stop_file: Path | None,
+    *,
+    honour_pli: bool = True,
 ) -> PublishResult:
     """Publish every stream until `seconds` pass or `stop_file` appears; per-stream results."""
     clip = load_or_encode(spec)
     stop = asyncio.Event()
-    publishers = [Publisher(s["url"], s["token"], spec, clip, stop) for s in streams]
+    publishers = [Publisher(s["url"], s["token"], spec, clip, stop, honour_pli=honour_pli) for s in streams]
     cpu0, t0 = cpu_seconds(), time.monotonic()
     runs = [asyncio.create_task(p.run()) for p in publishers]
     while time.monotonic() - t0 < seconds and not (stop_file and stop_file.exists()):  # noqa: ASYNC240, ASYNC110 (another process signals)
@@ -229,11 +268,12 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=2_000_000)
     parser.add_argument("--gop", type=int, default=60)
+    parser.add_argument("--ignore-pli", action="store_true", help="keyframes only every --gop frames")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     spec = ClipSpec(args.codec, args.width, args.height, args.fps, args.bitrate, args.gop)
     streams = json.loads(args.streams.read_text())
-    result = asyncio.run(publish_all(streams, spec, args.seconds, args.stop_file))
+    result = asyncio.run(publish_all(streams, spec, args.seconds, args.stop_file, honour_pli=not args.ignore_pli))
     args.out.write_text(json.dumps(result))
 
 

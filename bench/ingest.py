@@ -78,6 +78,7 @@ class Publishers:
                 listing, out = workdir / f"streams-{i}.json", workdir / f"child-{i}.json"
                 listing.write_text(json.dumps([s["publish"] for s in group]))
                 cmd = [sys.executable, "-m", "bench.cheap_publisher", "--streams", str(listing), "--out", str(out)]
+                cmd += ["--ignore-pli"] if args.ignore_pli else []
                 self.children.append((subprocess.Popen([*cmd, *common], cwd=ROOT, env=env), out))
         else:
             encode = ["--encode"] if args.publisher == "sdk-encode" else []
@@ -185,7 +186,7 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
             streams = [c.post("/v1/streams").json() for _ in range(n)]
         ids = [s["id"] for s in streams]
         rss_before = measure.rss_bytes()
-        publishers = Publishers(args, streams, workdir, total)
+        publishers, started = Publishers(args, streams, workdir, total), time.monotonic()
         try:
 
             def last_indexes() -> list[int]:
@@ -213,6 +214,7 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
             roles = measure.cpu_by_role(threads0, threads1)
             seen = poll_newest(server.base_url, key, ids, args.latency_seconds, args.poll_ms)
             results = publishers.finish(timeout=60)
+            total_s = time.monotonic() - started
             latencies = latencies_ms(server, key, seen, results) if args.latency_seconds > 0 else []
             with server.client(key) as c:
                 final = [c.get(f"/v1/streams/{s}").json() for s in ids]
@@ -241,6 +243,9 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
         "server_cpu_share": {k: round(v / max(1e-9, cpu1 - cpu0), 3) for k, v in sorted(roles.items())},
         "publisher_cpu_s_per_stream_s": round((pub1 - pub0) / (n * window), 4),
         "publisher_processes": len(publishers.children),
+        "keyframe_requests_per_stream_s": round(sum(r.get("keyframe_requests", 0) for r in results) / (n * total_s), 3)
+        if args.publisher == "cheap"
+        else None,
         "loop_lag_ms_p50": round(measure.percentile(lags, 50), 2),
         "loop_lag_ms_p99": round(measure.percentile(lags, 99), 2),
         "loop_lag_ms_max": round(max(lags), 1),
@@ -290,6 +295,7 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=2_000_000, help="clip bitrate (sdk-encode: encoder cap)")
     parser.add_argument("--gop", type=int, default=60, help="keyframe every GOP frames in the pre-encoded clip")
+    parser.add_argument("--ignore-pli", action="store_true", help="cheap publishers ignore keyframe requests")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="server setting")
     parser.add_argument("--json", metavar="PATH", help="also append the JSON lines here")
