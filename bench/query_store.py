@@ -13,8 +13,8 @@ answers. After `--fill-seconds` of frames, three cases, `--requests` each, one a
   decoder at its live edge, if the store has one);
 - `random retained frame, cold stream`: `frame_index=N` for a random retained lifetime index N of the other
   stream, a new N each request (no cache can hold them all);
-- `10 s segment at 1 fps, cold stream`: `start_frame_index=S&end_frame_index=S+10*fps&max_fps=1` for a
-  random retained S.
+- `10 s segment at 1 fps, cold stream`: `start_offset_ms=S&end_offset_ms=S+10000&max_fps=1` (offsets from
+  the oldest retained frame) for a random S, the whole segment retained.
 
 Prints a table and one JSON line (p50/p99 per case, livesight, direct and added). WebRTC needs the private
 network namespace (scripts/netns).
@@ -84,6 +84,11 @@ def retained(ls: httpx.Client, stream_id: str) -> tuple[int, int]:
     return max(1, info["first_available_frame_index"] or 1), info["last_frame_index"] or 0
 
 
+def retained_ms(ls: httpx.Client, stream_id: str) -> int:
+    info = ls.get(f"/v1/streams/{stream_id}").json()
+    return int((info["last_frame_at_ms"] or 0) - (info["first_available_frame_at_ms"] or 0))
+
+
 def run_case(
     ls: httpx.Client, direct: httpx.Client, stream_id: str, parts: list[dict[str, Any]], warmup: int
 ) -> dict[str, Any]:
@@ -116,14 +121,14 @@ def run_case(
 
 def cases(ls: httpx.Client, warm: str, cold: str, n: int, rng: random.Random) -> dict[str, list[dict[str, Any]]]:
     first, last = retained(ls, cold)
-    span = 10 * FPS
-    starts = [rng.randint(first, max(first, last - span)) for _ in range(n)]
+    # segments by offset from the oldest retained frame (CONTRACT 5.2), 10 s of stream time each, all retained
+    starts = [rng.randint(0, max(0, retained_ms(ls, cold) - 12_000)) for _ in range(n)]
     frames = [rng.randint(first, last) for _ in range(n)]
     return {
         "frame_index=-1, warm stream": [image(warm, "frame_index=-1")] * n,
         "random retained frame, cold stream": [image(cold, f"frame_index={i}") for i in frames],
         "10 s segment at 1 fps, cold stream": [
-            video(cold, f"start_frame_index={s}&end_frame_index={s + span}&max_fps=1") for s in starts
+            video(cold, f"start_offset_ms={s}&end_offset_ms={s + 10_000}&max_fps=1") for s in starts
         ],
     }
 
