@@ -46,18 +46,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-import simplejpeg
-from tests.support.server import LiveServer, run_server
+from tests.support.server import run_server
 
 import livesight
-from bench import measure
+from bench import ingest_latency, measure
 from bench.clip import ClipSpec, load_or_encode
 from livesight.core.clock import SystemClock
-from livesight.ingest.pattern import read_frame_number
 
 ROOT = Path(__file__).resolve().parents[1]
-LATENCY_SAMPLES_PER_STREAM = 60
 
 
 class Publishers:
@@ -113,56 +109,6 @@ class Publishers:
                 proc.wait()
 
 
-def poll_newest(
-    base_url: str, key: str, stream_ids: list[str], seconds: float, poll_ms: float
-) -> dict[str, dict[int, float]]:
-    """First wall time each stream's GET showed each last_frame_index."""
-    seen: dict[str, dict[int, float]] = {s: {} for s in stream_ids}
-    deadline = time.monotonic() + seconds
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=5) as client:
-        while time.monotonic() < deadline:
-            tick = time.monotonic()
-            for sid in stream_ids:
-                index = client.get(f"/v1/streams/{sid}").json()["last_frame_index"]
-                if index is not None and index not in seen[sid]:
-                    seen[sid][index] = time.time()
-            time.sleep(max(0.0, poll_ms / 1000 - (time.monotonic() - tick)))
-    return seen
-
-
-def frame_numbers(server: LiveServer, key: str, stream_id: str, indexes: list[int]) -> dict[int, int | None]:
-    """The number drawn in the pixels of each lifetime index, read through the public frame endpoint."""
-    out: dict[int, int | None] = {}
-    with server.client(key) as client:
-        for index in indexes:
-            response = client.get(f"/v1/streams/{stream_id}/frames/{index}")
-            if response.status_code == 200:
-                luma = simplejpeg.decode_jpeg(response.content, colorspace="GRAY")[:, :, 0]
-                out[index] = read_frame_number(luma)
-    return out
-
-
-def latencies_ms(
-    server: LiveServer, key: str, seen: dict[str, dict[int, float]], results: list[dict[str, Any]]
-) -> list[float]:
-    out: list[float] = []
-    for (sid, shown), result in zip(seen.items(), results, strict=True):
-        loop = result.get("loop") or (1 << 16)
-        by_number: dict[int, list[float]] = {}
-        for n, t in sorted((int(n), t) for n, t in (result.get("captured") or {}).items()):
-            by_number.setdefault(n % loop, []).append(t)
-        indexes = sorted(i for i in shown if i >= 1)  # frame_index 0 means "the oldest retained"
-        step = max(1, len(indexes) // LATENCY_SAMPLES_PER_STREAM)
-        numbers = frame_numbers(server, key, sid, indexes[::step])
-        for index, number in numbers.items():
-            # the latest capture of that picture before it was seen (pictures repeat every loop)
-            candidates = by_number.get(number % loop, []) if number is not None else []
-            times = [t for t in candidates if t <= shown[index]]
-            if times:
-                out.append((shown[index] - times[-1]) * 1000)
-    return out
-
-
 def parse_settings(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -212,10 +158,10 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
             lags = lag_future.result(timeout=30)
             window = t1 - t0
             roles = measure.cpu_by_role(threads0, threads1)
-            seen = poll_newest(server.base_url, key, ids, args.latency_seconds, args.poll_ms)
+            seen = ingest_latency.poll(server.base_url, key, ids, args.latency_seconds, args.poll_ms, args.latency_via)
             results = publishers.finish(timeout=60)
             total_s = time.monotonic() - started
-            latencies = latencies_ms(server, key, seen, results) if args.latency_seconds > 0 else []
+            latencies = ingest_latency.latencies_ms(seen, results)
             with server.client(key) as c:
                 final = [c.get(f"/v1/streams/{s}").json() for s in ids]
         finally:
@@ -254,7 +200,13 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
         "latency_ms_p50": round(measure.percentile(latencies, 50), 1) if latencies else None,
         "latency_ms_p95": round(measure.percentile(latencies, 95), 1) if latencies else None,
         "latency_samples": len(latencies),
+        "latency_via": args.latency_via,
         "resolution_received": sorted({f"{f['width']}x{f['height']}" for f in final}),
+        # what the store keeps (JPEGs on main, the bitstream with an encoded store), if the server reports it
+        "retained_mb_per_stream": round(measure.median([f["retained_bytes"] / 2**20 for f in final]), 1)
+        if all(isinstance(f.get("retained_bytes"), int) for f in final)
+        else None,
+        "retained_frames_per_stream": round(measure.median([f["retained_frame_count"] for f in final])),
         "errors": errors,
         "load_avg_1m_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "livesight_src": str(Path(livesight.__file__).parent),
@@ -287,6 +239,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=8)
     parser.add_argument("--latency-seconds", type=float, default=10, help="0 skips the latency measurement")
     parser.add_argument("--poll-ms", type=float, default=5)
+    parser.add_argument(
+        "--latency-via",
+        choices=("status", "frame"),
+        default="status",
+        help="status: last_frame_index in GET /v1/streams/{id}; frame: the pixels of GET .../frames/-1",
+    )
     parser.add_argument("--publisher", choices=("cheap", "sdk", "pre-encoded", "sdk-encode"), default="sdk")
     parser.add_argument("--per-process", type=int, default=10, help="streams per cheap publisher process")
     parser.add_argument("--codec", default="vp8", choices=("vp8", "h264"))
