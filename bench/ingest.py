@@ -120,6 +120,12 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _last_index(stream: dict[str, Any]) -> int:
+    """The newest lifetime index, -1 before the first frame (indexes start at 0)."""
+    index = stream["last_frame_index"]
+    return -1 if index is None else int(index)
+
+
 def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="livesight-bench-"))
     total = args.warmup + args.seconds + args.latency_seconds + 120 + 2 * n  # upper bound; stopped by stop file
@@ -137,7 +143,7 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
 
             def last_indexes() -> list[int]:
                 with server.client(key) as c:
-                    return [(c.get(f"/v1/streams/{s}").json()["last_frame_index"] or -1) for s in ids]
+                    return [_last_index(c.get(f"/v1/streams/{s}").json()) for s in ids]
 
             deadline = time.monotonic() + 60 + 2 * n  # publishers start, connect, publish
             while min(last_indexes()) < 0 and time.monotonic() < deadline:
@@ -167,7 +173,7 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
         finally:
             publishers.kill()
     fps = [(b - a) / window for a, b in zip(start_idx, end_idx, strict=True)]
-    received = [(f["last_frame_index"] or -1) + 1 for f in final]
+    received = [_last_index(f) + 1 for f in final]
     sent = [int(r.get("sent") or 0) for r in results]
     errors = sorted(
         {str(r["error"]) for r in results if r.get("error")} | {f["last_error"] for f in final if f.get("last_error")}
