@@ -59,6 +59,7 @@ class StreamResult(TypedDict):
     error: str | None
     keyframe_requests: int  # PLI/FIR received
     keyframe_jumps: int  # times the clip skipped ahead to its next keyframe to answer one
+    bitrate_bps: int  # encoded bytes sent x 8 / media seconds sent: what keyframe requests cost
 
 
 class PublishResult(TypedDict):
@@ -82,6 +83,7 @@ class PreEncodedTrack(MediaStreamTrack):
         self.captured: dict[int, float] = {}  # position -> wall time it was handed to aiortc
         self.keyframe_requests = 0
         self.keyframe_jumps = 0
+        self.bytes_sent = 0  # encoded frame bytes (before RTP/SRTP overhead)
         self._keyframe_wanted = False
         self._t0: float | None = None
 
@@ -109,6 +111,7 @@ class PreEncodedTrack(MediaStreamTrack):
         packet = av.Packet(data)
         packet.pts, packet.time_base = self.sent, self.time_base
         self.captured[self.position] = time.time()
+        self.bytes_sent += len(data)
         self.sent += 1
         self.position += 1
         return packet
@@ -223,6 +226,7 @@ class Publisher:
             "error": self.error,
             "keyframe_requests": self.track.keyframe_requests,
             "keyframe_jumps": self.track.keyframe_jumps,
+            "bitrate_bps": round(self.track.bytes_sent * 8 * self.spec.fps / max(1, self.track.sent)),
         }
 
 

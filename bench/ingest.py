@@ -198,6 +198,9 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
         "keyframe_requests_per_stream_s": round(sum(r.get("keyframe_requests", 0) for r in results) / (n * total_s), 3)
         if args.publisher == "cheap"
         else None,
+        "publisher_bitrate_bps_median": round(measure.median([r["bitrate_bps"] for r in results]))
+        if all("bitrate_bps" in r for r in results)
+        else None,
         "loop_lag_ms_p50": round(measure.percentile(lags, 50), 2),
         "loop_lag_ms_p99": round(measure.percentile(lags, 99), 2),
         "loop_lag_ms_max": round(max(lags), 1),
