@@ -16,9 +16,10 @@ rate, so aiortc only packetises and applies SRTP (`Encoder.pack`); no encoder ru
 Keyframe requests (PLI/FIR) are answered the only way a pre-encoded clip can: the next frame sent is the
 clip's next keyframe (it skips ahead, so the pictures jump but every frame still decodes and still shows its
 own number); `--ignore-pli` sends keyframes only every `gop` frames, like a publisher that ignores requests.
-Without this, one lost packet would cost the receiver everything up to the next periodic keyframe (aiortc's
-sender acts on PLI only when it encodes). Requests and jumps are counted per stream. REMB is ignored (the
-bitrate is the clip's). The clip loops: the pixels of the frame at `position` show `position mod clip length`.
+Without this, a receiver that asks for a keyframe (after a loss it could not repair) would wait up to `gop`
+frames for one (aiortc's sender acts on PLI only when it encodes). Requests and jumps are counted per stream.
+REMB is ignored (the bitrate is the clip's). The clip loops: the pixels of the frame at `position` show
+`position mod clip length`.
 
 Many streams share one process (one asyncio loop, one peer connection each); `bench/ingest.py` starts as
 many processes as needed (`--per-process`). Run alone (inside `scripts/netns`) with a JSON list of
