@@ -19,12 +19,12 @@ import tempfile
 from pathlib import Path
 
 from livekit import rtc
+from tests.e2e.media import publish_pattern
+from tests.support.server import LiveServer, run_server
 
 from livesight.core.clock import SystemClock
 from livesight.core.frame import EncodedPayload
 from livesight.ingest.options import IngestOptions
-from tests.e2e.media import publish_pattern
-from tests.support.server import LiveServer, run_server
 
 CODECS = {"vp8": rtc.VideoCodec.VP8, "h264": rtc.VideoCodec.H264}
 

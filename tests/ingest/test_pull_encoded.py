@@ -19,10 +19,10 @@ import pytest
 
 from livesight.codec.bitstream import nal_units
 from livesight.core.clock import SystemClock
-from livesight.core.errors import FrameUndecodable
+from livesight.core.errors import FrameUndecodable, NeedsDecode
 from livesight.core.frame import EncodedPayload, FramePayload, JpegPayload
 from livesight.ingest import pull
-from livesight.ingest.pull_packets import NeedsDecode, PacketFeed
+from livesight.ingest.pull_packets import PacketFeed
 from tests.ingest.test_egress import GST_RTSP, ONLY_127_0_0_1, gst_rtsp_available
 from tests.ingest.test_pull import write_hls
 from tests.support.encoded import clip, number

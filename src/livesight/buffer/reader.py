@@ -156,8 +156,8 @@ class FrameStoreReader:
     def _decode(self, run: _Run) -> _Decoded:
         """Worker thread: decode the run, on the stream's live cursor when it already stands inside it."""
         live = self._live.get(run.stream_id)
-        if live is not None and live.cursor is not None:
-            with live.lock:
+        if live is not None:
+            with live.lock:  # a live-edge step in progress ends first (one frame): then the cursor is usable
                 cursor = live.cursor
                 if cursor is not None and run.start <= cursor.index <= min(run.wanted):
                     return self._feed(cursor, run, cursor.index)

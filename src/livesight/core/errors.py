@@ -64,6 +64,12 @@ class WeightsUnavailable(OperatorError):
     """Model weights could not be downloaded or verified; the message says what to fetch and where to put it."""
 
 
+class NeedsDecode(OperatorError):
+    """A pulled source's packets cannot be stored one per picture in display order (B-frames, hidden
+    VP8 frames): the puller reopens it on the decode-to-JPEG path (ingest/pull_packets.py). Never reaches a
+    client; the log line that says which path a source took is the operator's."""
+
+
 class InternalError(LivesightError):
     """Generic 500; the message never carries internals."""
 

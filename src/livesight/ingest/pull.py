@@ -40,12 +40,12 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from livesight.codec.jpeg import FrameEncoder
-from livesight.core.errors import SourceUnsupported
+from livesight.core.errors import NeedsDecode, SourceUnsupported
 from livesight.core.frame import FramePayload, IngestDirectory, IngestFrame, IngestTarget, JpegPayload
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
 from livesight.core.redact import redact
 from livesight.ingest.egress import Egress
-from livesight.ingest.pull_packets import NeedsDecode, PacketFeed, encoded_codec, timestamp_ms
+from livesight.ingest.pull_packets import PacketFeed, encoded_codec, timestamp_ms
 
 log = logging.getLogger(__name__)
 _Ts = TypeVarTuple("_Ts")

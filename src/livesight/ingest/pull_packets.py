@@ -36,15 +36,12 @@ from av.video.stream import VideoStream
 
 from livesight.codec.bitstream import H264, VP8, keyframe, nal_units
 from livesight.codec.jpeg import capped_size
+from livesight.core.errors import NeedsDecode
 from livesight.core.frame import EncodedPayload, FramePayload
 
 KEPT_CODECS = {"h264": H264, "vp8": VP8}  # FFmpeg codec name → the store's codec
 GAP_MS = 1000.0  # a pts step longer than this (and than 5 frame intervals) on a network source is lost data
 _SLICES = {1, 5}  # H264 NAL unit types that carry a picture's slices (non-IDR, IDR)
-
-
-class NeedsDecode(Exception):
-    """The packets cannot be stored one per picture in display order: decode this source to JPEG."""
 
 
 def encoded_codec(stream: VideoStream) -> tuple[str | None, str]:
