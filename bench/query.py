@@ -102,7 +102,8 @@ def serve_livesight(upstream: str) -> None:
 
 
 def spawn(args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # this checkout's src first: the venv's editable install may point at another checkout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
@@ -131,7 +132,9 @@ def body_for(part: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def direct_body(ls: httpx.Client, stream_id: str, part: dict[str, Any]) -> dict[str, Any]:
+def direct_body(
+    ls: httpx.Client, stream_id: str, part: dict[str, Any], size: tuple[int, int] = (640, 360)
+) -> dict[str, Any]:
     """The request livesight would send upstream for `part`, built from the frames it resolves now."""
     from livesight.backends.body import encode_body
     from livesight.backends.render import Renderer
@@ -141,7 +144,7 @@ def direct_body(ls: httpx.Client, stream_id: str, part: dict[str, Any]) -> dict[
     answer = ls.post("/v1/chat/completions", json=body_for(part)).json()
     used = answer["overshoot"]["frames"][0]
     frames = tuple(
-        MediaFrame(ls.get(f"/v1/streams/{stream_id}/frames/{i}").content, 640, 360, i, t)
+        MediaFrame(ls.get(f"/v1/streams/{stream_id}/frames/{i}").content, *size, i, t)
         for i, t in zip(used["frame_indexes"], used["timestamps_ms"], strict=True)
     )
     kind = "image" if part["type"] == "image_url" else "video"

@@ -139,13 +139,38 @@ class Settings(BaseSettings):
 
     # buffer (CONTRACT §4)
     retention_seconds: int = Field(600, ge=1)
-    stream_buffer_mb: int = Field(1024, ge=1)
-    global_buffer_mb: int = Field(4096, ge=1)
+    stream_buffer_mb: int = Field(
+        512,
+        ge=1,
+        description="Bytes of stored video one stream may keep (WebRTC video is kept as its bitstream: 10 "
+        "minutes at 2 Mbit/s are ~150 MB; see docs/frame-store.md).",
+    )
+    global_buffer_mb: int = Field(4096, ge=1, description="Bytes of stored video all streams together may keep.")
 
     # ingest
     frame_max_side: int = Field(1280, ge=16)
     jpeg_quality: int = Field(80, ge=1, le=100)
-    decode_workers: int = Field(2, ge=1, description="JPEG encoder threads shared by all streams.")
+    decode_workers: int = Field(
+        2, ge=1, description="Threads that decode stored frames on demand (and JPEG pulled-source frames)."
+    )
+    decode_queue_limit: int = Field(
+        256,
+        ge=1,
+        description="Decode jobs (one per GOP a read touches) that may wait; a read past it gets 503 decoder_busy.",
+    )
+    decode_cache_mb: int = Field(64, ge=0, description="Recently read frames kept as JPEG, all streams together.")
+    live_decode_warm_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="A stream whose newest frame was read keeps a decoder at its live edge this long, so the next "
+        "read of the newest frame costs only its JPEG (0: never).",
+    )
+    keyframe_interval_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="Ask WebRTC publishers for a keyframe (RTCP PLI) when the last one is this old: a read "
+        "decodes from the keyframe before it, so this bounds the work of one read.",
+    )
     ingest_v1: bool = Field(True, description="Serve LiveKit's /rtc/v1 (single peer connection) besides /rtc.")
     ingest_no_frame_timeout_seconds: float = Field(
         5.0, gt=0, description="Report a stream error when a published video track sends no frame this long."

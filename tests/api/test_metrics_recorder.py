@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from livesight.api.metrics import Metrics
 from livesight.buffer.pool import BufferLimits, BufferPool
+from livesight.codec.jpeg import FrameEncoder
 from livesight.core.clock import FakeClock
 from livesight.core.frame import IngestFrame, JpegPayload
-from livesight.ingest.frames import FrameEncoder
 from livesight.streams.registry import StreamRegistry
 
 
@@ -89,12 +89,10 @@ def test_a_blocked_loop_shows_as_lag() -> None:
 
 
 def test_frames_the_tap_drops_are_counted_per_codec() -> None:
-    """A frame tap whose encoder pool is stuck drops what does not fit and the scrape says so."""
+    """Frames before a track's first keyframe cannot be decoded: the tap drops them and the scrape says so."""
+    from livesight.ingest.passthrough import Received
     from livesight.ingest.tap import FrameTap
-
-    class StuckEncoder:
-        def submit(self, frame: object) -> asyncio.Future[object]:
-            return asyncio.get_running_loop().create_future()  # never done: the pool fell behind
+    from tests.support.encoded import clip
 
     clock = FakeClock()
     metrics = Metrics()
@@ -103,16 +101,16 @@ def test_frames_the_tap_drops_are_counted_per_codec() -> None:
     target = registry.ingest_target(stream.id)
     assert target is not None
     target.publisher_connected("cam", codec="H264")
-    frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), dtype=np.uint8), format="rgb24")
+    datas = clip("h264", 30)[27:]  # three frames of a GOP whose keyframe never arrived
 
     async def offer_five() -> FrameTap:
-        tap = FrameTap(target, StuckEncoder(), "s", max_inflight=2)  # type: ignore[arg-type]
-        for _ in range(5):
-            tap.offer(frame)
+        tap = FrameTap(target, "s", max_side=1280)
+        for i, data in enumerate(datas):
+            tap.offer(Received("h264", data, i * 3000, False))
         return tap
 
     tap = asyncio.run(offer_five())
-    assert (tap.received, tap.dropped) == (5, 3)
+    assert (tap.received, tap.dropped) == (3, 3)
     s = samples(metrics)
     assert s[("livesight_ingest_frames_dropped_total", (("codec", "h264"),))] == 3
     assert ("livesight_ingest_frames_kept_total", (("codec", "h264"),)) not in s

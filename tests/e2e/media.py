@@ -104,13 +104,14 @@ class ReadFrame:
 def read_frames(server: LiveServer, stream_id: str) -> list[ReadFrame]:
     """Every retained frame of a stream with the pattern number read back from its JPEG."""
 
-    def snapshot() -> list[tuple[Any, bytes]]:
+    async def snapshot() -> list[tuple[Any, bytes]]:
         registry = server.components.registry
         stream = registry._streams[stream_id]
         window = registry.window(stream)
         if window is None:
             return []
-        return [(info, window.payload(info.index).jpeg()) for info in window.infos()]
+        infos = window.infos()
+        return list(zip(infos, await window.jpegs([i.index for i in infos], "test"), strict=True))
 
     out = []
     for info, jpeg in server.call(snapshot):

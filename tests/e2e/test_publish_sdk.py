@@ -277,3 +277,18 @@ def test_tokens_for_unknown_streams_are_refused(flaky_server: LiveServer) -> Non
         response = c.get("/rtc/validate", params={"access_token": token})
     assert response.status_code == 401
     assert "not active" in response.text
+
+
+def test_the_publisher_sends_a_keyframe_every_keyframe_interval(server: LiveServer, key: str) -> None:
+    """libwebrtc makes keyframes only when asked: the PLIs ingest sends keep GOPs ~2 s (keyframe_interval_s)."""
+    stream = create_stream(server, key)
+    publish = stream["publish"]
+    assert isinstance(publish, dict)
+    result = asyncio.run(publish_pattern(publish["url"], publish["token"], seconds=7, fps=FPS))
+    assert result.connect_error is None and result.publish_error is None
+    got = status(server, key, str(stream["id"]))
+    interval = got["keyframe_interval_ms"]
+    assert isinstance(interval, int), got
+    assert 1500 <= interval <= 2600, got
+    frames = check_frames(read_frames(server, str(stream["id"])), result.sent)
+    assert frames[-1].number is not None

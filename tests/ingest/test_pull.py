@@ -12,6 +12,7 @@ import simplejpeg
 
 from livesight.core.clock import SystemClock
 from livesight.core.errors import SourceUnsupported
+from livesight.core.frame import JpegPayload
 from livesight.ingest.pattern import TestPattern, read_frame_number
 from livesight.ingest.pull import check_source
 from tests.support.metrics import sample
@@ -74,7 +75,7 @@ def test_file_source_plays_at_native_rate_and_stops_on_delete(tmp_path: Path) ->
                 registry = live.components.registry
                 window = registry.window(registry._streams[sid])
                 return [
-                    (i.index, i.timestamp_ms, i.arrived_at_ms, window.payload(i.index).jpeg()) for i in window.infos()
+                    (i.index, i.timestamp_ms, i.arrived_at_ms, _jpeg(window.payload(i.index))) for i in window.infos()
                 ]
 
             kept = len(live.call(frames))
@@ -155,3 +156,8 @@ def test_hls_source_over_http(tmp_path: Path) -> None:
             c.delete(f"/v1/streams/{sid}")
     finally:
         httpd.shutdown()
+
+
+def _jpeg(payload: object) -> bytes:
+    assert isinstance(payload, JpegPayload)
+    return payload.data

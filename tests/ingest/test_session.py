@@ -9,7 +9,6 @@ import pytest
 from livekit.protocol import models, rtc
 
 from livesight.core.clock import FakeClock
-from livesight.ingest.frames import FrameEncoder
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.session import PublisherSession
 from tests.ingest.fakes import FakeChannel, RecordingTarget
@@ -21,14 +20,12 @@ Body = Callable[[PublisherSession, FakeChannel, RecordingTarget], Awaitable[None
 def run_session(body: Body, **options: object) -> tuple[FakeChannel, RecordingTarget]:
     async def go() -> tuple[FakeChannel, RecordingTarget]:
         channel, target = FakeChannel(), RecordingTarget()
-        encoder = FrameEncoder(1, max_side=1280, quality=80)
         session = PublisherSession(
             channel=channel,
             target=target,
             identity="publisher",
             name="",
             options=IngestOptions(**options),  # type: ignore[arg-type]
-            encoder=encoder,
             clock=FakeClock(),
             mint_token=lambda: "refreshed-token",
         )
@@ -39,7 +36,6 @@ def run_session(body: Body, **options: object) -> tuple[FakeChannel, RecordingTa
         finally:
             await channel.close()
             await asyncio.wait_for(runner, 5)
-            encoder.close()
         return channel, target
 
     return asyncio.run(go())

@@ -19,7 +19,7 @@ def make_window(timestamps: Sequence[int], evicted: int = 0) -> FrameWindow:
         info = ring.append(IngestFrame("s", float(ts), 64, 48, JpegPayload(b"x")), START_MS + ts)
         assert info.timestamp_ms == ts
     for _ in range(evicted):
-        ring.evict_oldest()
+        ring.evict_oldest(keep_newest=False)
     return ring.window()
 
 

@@ -25,8 +25,9 @@ from livesight.backends.discovery import LocalEngines
 from livesight.backends.inflight import InflightBudget
 from livesight.backends.registry import ModelRegistry
 from livesight.buffer.pool import BufferLimits, BufferPool
+from livesight.buffer.reader import FrameStoreReader, ReaderLimits
+from livesight.codec.jpeg import FrameEncoder
 from livesight.core.clock import Clock, SystemClock
-from livesight.ingest.frames import FrameEncoder
 from livesight.ingest.hub import EmbeddedIngest
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.pull import PullSources, RetryPolicy
@@ -116,6 +117,17 @@ def create_app(
             stream_budget_bytes=settings.stream_buffer_mb * MB,
             global_budget_bytes=settings.global_buffer_mb * MB,
         ),
+        reader=FrameStoreReader(
+            ReaderLimits(
+                workers=settings.decode_workers,
+                queue_limit=settings.decode_queue_limit,
+                cache_bytes=settings.decode_cache_mb * MB,
+                max_side=settings.frame_max_side,
+                quality=settings.jpeg_quality,
+                warm_s=settings.live_decode_warm_seconds,
+            ),
+            recorder=app_metrics,
+        ),
     )
     registry = StreamRegistry(
         clock,
@@ -154,7 +166,7 @@ def create_app(
     encoder = FrameEncoder(
         settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality, recorder=app_metrics
     )
-    ingest = EmbeddedIngest(directory, tokens, encoder, clock, ingest_options or IngestOptions.from_settings(settings))
+    ingest = EmbeddedIngest(directory, tokens, clock, ingest_options or IngestOptions.from_settings(settings))
     pulls = PullSources(
         directory,
         encoder,
@@ -218,6 +230,8 @@ def create_app(
                 log.info("shutdown: ended %d active streams", ended)
             await pulls.aclose()
             await ingest.aclose()
+            encoder.close()
+            pool.reader.close()
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from livesight.api.auth import Authenticate
 from livesight.api.schemas import DetailError
 from livesight.backends.imaging import resize_jpeg
-from livesight.core.errors import FrameEvicted, StreamNotFound
+from livesight.core.errors import StreamNotFound
 from livesight.resolve.select import select_frame
 from livesight.resolve.uri import Anchor, FrameRef
 from livesight.store.keys import ApiKey
@@ -65,12 +65,9 @@ def build_router(
         ref = FrameRef(label, stream.id, Anchor("frame_index", frame_index, "frame_index"))
         index = select_frame(window, ref)
         assert window is not None
-        payload = window.payload(index)
-        if payload is None:
-            raise FrameEvicted(f"{label}: frame {index} was evicted")
         info = window.info(index)
         loop = asyncio.get_running_loop()
-        jpeg = payload.jpeg()  # stored bytes: nothing to compute
+        (jpeg,) = await window.jpegs([index], label)
         if max_side is not None:
             resize: Callable[[], bytes] = lambda: resize_jpeg(jpeg, max_side, jpeg_quality)  # noqa: E731
             jpeg = await loop.run_in_executor(executor, resize)

@@ -117,6 +117,7 @@ class StreamStatus(BaseModel):
     audio: bool
     # livesight's own fields
     retained_bytes: int
+    keyframe_interval_ms: int | None
     width: int | None
     height: int | None
     codec: str | None

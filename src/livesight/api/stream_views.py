@@ -41,6 +41,7 @@ def stream_status(stream: Stream, facts: StreamFacts) -> StreamStatus:
         end_reason=stream.end_reason,
         audio=False,
         retained_bytes=buffer.retained_bytes,
+        keyframe_interval_ms=buffer.keyframe_interval_ms,
         width=facts.width,
         height=facts.height,
         codec=facts.codec,

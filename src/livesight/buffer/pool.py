@@ -1,14 +1,17 @@
 """All rings of a process and their budgets: retention time, per-stream bytes, global bytes.
 
-Eviction always takes the oldest frame: of the appending stream for its own budget, of the whole
-process (the ring whose oldest frame arrived first) for the global budget. The frame just appended
-is never evicted, so every stream that produces frames keeps at least its newest one.
+Eviction always takes the oldest GOP (a JPEG frame is a GOP of its own): of the appending stream for
+its own budget, of the whole process (the ring whose oldest frame arrived first) for the global budget.
+Budgets never take a stream's newest GOP, so every stream that produces frames keeps the frames it is
+producing: the budgets can be exceeded by at most one open GOP per stream (about 0.5 MB for a 2 s GOP
+at 2 Mbit/s).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from livesight.buffer.reader import FrameStoreReader
 from livesight.buffer.ring import FrameRing
 from livesight.core.clock import Clock
 from livesight.core.frame import FrameInfo, IngestFrame
@@ -22,9 +25,16 @@ class BufferLimits:
 
 
 class BufferPool:
-    def __init__(self, clock: Clock, limits: BufferLimits | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        limits: BufferLimits | None = None,
+        *,
+        reader: FrameStoreReader | None = None,
+    ) -> None:
         self._clock = clock
         self.limits = limits or BufferLimits()
+        self.reader = reader or FrameStoreReader()  # its decode threads start on the first decode
         self._rings: dict[str, FrameRing] = {}
         self.nbytes = 0
         self.budget_evictions = 0
@@ -33,7 +43,7 @@ class BufferPool:
     def ring(self, stream_id: str) -> FrameRing:
         ring = self._rings.get(stream_id)
         if ring is None:
-            ring = self._rings[stream_id] = FrameRing()
+            ring = self._rings[stream_id] = FrameRing(stream_id=stream_id, reader=self.reader)
         return ring
 
     def restore(self, stream_id: str, next_index: int, stream_time_ms: int, first_frame_at_ms: int | None) -> None:
@@ -50,6 +60,7 @@ class BufferPool:
         if ring is not None:
             self._evicted_by_dropped += ring.evicted_count
             self.nbytes -= ring.clear()
+            self.reader.forget(stream_id)
 
     def append(self, stream_id: str, frame: IngestFrame) -> FrameInfo:
         ring = self.ring(stream_id)
@@ -57,15 +68,16 @@ class BufferPool:
         info = ring.append(frame, now)
         self.nbytes += frame.payload.nbytes
         self.nbytes -= ring.evict_arrived_before(now - self.limits.retention_ms)
-        while ring.nbytes > self.limits.stream_budget_bytes and ring.retained_count > 1:
+        while ring.nbytes > self.limits.stream_budget_bytes and ring.gop_count > 1:
             self.nbytes -= ring.evict_oldest()
             self.budget_evictions += 1
         while self.nbytes > self.limits.global_budget_bytes:
-            victim = self._globally_oldest(keep=info)
+            victim = self._globally_oldest()
             if victim is None:
                 break
             self.nbytes -= victim.evict_oldest()
             self.budget_evictions += 1
+        self.reader.frame_appended(ring, info)
         return info
 
     def sweep(self) -> None:
@@ -81,12 +93,12 @@ class BufferPool:
         """Frames evicted (retention or budget) since the process started, freed streams' included."""
         return self._evicted_by_dropped + sum(ring.evicted_count for ring in self._rings.values())
 
-    def _globally_oldest(self, keep: FrameInfo) -> FrameRing | None:
+    def _globally_oldest(self) -> FrameRing | None:
         best: FrameRing | None = None
         best_at = 0
         for ring in self._rings.values():
             oldest = ring.oldest
-            if oldest is None or (ring.retained_count == 1 and ring.newest is keep):
+            if oldest is None or ring.gop_count <= 1:
                 continue
             if best is None or oldest.arrived_at_ms < best_at:
                 best, best_at = ring, oldest.arrived_at_ms

@@ -64,6 +64,12 @@ class WeightsUnavailable(OperatorError):
     """Model weights could not be downloaded or verified; the message says what to fetch and where to put it."""
 
 
+class NeedsDecode(OperatorError):
+    """A pulled source's packets cannot be stored one per picture in display order (B-frames, hidden
+    VP8 frames): the puller reopens it on the decode-to-JPEG path (ingest/pull_packets.py). Never reaches a
+    client; the log line that says which path a source took is the operator's."""
+
+
 class InternalError(LivesightError):
     """Generic 500; the message never carries internals."""
 
@@ -115,6 +121,15 @@ class ServerBusy(LivesightError):
     status = 503
     type = "internal_error"
     code = "server_busy"
+
+
+class DecoderBusy(ServerBusy):
+    """Every on-demand decoder is busy and the decode queue is full (`decode_queue_limit`)."""
+
+    code = "decoder_busy"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
 
 
 class OutboundRefused(LivesightError):
@@ -214,6 +229,14 @@ class QueryParamInvalid(StreamError):
 class FrameEvicted(StreamError):
     status = 410
     code = "frame_evicted"
+
+
+class FrameUndecodable(StreamError):
+    """A received frame that cannot be decoded to the right pixels: data before it in its GOP was lost
+    in transit (or is corrupt). The frames after the next keyframe are fine."""
+
+    status = 422
+    code = "frame_undecodable"
 
 
 class FrameNotYetProduced(StreamError):

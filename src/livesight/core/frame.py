@@ -40,24 +40,22 @@ class BufferStats:
     retained_frame_count: int = 0
     evicted_frame_count: int = 0
     retained_bytes: int = 0
+    keyframe_interval_ms: int | None = None  # mean of the last GOPs (encoded frames only)
 
 
 class FramePayload(Protocol):
-    """The pixels of one frame."""
+    """The pixels of one frame, in the form the store keeps them. Read them with the buffer's reader
+    (`FrameWindow.jpegs`): a JPEG is returned as stored, an encoded frame is decoded on demand."""
 
     @property
     def nbytes(self) -> int:
         """Memory this payload holds, for the buffer's budgets."""
         ...
 
-    def jpeg(self) -> bytes:
-        """The frame as a JPEG: the stored bytes (the buffer keeps JPEG, so this costs nothing)."""
-        ...
-
 
 @dataclass(frozen=True, slots=True)
 class JpegPayload:
-    """A frame stored as one JPEG."""
+    """A frame stored as one JPEG (pulled sources in codecs the store does not keep encoded)."""
 
     data: bytes
 
@@ -65,8 +63,24 @@ class JpegPayload:
     def nbytes(self) -> int:
         return len(self.data)
 
-    def jpeg(self) -> bytes:
-        return self.data
+
+@dataclass(frozen=True, slots=True)
+class EncodedPayload:
+    """A frame stored as its depayloaded bitstream (VP8, or H264 Annex-B), decoded only when read.
+
+    A keyframe starts a GOP: the frames after it, up to the next keyframe, decode only from it. `damaged`
+    marks a frame that follows lost data in its GOP (the jitter buffer gave up on packets, or a frame
+    never arrived): it and the rest of its GOP cannot be decoded to the right pixels, and reading them
+    is an error (`frame_undecodable`), never a wrong picture."""
+
+    data: bytes
+    codec: str  # "vp8" | "h264"
+    keyframe: bool
+    damaged: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from livekit.protocol import models, rtc
 from livesight.core.clock import Clock
 from livesight.core.errors import IngestRefused, PublisherConflict, PublisherUnauthorized
 from livesight.core.frame import IngestDirectory, IngestTarget
-from livesight.ingest.frames import FrameEncoder
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.session import PublisherSession, SignalChannel
 from livesight.ingest.tokens import TokenIssuer
@@ -37,13 +36,11 @@ class EmbeddedIngest:
         self,
         directory: IngestDirectory,
         tokens: TokenIssuer,
-        encoder: FrameEncoder,
         clock: Clock,
         options: IngestOptions | None = None,
     ) -> None:
         self.directory = directory
         self.tokens = tokens
-        self.encoder = encoder
         self.clock = clock
         self.options = options or IngestOptions()
         self.sessions: dict[str, PublisherSession] = {}
@@ -92,7 +89,6 @@ class EmbeddedIngest:
             identity=admission.identity,
             name=admission.name,
             options=self.options,
-            encoder=self.encoder,
             clock=self.clock,
             mint_token=lambda: self.tokens.publish_token(stream_id),
         )
@@ -123,4 +119,3 @@ class EmbeddedIngest:
             await session.kick(models.DisconnectReason.SERVER_SHUTDOWN, None)
         if self._kicks:
             await asyncio.gather(*self._kicks, return_exceptions=True)
-        self.encoder.close()

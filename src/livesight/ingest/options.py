@@ -21,7 +21,10 @@ class IngestOptions:
     simulcast: Literal["top", "reject"] = "top"
     """Simulcast publishers: receive only the top layer, or refuse them loudly."""
     refresh_token_interval_s: float = 300.0
-    max_inflight_per_track: int = 4
+    keyframe_interval_s: float = 2.0
+    """Ask publishers for a keyframe (PLI) when the last one is this old: it bounds decode work per read."""
+    max_side: int = 1280
+    """Frames are reported (and read as JPEG) at most this large on their longest side."""
     stale_publisher_s: float = 12.0
     """A connected publisher silent this long may be replaced by a new connection for its stream."""
     drop_first_signal_after_s: float | None = None
@@ -34,4 +37,6 @@ class IngestOptions:
             no_frame_timeout_s=settings.ingest_no_frame_timeout_seconds,
             remb_bps=settings.ingest_remb_bps,
             simulcast=settings.ingest_simulcast,
+            keyframe_interval_s=settings.keyframe_interval_seconds,
+            max_side=settings.frame_max_side,
         )

@@ -21,8 +21,8 @@ import av
 import numpy as np
 from livekit import rtc
 
+from livesight.codec.jpeg import capped_size
 from livesight.core.errors import PublishError
-from livesight.ingest.frames import capped_size
 from livesight.ingest.pattern import TestPattern
 
 CODECS = {"vp8": rtc.VideoCodec.VP8, "h264": rtc.VideoCodec.H264}

@@ -1,7 +1,10 @@
 """Server-pulled sources (CONTRACT §3 `source`): RTSP, HLS or a file, read with PyAV.
 
-One thread per pulled stream demuxes, decodes and encodes (JPEG, same path as WebRTC ingest) and
-hands frames to the event loop. A file plays at its native rate (paced by its timestamps) and loops,
+One thread per pulled stream demuxes it and hands frames to the event loop. H264 and VP8 without
+reordering are kept encoded, packets as demuxed, never decoded at ingest (ingest/pull_packets.py: the
+store decodes them on read, like WebRTC video); any other stream (MPEG-4, HEVC, MJPEG, H264 with
+B-frames, ...) is decoded and encoded to JPEG in this thread, and stored as JPEGs. One log line says
+which path a source took. A file plays at its native rate (paced by its timestamps) and loops,
 like a camera that never stops; each loop is a new media session so the stream clock stays monotonic.
 A source that ends after playing is reopened. A source that gives no frame (refused by the
 outbound policy, unreachable, undecodable) is retried with backoff (1 s doubling to 30 s) and, after
@@ -25,25 +28,28 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import TypeVarTuple
 from urllib.parse import urlsplit
 
 import av
 from av.container import InputContainer
+from av.frame import Frame
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from livesight.core.errors import SourceUnsupported
-from livesight.core.frame import IngestDirectory, IngestFrame, IngestTarget, JpegPayload
+from livesight.codec.jpeg import FrameEncoder
+from livesight.core.errors import NeedsDecode, SourceUnsupported
+from livesight.core.frame import FramePayload, IngestDirectory, IngestFrame, IngestTarget, JpegPayload
 from livesight.core.outbound import OutboundPolicy, OutboundRefused
 from livesight.core.redact import redact
 from livesight.ingest.egress import Egress
-from livesight.ingest.frames import FrameEncoder
-from livesight.ingest.tap import media_ms
+from livesight.ingest.pull_packets import PacketFeed, encoded_codec, timestamp_ms
 
 log = logging.getLogger(__name__)
 _Ts = TypeVarTuple("_Ts")
+_Made = Callable[[], tuple[int, int, FramePayload]]  # a frame's stored size and payload, made after pacing
 _SCHEMES = {"rtsp": ("rtsp://", "rtsps://"), "hls": ("http://", "https://")}
 OPEN_FAILED = "could not open source"
 # What FFmpeg may open for a source: never file:, pipe:, udp:, rtp: ... from a playlist or an SDP.
@@ -87,6 +93,11 @@ def check_source(kind: str, url: str, file_dir: Path | None, allowed_hosts: froz
     raise SourceUnsupported(f"unknown source type {kind!r} (rtsp, hls or file)")
 
 
+def media_ms(frame: Frame) -> float | None:
+    """A decoded frame's media time in ms."""
+    return timestamp_ms(frame.pts, None if frame.time_base is None else Fraction(frame.time_base))
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How a failing pulled source is retried: backoff doubling from `first_s` to `max_s`; the stream
@@ -121,6 +132,8 @@ class PulledSource:
         self.stop = threading.Event()
         self.frames = 0
         self.attempts = 0
+        self.decode_only = False  # set once its packets turned out not to be storable as they are
+        self.path: str | None = None  # "encoded" or "jpeg", of the latest session
         self._proxy: str | None = None  # this source's egress proxy URL, made on first use
         self.tag = f"stream {target.stream_id}"
         self.thread = threading.Thread(target=self._run, name=f"livesight-pull-{target.stream_id[:8]}", daemon=True)
@@ -198,19 +211,30 @@ class PulledSource:
         return av.open(self.location, options=options, timeout=(10.0, 1.0))
 
     def _play(self, session: str) -> int:
+        try:
+            return self._play_once(session)
+        except NeedsDecode as exc:  # raised before any of the offending packets was stored
+            self.decode_only = True
+            log.warning("pulled %s source of %s: %s; reopening it decoded to JPEG", self.kind, self.tag, exc)
+            return self._play_once(f"{session}-jpeg")
+
+    def _play_once(self, session: str) -> int:
         produced = 0
         with self._open() as container:
             if not container.streams.video:
                 raise SourceUnsupported("the source has no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             codec = stream.codec_context.name.upper()
+            kept, why = (None, "its packets are not one picture each") if self.decode_only else encoded_codec(stream)
+            self._log_path(codec, kept, why)
+            if kept is None:
+                stream.thread_type = "AUTO"
+            frames = self._frames(container, stream, codec) if kept is None else self._packets(container, stream, kept)
             started = time.monotonic()
             first_ms: float | None = None
-            for frame in self._frames(container, stream, codec):
+            for ms, make in frames:
                 if self.stop.is_set():
                     break
-                ms = media_ms(frame)
                 if ms is None:
                     ms = produced * 1000 / float(stream.average_rate or 30)
                 if self.kind == "file":  # native rate, not as fast as possible
@@ -218,20 +242,41 @@ class PulledSource:
                     delay = started + (ms - first_ms) / 1000 - time.monotonic()
                     if delay > 0 and self.stop.wait(delay):
                         break
-                encoded = self.encoder.encode(frame)
+                width, height, payload = make()
                 if produced == 0:  # connected once it delivers, not when a container merely opened
                     self._call(functools.partial(self.target.publisher_connected, f"pull:{self.kind}", codec=codec))
-                self._call(
-                    self.target.push_frame,
-                    IngestFrame(session, ms, encoded.width, encoded.height, JpegPayload(encoded.jpeg)),
-                )
+                self._call(self.target.push_frame, IngestFrame(session, ms, width, height, payload))
                 produced += 1
                 self.frames += 1
         return produced
 
-    def _frames(self, container: InputContainer, stream: VideoStream, codec: str) -> Iterator[VideoFrame]:
-        """Decoded frames, each packet's decode timed (a packet whose decode yields no frame counts with
-        the next frame it does yield)."""
+    def _log_path(self, codec: str, kept: str | None, why: str) -> None:
+        path = "jpeg" if kept is None else "encoded"
+        if path != self.path:  # once, and again only if it changes (a file loops)
+            self.path = path
+            how = "kept encoded" if kept is not None else "decoded to JPEG at ingest"
+            log.info("pulled %s source of %s: %s %s (%s)", self.kind, self.tag, codec, how, why)
+
+    def _packets(
+        self, container: InputContainer, stream: VideoStream, codec: str
+    ) -> Iterator[tuple[float | None, _Made]]:
+        """The stream's packets as stored encoded frames, not decoded (ingest/pull_packets.py)."""
+        feed = PacketFeed.for_stream(stream, codec, self.encoder.max_side, detect_gaps=self.kind != "file")
+        for packet in container.demux(stream):
+            if self.stop.is_set():
+                return
+            dropped = feed.dropped
+            stored = feed.offer(packet)
+            for _ in range(feed.dropped - dropped):
+                self._call(self.target.frame_dropped)
+            for frame in stored:
+                yield frame.media_ms, frame.made
+
+    def _frames(
+        self, container: InputContainer, stream: VideoStream, codec: str
+    ) -> Iterator[tuple[float | None, _Made]]:
+        """Decoded frames, JPEG-encoded when made; each packet's decode timed (a packet whose decode
+        yields no frame counts with the next frame it does yield)."""
         pending = 0.0
         for packet in container.demux(stream):
             if self.stop.is_set():
@@ -242,7 +287,11 @@ class PulledSource:
             for frame in frames:
                 self.encoder.recorder.decode_seconds(codec, pending)
                 pending = 0.0
-                yield frame
+                yield media_ms(frame), functools.partial(self._jpeg, frame)
+
+    def _jpeg(self, frame: VideoFrame) -> tuple[int, int, FramePayload]:
+        encoded = self.encoder.encode(frame)
+        return encoded.width, encoded.height, JpegPayload(encoded.jpeg)
 
 
 class PullSources:

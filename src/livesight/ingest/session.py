@@ -27,8 +27,7 @@ from livekit.protocol import models, rtc
 
 from livesight.core.clock import Clock
 from livesight.core.frame import IngestTarget
-from livesight.ingest import decode_timing, sdp, signal
-from livesight.ingest.frames import FrameEncoder
+from livesight.ingest import passthrough, sdp, signal
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.remb import install_fixed_remb
 from livesight.ingest.tap import FrameTap
@@ -57,7 +56,6 @@ class PublisherSession:
         identity: str,
         name: str,
         options: IngestOptions,
-        encoder: FrameEncoder,
         clock: Clock,
         mint_token: Callable[[], str],
     ) -> None:
@@ -67,7 +65,6 @@ class PublisherSession:
         self.identity = identity
         self.name = name or identity
         self.options = options
-        self.encoder = encoder
         self.clock = clock
         self._mint_token = mint_token
         self.sid = signal.new_sid("PA_")
@@ -80,8 +77,9 @@ class PublisherSession:
         self.last_seen = time.monotonic()
         self._pending: dict[str, deque[tuple[rtc.AddTrackRequest, str]]] = {"audio": deque(), "video": deque()}
         self._video_tracks = 0
-        self._video_receiver: RTCRtpReceiver | None = None  # its decoder thread is timed from the first frame
-        decode_timing.install()
+        self._video_receiver: RTCRtpReceiver | None = None  # where keyframe requests (PLI) go
+        self.keyframe_requests = 0
+        passthrough.install()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._stop_reason: str | None = None  # an error to show on the stream; None for a normal leave
@@ -187,8 +185,6 @@ class PublisherSession:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._video_receiver is not None:
-            decode_timing.detach(self._video_receiver)
         with contextlib.suppress(Exception):
             await self.pc.close()
         if self.target.active:
@@ -315,11 +311,7 @@ class PublisherSession:
             return
         self._video_receiver = next((t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track), None)
         tap = FrameTap(
-            self.target,
-            self.encoder,
-            session=f"{self.sid}/{track_sid}",
-            max_inflight=self.options.max_inflight_per_track,
-            on_frame=self._on_frame,
+            self.target, session=f"{self.sid}/{track_sid}", max_side=self.options.max_side, on_frame=self._on_frame
         )
         self.taps.append(tap)
         log.info(
@@ -331,6 +323,8 @@ class PublisherSession:
             request.height if request else "?",
         )
         self._spawn(tap.run(track.recv))
+        if self._video_receiver is not None:
+            self._spawn(self._keyframes(self._video_receiver, tap))
 
     async def _drain(self, track: MediaStreamTrack) -> None:
         """Consume a track we do not keep, so aiortc's unbounded queue never grows."""
@@ -340,8 +334,6 @@ class PublisherSession:
 
     def _on_frame(self, width: int, height: int) -> None:
         self.frames += 1
-        if self.frames == 1 and self._video_receiver is not None:
-            decode_timing.attach(self._video_receiver, self.encoder.recorder.decode_seconds)
         if self.frames == 1 and self._watchdog_error is not None:
             self.target.report_error(None)
             self._watchdog_error = None
@@ -349,10 +341,45 @@ class PublisherSession:
     async def _watchdog(self, track_sid: str) -> None:
         before = self.frames
         await asyncio.sleep(self.options.no_frame_timeout_s)
-        if self.frames == before and not self._stop.is_set():
+        if self.frames == before and not self._stop.is_set() and not any(t.received for t in self.taps):
             message = (
                 f"video track {track_sid} was published {self.options.no_frame_timeout_s:g} s ago but no frame "
                 "has arrived: check that the publisher sends VP8 or H264 and that UDP reaches this server"
             )
             self._watchdog_error = message
             self.target.report_error(message)
+
+    async def _keyframes(self, receiver: RTCRtpReceiver, tap: FrameTap) -> None:
+        """Keep GOPs short: ask for a keyframe (RTCP PLI) when the last one is `keyframe_interval_s` old, or
+        at once while the track waits for its first keyframe or a damaged GOP waits for its end (at most one
+        request per `min_gap`). Say so in `last_error` when video arrives but no keyframe ever does."""
+        interval = self.options.keyframe_interval_s
+        min_gap = min(0.5, interval / 2)
+        last_request = 0.0
+        reported = False
+        send = getattr(receiver, "_send_rtcp_pli", None)  # aiortc's own PLI sender (private, stable for years)
+        if send is None:
+            log.warning(
+                "stream %s: aiortc cannot send keyframe requests: GOPs are as long as the publisher makes them",
+                self.stream_id,
+            )
+            return
+        while True:
+            await asyncio.sleep(min(0.1, interval / 4))
+            now = time.monotonic()
+            age = now - tap.last_keyframe_at if tap.last_keyframe_at is not None else None
+            due = tap.wants_keyframe or (age is not None and age >= interval * 0.9)
+            if due and now - last_request >= min_gap and tap.received:
+                sources = receiver.getSynchronizationSources()
+                if sources:
+                    last_request = now
+                    self.keyframe_requests += 1
+                    await send(sources[0].source)
+            waited = now - tap.first_received_at if tap.first_received_at is not None else 0.0
+            if not tap.keyframes and waited >= self.options.no_frame_timeout_s and not reported:
+                reported = True
+                self._watchdog_error = (
+                    f"video has arrived for {waited:.0f} s but no keyframe yet ({tap.dropped} frames dropped): the "
+                    "publisher ignores keyframe requests (RTCP PLI), so no frame can be decoded"
+                )
+                self.target.report_error(self._watchdog_error)

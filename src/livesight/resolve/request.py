@@ -2,7 +2,8 @@
 
 The draft's URIs were parsed when it was built (400s before lookups); here each stream is looked up
 and its window is taken once, so every relative anchor of one request sees the same live edge. A
-frame evicted between the snapshot and reading its pixels is 410 `frame_evicted`. Each `RefPart`
+frame evicted between the snapshot and reading its pixels is 410 `frame_evicted`; encoded frames are
+decoded by the buffer's reader (422 `frame_undecodable` after lost data, 503 `decoder_busy`). Each `RefPart`
 becomes a `MediaPart`; the result is the backends' `ChatRequest`.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from livesight.backends.request import ChatRequest, MediaPart, Part
 from livesight.buffer.ring import FrameWindow
-from livesight.core.errors import FrameEvicted, SegmentInvalid, StreamNotFound, StreamUnauthorized, TooManyFrames
+from livesight.core.errors import SegmentInvalid, StreamNotFound, StreamUnauthorized, TooManyFrames
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.resolve.draft import ChatDraft, DraftPart, RefPart
 from livesight.resolve.select import select_frame, select_segment
@@ -41,7 +42,7 @@ class ChatResolver:
         selected = {id(ref): self._select(windows[ref.stream_id], ref, model) for ref in refs}
         self._check_budget(draft.inline_media_count() + sum(len(indexes) for indexes in selected.values()))
 
-        def resolved(part: DraftPart) -> Part:
+        async def resolved(part: DraftPart) -> Part:
             if not isinstance(part, RefPart):
                 return part
             ref = part.ref
@@ -51,13 +52,13 @@ class ChatResolver:
                 MediaItem(
                     kind="image" if isinstance(ref, FrameRef) else "video",
                     url=ref.url,
-                    frames=_frames(window, ref, selected[id(ref)]),
+                    frames=await _frames(window, ref, selected[id(ref)]),
                     stream_id=ref.stream_id,
                     max_fps=ref.max_fps if isinstance(ref, SegmentRef) else None,
                 )
             )
 
-        messages = tuple(m.with_parts(tuple(resolved(p) for p in m.parts)) for m in draft.messages)
+        messages = tuple([m.with_parts(tuple([await resolved(p) for p in m.parts])) for m in draft.messages])
         return ChatRequest(messages, draft.params, include_usage=draft.include_usage)
 
     def _select(self, window: FrameWindow | None, ref: FrameRef | SegmentRef, model: ModelConfig) -> tuple[int, ...]:
@@ -96,13 +97,11 @@ class ChatResolver:
         return stream
 
 
-def _frames(window: FrameWindow, ref: FrameRef | SegmentRef, indexes: tuple[int, ...]) -> tuple[MediaFrame, ...]:
-    """The selected frames with their JPEGs (the buffer holds JPEG: reading one costs nothing)."""
-    frames: list[MediaFrame] = []
-    for index in indexes:
-        payload = window.payload(index)
-        if payload is None:
-            raise FrameEvicted(f"{shown(ref.url)}: frame {index} was evicted while the request was resolved")
-        info = window.info(index)
-        frames.append(MediaFrame(payload.jpeg(), info.width, info.height, index, info.timestamp_ms, info.arrived_at_ms))
-    return tuple(frames)
+async def _frames(window: FrameWindow, ref: FrameRef | SegmentRef, indexes: tuple[int, ...]) -> tuple[MediaFrame, ...]:
+    """The selected frames with their JPEGs (stored, or decoded on demand by the buffer's reader)."""
+    jpegs = await window.jpegs(indexes, shown(ref.url))
+    infos = [window.info(index) for index in indexes]
+    return tuple(
+        MediaFrame(jpeg, info.width, info.height, info.index, info.timestamp_ms, info.arrived_at_ms)
+        for jpeg, info in zip(jpegs, infos, strict=True)
+    )

@@ -253,9 +253,12 @@ class WatchService:
         if watch.min_change is not None and newest:
             sid = next(s for s in watch.stream_ids if s in newest)
             window = windows[sid]
-            payload = window.payload(newest[sid]) if window is not None else None
-            if payload is not None:
-                thumb = await asyncio.to_thread(lambda: thumbnail(payload.jpeg()))
+            try:
+                jpegs = await window.jpegs([newest[sid]], f"watch {watch.id}") if window is not None else None
+            except LivesightError:  # evicted, undecodable or the decoders are busy: no change test this tick
+                jpegs = None
+            if jpegs:
+                thumb = await asyncio.to_thread(thumbnail, jpegs[0])
                 if rt.last_thumb is not None and changed_fraction(rt.last_thumb, thumb) < watch.min_change:
                     watch.last_frame_indexes.update(newest)
                     self._skipped(watch, "no_change")

@@ -15,8 +15,8 @@ import pytest
 from livesight.backends.imaging import decode_rgb
 from livesight.backends.ocr import OcrModel
 from livesight.backends.ocr.reader import TextReader
+from livesight.codec.jpeg import encode_jpeg
 from livesight.core.media import MediaFrame, MediaItem
-from livesight.ingest.frames import encode_jpeg
 from livesight.ingest.pattern import TestPattern
 from livesight.settings import ModelConfig, Settings
 

@@ -34,7 +34,7 @@ def _reformatter() -> VideoReformatter:
 
 
 @dataclass(frozen=True, slots=True)
-class EncodedFrame:
+class JpegImage:
     jpeg: bytes
     width: int
     height: int
@@ -54,7 +54,7 @@ def _plane(plane: av.video.plane.VideoPlane) -> NDArray[np.uint8]:
     return np.ascontiguousarray(rows[:, : plane.width])
 
 
-def encode_jpeg(frame: av.VideoFrame, *, max_side: int, quality: int) -> EncodedFrame:
+def encode_jpeg(frame: av.VideoFrame, *, max_side: int, quality: int) -> JpegImage:
     """Resize (if needed), convert to full-range I420, encode. CPU-bound: call from a worker thread."""
     width, height = capped_size(frame.width, frame.height, max_side)
     is_i420 = frame.format.name in ("yuv420p", "yuvj420p")
@@ -65,7 +65,7 @@ def encode_jpeg(frame: av.VideoFrame, *, max_side: int, quality: int) -> Encoded
         )
     y, u, v = (_plane(p) for p in frame.planes[:3])
     data = simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality)
-    return EncodedFrame(jpeg=bytes(data), width=width, height=height)
+    return JpegImage(jpeg=bytes(data), width=width, height=height)
 
 
 class FrameEncoder:
@@ -78,11 +78,11 @@ class FrameEncoder:
         self.workers = workers
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="livesight-jpeg")
 
-    def submit(self, frame: av.VideoFrame) -> asyncio.Future[EncodedFrame]:
+    def submit(self, frame: av.VideoFrame) -> asyncio.Future[JpegImage]:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._pool, self.encode, frame)
 
-    def encode(self, frame: av.VideoFrame) -> EncodedFrame:
+    def encode(self, frame: av.VideoFrame) -> JpegImage:
         """Encode on the calling thread (a pulled source's own thread, or a pool worker), timed."""
         started = time.perf_counter()
         encoded = encode_jpeg(frame, max_side=self.max_side, quality=self.quality)

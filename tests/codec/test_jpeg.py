@@ -11,7 +11,7 @@ import simplejpeg
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livesight.ingest.frames import FrameEncoder, capped_size, encode_jpeg
+from livesight.codec.jpeg import FrameEncoder, capped_size, encode_jpeg
 from livesight.ingest.pattern import TestPattern, read_frame_number
 
 
