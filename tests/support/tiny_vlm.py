@@ -53,7 +53,12 @@ def _tokenizer(specials: list[str], eos: str, template: str, pad: str) -> object
 
 def build_idefics3(directory: Path) -> Path:
     import torch
-    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessorPil,
+        Idefics3Processor,
+    )
 
     specials = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>"]
     specials += ["<global-img>"] + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
@@ -85,7 +90,7 @@ def build_idefics3(directory: Path) -> Path:
     config.text_config.eos_token_id = tokenizer.eos_token_id  # type: ignore[attr-defined]
     model = Idefics3ForConditionalGeneration(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id  # type: ignore[attr-defined]
-    images = Idefics3ImageProcessor(size={"longest_edge": 128}, max_image_size={"longest_edge": 64})
+    images = Idefics3ImageProcessorPil(size={"longest_edge": 128}, max_image_size={"longest_edge": 64})
     processor = Idefics3Processor(
         image_processor=images, tokenizer=tokenizer, image_seq_len=(64 // 16) ** 2 // 4, chat_template=IDEFICS3_TEMPLATE
     )
@@ -111,6 +116,8 @@ def build_qwen2vl(directory: Path) -> Path:
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
+            "bos_token_id": tokenizer.eos_token_id,  # type: ignore[attr-defined]
+            "eos_token_id": tokenizer.eos_token_id,  # type: ignore[attr-defined]
             "rope_parameters": {"rope_type": "default", "mrope_section": [4, 2, 2]},
         },
         vision_config={
