@@ -108,8 +108,8 @@ class Engine:
                 logits_processor=LogitsProcessorList([picker]),
                 stopping_criteria=StoppingCriteriaList([_Until(lambda: sink.stopped or cancelled())]),
                 streamer=sink,
-                eos_token_id=list(self.eos_ids),
-                pad_token_id=self.tokenizer.pad_token_id or self.eos_ids[0],
+                eos_token_id=list(self.eos_ids) or None,
+                pad_token_id=self.tokenizer.pad_token_id or (self.eos_ids or (0,))[0],
             )
         sink.finish()
         finish = "stop" if sink.stopped or sink.ended else "length"
