@@ -174,3 +174,12 @@ def test_offline_the_error_says_what_to_download_where(tmp_path: Path) -> None:
         message = refused.json()["error"]["message"]
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "model_not_ready"
         assert "are you offline?" in message and str(tmp_path / "models" / "TinyOrg--tiny-smolvlm") in message
+
+
+def test_the_ready_ids_are_listed_not_downloaded_by_default(tmp_path: Path) -> None:
+    with run_server(tmp_path, preload_builtin_models=False) as srv:
+        listed = cards(srv)
+    for model_id in ("livesight/smolvlm-256m", "livesight/smolvlm-500m"):
+        assert (listed[model_id]["status"], listed[model_id]["backend"]) == ("not downloaded", "transformers")
+        assert listed[model_id]["download"] is None
+    assert "livesight/ocr" in listed

@@ -38,8 +38,8 @@ def build_router(models: ModelRegistry) -> APIRouter:
     return router
 
 
-Status = Literal["ready", "unavailable", "not downloaded", "downloading", "loading"]
-_STATUSES: dict[str, Status] = {s: s for s in ("ready", "not downloaded", "downloading", "loading")}
+Status = Literal["ready", "unavailable", "not downloaded", "downloading", "downloaded", "loading"]
+_STATUSES: dict[str, Status] = {s: s for s in ("ready", "not downloaded", "downloading", "downloaded", "loading")}
 
 
 def _status(entry: ModelEntry) -> Status:

@@ -173,9 +173,10 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str
-    status: Literal["ready", "unavailable", "not downloaded", "downloading", "loading"] = Field(
-        description="ready; unavailable (GET fails its probe, or it cannot load); an in-process model is "
-        "`not downloaded` until its first request pulls its weights (`downloading`, see `download`), then `loading`."
+    status: Literal["ready", "unavailable", "not downloaded", "downloading", "downloaded", "loading"] = Field(
+        description="ready; unavailable (it fails its probe, or cannot load); an in-process model is `not "
+        "downloaded` until its first request pulls its weights (`downloading`, see `download`), then `loading`; "
+        "`downloaded`: its weights are here and it loads on its first request."
     )
     capabilities: ModelCapabilities
     backend: str

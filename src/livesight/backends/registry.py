@@ -92,13 +92,12 @@ class ModelEntry:
 
     @property
     def status(self) -> str:
-        """`ready` or `unavailable`; an in-process model also `not downloaded`, `downloading`, `loading`."""
+        """`ready` or `unavailable`; an in-process model also `not downloaded`, `downloading`, `downloaded`,
+        `loading`."""
         if self.backend.ready:
             return "ready"
-        if isinstance(self.backend, Preparing) and self.backend.state in ("not downloaded", "downloading"):
-            return self.backend.state
-        if isinstance(self.backend, Preparing) and self.backend.state in ("downloaded", "loading"):
-            return "loading"
+        if isinstance(self.backend, Preparing) and self.backend.state != "ready":
+            return self.backend.state  # not downloaded, downloading, downloaded (loads on first use), loading
         return "unavailable"
 
 

@@ -226,3 +226,18 @@ async def test_weights_that_are_not_here_and_may_not_be_pulled_say_what_to_run(t
         assert refused.value.code == "model_not_ready" and str(tmp_path / "org--not-here") in refused.value.message
     finally:
         await model.aclose()
+
+
+async def test_server_start_logs_the_install_command_when_the_extra_is_missing(
+    weights_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(vlm_backend, "missing_modules", lambda: ["torch", "llguidance"])
+    model = backend(weights_root, IDEFICS3)
+    try:
+        with caplog.at_level("WARNING", logger="livesight.models"):
+            model.start()
+        assert any(
+            "make vlm" in r.getMessage() and "torch, llguidance missing" in r.getMessage() for r in caplog.records
+        )
+    finally:
+        await model.aclose()

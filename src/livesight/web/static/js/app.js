@@ -327,7 +327,7 @@ function renderDownload() {
   el.modelDownloadText.textContent = `Downloading ${m.id}: ${downloadText(d)}`;
 }
 
-const WAITING = new Set(["not downloaded", "downloading", "loading"]);
+const WAITING = new Set(["not downloaded", "downloading", "downloaded", "loading"]);
 
 function renderModel() {
   const m = currentModel();
