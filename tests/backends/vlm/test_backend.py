@@ -19,7 +19,7 @@ from livesight.backends.vlm.engine import Engine
 from livesight.backends.vlm.prompt import build_prompt
 from livesight.backends.weights import WeightStore
 from livesight.core.clock import FakeClock
-from livesight.core.errors import ModelBusy, ModelNotReady, RequestInvalid
+from livesight.core.errors import ModelBusy, ModelFailed, ModelNotReady, RequestInvalid
 from livesight.core.jsontypes import JsonObject
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.settings import ModelConfig
@@ -239,5 +239,25 @@ async def test_server_start_logs_the_install_command_when_the_extra_is_missing(
         assert any(
             "make vlm" in r.getMessage() and "torch, llguidance missing" in r.getMessage() for r in caplog.records
         )
+    finally:
+        await model.aclose()
+
+
+async def test_a_failure_inside_the_model_is_a_typed_500_not_a_trace(
+    weights_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = backend(weights_root, IDEFICS3)
+    try:
+        await model.complete(ask(image(), max_tokens=1))
+        engine = model._engine
+        assert engine is not None
+
+        def broken(*_: object) -> None:
+            raise RuntimeError("shape mismatch deep inside torch")
+
+        monkeypatch.setattr(engine, "generate", broken)
+        with pytest.raises(ModelFailed) as failed:
+            await model.complete(ask(image(), max_tokens=1))
+        assert failed.value.status == 500 and "shape mismatch" not in failed.value.message
     finally:
         await model.aclose()

@@ -33,7 +33,7 @@ from livesight.backends.vlm.catalog import INSTALL, missing_modules
 from livesight.backends.vlm.prompt import Generated, Prompt, Sampling, build_prompt, sampling_of
 from livesight.backends.weights import Progress, WeightStore, format_bytes
 from livesight.core.clock import Clock
-from livesight.core.errors import ModelBusy, ModelLoading, ModelNotReady
+from livesight.core.errors import LivesightError, ModelBusy, ModelFailed, ModelLoading, ModelNotReady
 from livesight.core.jsontypes import JsonObject
 from livesight.settings import ModelConfig
 
@@ -246,6 +246,11 @@ class VlmBackend:
             started = time.perf_counter()
             try:
                 return engine.generate(prompt, sampling, emit, cancel.is_set)
+            except LivesightError:
+                raise
+            except Exception as exc:  # the library's own failure: logged here, a typed 500 for the client
+                log.exception("model %s failed to answer", self.config.id)
+                raise ModelFailed(f"model {self.config.id} failed to answer ({type(exc).__name__})") from None
             finally:
                 self._last_answer_s = time.perf_counter() - started
 

@@ -75,7 +75,8 @@ class Engine:
         images = [_image(jpeg) for jpeg in prompt.images]
         if self._processor is not None:
             text = self._processor.apply_chat_template(prompt.turns, add_generation_prompt=True, tokenize=False)
-            kwargs: dict[str, object] = {"do_image_splitting": False} if images else {}
+            split = images and self.model.config.model_type in ("idefics3", "smolvlm")
+            kwargs: dict[str, object] = {"do_image_splitting": False} if split else {}  # one tile a frame
             batch = self._processor(text=text, images=[images] if images else None, return_tensors="pt", **kwargs)
         else:
             text = self.tokenizer.apply_chat_template(prompt.turns, add_generation_prompt=True, tokenize=False)
