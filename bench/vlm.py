@@ -1,6 +1,6 @@
 """In-process VLM latency at the REAL sizes of SmolVLM-256M and -500M, with random weights (no download).
 
-    .venv/bin/python bench/vlm.py [--models 256m,500m] [--tokens 30] [--threads N] [--runs 2]
+    .venv/bin/python bench/vlm.py [--models 256m,500m] [--frames 1,8] [--tokens 30] [--threads N] [--runs 2]
 
 Same compute as the real models: the Idefics3 architecture with the published sizes (text: SmolLM2-135M /
 -360M, vision: SigLIP base patch16 at 512 px, pixel shuffle 4 → 64 tokens an image tile, vocab 49,280);
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=30)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--frames", default="1,8", help="frame counts to time, e.g. 1 or 1,8")
     args = parser.parse_args()
     import torch
 
@@ -137,7 +138,7 @@ def main() -> None:
             engine = Engine(Path(tmp) / size, device="cpu", threads=args.threads)
             run(engine, 1, 2)  # warm-up
             print(f"SmolVLM-{size} shape: {params / 1e6:.0f} M parameters")
-            for frames in (1, 8):
+            for frames in (int(n) for n in args.frames.split(",")):
                 results = [run(engine, frames, args.tokens) for _ in range(args.runs)]
                 ttft = statistics.median(r[0] for r in results)
                 rate = statistics.median(r[1] for r in results)
