@@ -19,7 +19,7 @@ from livesight.backends.vlm.engine import Engine
 from livesight.backends.vlm.prompt import build_prompt
 from livesight.backends.weights import WeightStore
 from livesight.core.clock import FakeClock
-from livesight.core.errors import ModelBusy, ModelFailed, ModelNotReady, RequestInvalid
+from livesight.core.errors import ModelBusy, ModelFailed, ModelLoading, ModelNotReady, RequestInvalid
 from livesight.core.jsontypes import JsonObject
 from livesight.core.media import MediaFrame, MediaItem
 from livesight.settings import ModelConfig
@@ -259,5 +259,29 @@ async def test_a_failure_inside_the_model_is_a_typed_500_not_a_trace(
         with pytest.raises(ModelFailed) as failed:
             await model.complete(ask(image(), max_tokens=1))
         assert failed.value.status == 500 and "shape mismatch" not in failed.value.message
+    finally:
+        await model.aclose()
+
+
+async def test_a_failed_pull_is_retried_by_a_request_after_the_retry_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = ModelConfig(id="local/vlm", backend="transformers", weights="org/offline")
+    model = VlmBackend(config, clock=FakeClock(), weights=WeightStore(tmp_path, "http://127.0.0.1:9"))
+    try:
+        with pytest.raises(ModelLoading):
+            await model.complete(ask(image()))
+        for _ in range(200):
+            if model.state == "unavailable":
+                break
+            await asyncio.sleep(0.05)
+        assert model.state == "unavailable" and "are you offline?" in (model.error or "")
+        with pytest.raises(ModelNotReady) as refused:
+            await model.complete(ask(image()))
+        assert refused.value.code == "model_not_ready" and 1 <= int(refused.value.headers["Retry-After"]) <= 30
+        monkeypatch.setattr(vlm_backend, "RETRY_S", 0.0)
+        with pytest.raises(ModelLoading):  # a new pull started
+            await model.complete(ask(image()))
+        assert model.state in ("not downloaded", "downloading", "unavailable")
     finally:
         await model.aclose()

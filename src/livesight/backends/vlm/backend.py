@@ -132,8 +132,8 @@ class VlmBackend:
         name = self.config.weights
         if name is None:
             return None
-        path = Path(name).expanduser()
-        if path.is_absolute() or name.startswith("."):
+        if _is_path(name):
+            path = Path(name).expanduser()
             return path if path.is_dir() else None
         found = self._store.find(name) if self._store is not None else None
         return found.path if found is not None and found.state in ("downloaded", "copied in") else None
@@ -163,13 +163,13 @@ class VlmBackend:
     def _not_here(self) -> str | None:
         """Why the weights cannot come by themselves (None: the first request pulls them)."""
         repo = self.config.weights or ""
-        if self._store is not None and self._auto_pull and not Path(repo).expanduser().is_absolute():
+        if _is_path(repo):
+            return f"its weights directory {repo} does not exist"
+        if self._store is not None and self._auto_pull:
             return None
-        where = self._store.model_dir(repo) if self._store is not None and "/" in repo else repo
+        where = self._store.model_dir(repo) if self._store is not None else "<data_dir>/models"
         return (
             f"its weights are not here: run `livesight models pull {repo}` (or copy the files of {repo} into {where})"
-            if not Path(repo).expanduser().is_absolute()
-            else f"its weights directory {repo} does not exist"
         )
 
     async def _pull(self, loop: asyncio.AbstractEventLoop) -> Path:
@@ -191,10 +191,13 @@ class VlmBackend:
         if self._engine is not None:
             return self._engine
         failed = self._failed_at is not None and self._preparing is not None and self._preparing.done()
-        if failed and self._failed_at is not None and time.monotonic() - self._failed_at >= RETRY_S:
-            self._preparing, self.error = None, None  # try again (e.g. back online)
+        since = time.monotonic() - self._failed_at if self._failed_at is not None else 0.0
+        if failed and since >= RETRY_S:  # try again (e.g. back online)
+            self._preparing, self.error, self.progress = None, None, None
+            self.state = "downloaded" if self._directory() is not None else "not downloaded"
         elif self.error:
-            raise ModelNotReady(f"model {self.config.id} is not ready: {self.error}")
+            wait = math.ceil(RETRY_S - since) if failed else None
+            raise ModelNotReady(f"model {self.config.id} is not ready: {self.error}", retry_after_s=wait)
         if self.state == "not downloaded" and (why := self._not_here()) is not None:
             raise ModelNotReady(f"model {self.config.id} is not ready: {why}")
         self._begin()
@@ -319,6 +322,11 @@ class VlmBackend:
                     yield chunk({"content": event})
         finally:
             await events.aclose()
+
+
+def _is_path(weights: str) -> bool:
+    """`weights` names a directory (absolute, ~ or ./ relative) rather than a Hugging Face model id."""
+    return weights.startswith(("/", "~", "."))
 
 
 def _usage(done: Generated) -> JsonObject:
