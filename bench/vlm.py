@@ -123,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="256m,500m")
     parser.add_argument("--tokens", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--threads", type=int, default=max(1, len(os.sched_getaffinity(0)) - 1))
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--frames", default="1,8", help="frame counts to time, e.g. 1 or 1,8")
     args = parser.parse_args()

@@ -267,7 +267,10 @@ class Settings(BaseSettings):
         "progress until they are in); false: only `livesight models pull` downloads.",
     )
     vlm_threads: int | None = Field(
-        None, ge=1, description="Torch threads for in-process models; default: the CPU cores this process may use."
+        None,
+        ge=1,
+        description="Torch threads for in-process models; default: the CPU cores this process may use, less one "
+        "(kept for video decode and the event loop).",
     )
     hf_endpoint: str = Field(
         "https://huggingface.co", description="Hugging Face Hub (or a mirror) that `livesight models pull` uses."

@@ -45,7 +45,9 @@ _QWEN_IMAGE = "<|image_pad|>"
 
 class Engine:
     def __init__(self, directory: Path, *, device: str = "auto", threads: int | None = None) -> None:
-        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+        # default: the cores less one, which the server's own work (video decode, the event loop) keeps;
+        # on the shared 2-core dev VM one thread was 3x faster than two (docs/benchmarks.md)
+        torch.set_num_threads(threads or max(1, len(os.sched_getaffinity(0)) - 1))
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.model = AutoModelForImageTextToText.from_pretrained(directory, dtype=dtype).to(self.device).eval()
