@@ -52,6 +52,12 @@ def test_asking_a_model_not_downloaded_shows_its_download_progress(browser: Any,
                 pg.loc("#api-key").input_value(),
             )
         assert asked.value.status == 503
+        envelope = asked.value.json()["error"]
+        said = pg.page.evaluate(
+            """async ([code, message]) => (await import("./assets/js/api.js")).explain(503, code, message)""",
+            [envelope["code"], envelope["message"]],
+        )
+        assert said.startswith("Getting the model ready: model local/tiny is downloading its weights")
         expect(pg.loc("#model-status")).to_have_text("downloading", timeout=15_000)
         expect(pg.loc("#model-download")).to_be_visible()
         expect(pg.loc("#model-download-text")).to_contain_text(
