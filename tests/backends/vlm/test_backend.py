@@ -285,3 +285,14 @@ async def test_a_failed_pull_is_retried_by_a_request_after_the_retry_delay(
         assert model.state in ("not downloaded", "downloading", "unavailable")
     finally:
         await model.aclose()
+
+
+async def test_an_answer_past_timeout_s_ends_there_as_length(weights_root: Path) -> None:
+    model = backend(weights_root, IDEFICS3, timeout_s=0.3, max_output_tokens=20_000)
+    try:
+        await model.complete(ask(image(), max_tokens=1))  # loaded (the timeout counts from the answer's start)
+        reply = await model.complete(ask(image(), max_tokens=20_000))
+        assert reply["choices"][0]["finish_reason"] == "length"  # type: ignore[index]
+        assert 1 <= reply["usage"]["completion_tokens"] < 20_000  # type: ignore[index, operator]
+    finally:
+        await model.aclose()

@@ -10,7 +10,8 @@ Work runs off the event loop: pulls on their own thread, loading and generation 
 (one model, one answer at a time; torch uses `vlm_threads` threads inside it). At most `queue_limit`
 requests wait behind the running one; the next gets 503 `model_busy` with `Retry-After`, not a backlog.
 A stream's tokens cross from the worker to the loop through an asyncio queue; a client that leaves
-sets the cancel flag, which generation checks after every token.
+sets the cancel flag, which generation checks after every token; an answer still running `timeout_s`
+after it started stops there with finish_reason `length` (as if it had reached max_tokens).
 """
 
 from __future__ import annotations
@@ -245,10 +246,15 @@ class VlmBackend:
         def emit(piece: str) -> None:
             loop.call_soon_threadsafe(events.put_nowait, piece)
 
+        deadline = time.monotonic() + self.config.timeout_s
+
+        def stop() -> bool:  # the client left, or the answer ran past timeout_s (it ends there: "length")
+            return cancel.is_set() or time.monotonic() > deadline
+
         def generate() -> Generated:
             started = time.perf_counter()
             try:
-                return engine.generate(prompt, sampling, emit, cancel.is_set)
+                return engine.generate(prompt, sampling, emit, stop)
             except LivesightError:
                 raise
             except Exception as exc:  # the library's own failure: logged here, a typed 500 for the client
