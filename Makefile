@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VLM_STAMP := $(VENV)/.installed-vlm
 
-.PHONY: setup run demo test check fmt clean
+.PHONY: setup vlm run demo test check fmt clean
 
 setup: $(STAMP)
 	@scripts/setup-media
@@ -15,13 +16,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
+# The in-process vision-language models (livesight/smolvlm-256m, backend "transformers"): torch (CPU
+# build), transformers, llguidance, about 1.2 GB. `make run` does not need it; the tests do.
+vlm: $(VLM_STAMP)
+
+$(VLM_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,vlm]'
+	@touch $@
+
 run: setup
 	$(VENV)/bin/livesight serve
 
 demo: setup
 	$(VENV)/bin/livesight demo
 
-test: setup
+test: setup vlm
 	@scripts/setup-media --browser
 	scripts/check
 

@@ -27,8 +27,8 @@ from livesight.core.outbound import OutboundPolicy, parse_networks
 _config_file: ContextVar[Path | None] = ContextVar("livesight_config_file", default=None)
 
 
-BuiltinModel = Literal["livesight/ocr"]
-BUILTIN_MODELS: tuple[BuiltinModel, ...] = ("livesight/ocr",)
+BuiltinModel = Literal["livesight/ocr", "livesight/smolvlm-256m", "livesight/smolvlm-500m"]
+BUILTIN_MODELS: tuple[BuiltinModel, ...] = ("livesight/ocr", "livesight/smolvlm-256m", "livesight/smolvlm-500m")
 
 
 class ModelConfig(BaseModel):
@@ -37,7 +37,7 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, description="Model id clients send, case-sensitive.")
-    backend: Literal["openai", "builtin"] = "openai"
+    backend: Literal["openai", "builtin", "transformers"] = "openai"
     base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://gpu:8000/v1")
     upstream_model: str | None = Field(None, description="Model name sent upstream (default: id).")
     api_key: str | None = None
@@ -63,6 +63,19 @@ class ModelConfig(BaseModel):
         default_factory=dict, description="Fields merged into every upstream request body (request fields win)."
     )
     min_score: float = Field(0.9, ge=0, le=1, description="livesight/ocr: drop text read with a lower score.")
+    # backend "transformers": a vision-language model run in this process (backends/vlm, docs/local-models.md)
+    weights: str | None = Field(
+        None,
+        description="transformers: the Hugging Face model id whose weights are pulled into <data_dir>/models "
+        "(e.g. HuggingFaceTB/SmolVLM-256M-Instruct), or the path of a directory that holds them.",
+    )
+    revision: str = Field("main", description="transformers: the branch, tag or commit of `weights` to pull.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="transformers: auto = CUDA when present.")
+    queue_limit: int = Field(
+        2, ge=0, description="transformers: requests that may wait while one runs; more get 503 model_busy."
+    )
+    default_max_tokens: int = Field(256, ge=1, description="transformers: max_tokens when a request sets none.")
+    max_output_tokens: int = Field(1024, ge=1, description="transformers: the most tokens one answer may have.")
 
 
 class Settings(BaseSettings):
@@ -273,6 +286,17 @@ class Settings(BaseSettings):
     )
 
     # model weights (backends/weights.py, `livesight models pull`)
+    auto_pull_models: bool = Field(
+        True,
+        description="Download an in-process model's weights on its first request (503 model_loading with the "
+        "progress until they are in); false: only `livesight models pull` downloads.",
+    )
+    vlm_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Torch threads for in-process models; default: the CPU cores this process may use, less one "
+        "(kept for video decode and the event loop).",
+    )
     hf_endpoint: str = Field(
         "https://huggingface.co", description="Hugging Face Hub (or a mirror) that `livesight models pull` uses."
     )

@@ -24,6 +24,7 @@ from livesight.api.schemas import Publish
 from livesight.backends.discovery import LocalEngines
 from livesight.backends.inflight import InflightBudget
 from livesight.backends.registry import ModelRegistry
+from livesight.backends.weights import WeightStore
 from livesight.buffer.pool import BufferLimits, BufferPool
 from livesight.buffer.reader import FrameStoreReader, ReaderLimits
 from livesight.codec.jpeg import FrameEncoder
@@ -159,6 +160,9 @@ def create_app(
         inflight=InflightBudget(settings.upstream_inflight_mb * MB, settings.upstream_inflight_wait_s),
         discover=local_engines.discover if local_engines else None,
         discover_ttl_ms=round(settings.discovery_ttl_s * 1000),
+        weights=WeightStore(settings.data_dir / "models", settings.hf_endpoint, settings.hf_token),
+        auto_pull=settings.auto_pull_models,
+        vlm_threads=settings.vlm_threads,
     )
     resolver = ChatResolver(directory, settings.max_segment_frames, settings.max_request_frames)
     chat_service = ChatService(model_registry, resolver, clock, app_metrics)

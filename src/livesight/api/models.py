@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 
-from livesight.api.schemas import ModelCapabilities, ModelCard, ModelList
-from livesight.backends.registry import ModelRegistry
+from livesight.api.schemas import DownloadProgress, ModelCapabilities, ModelCard, ModelList
+from livesight.backends.base import Preparing
+from livesight.backends.registry import ModelEntry, ModelRegistry
 
 
 def build_router(models: ModelRegistry) -> APIRouter:
@@ -21,14 +24,31 @@ def build_router(models: ModelRegistry) -> APIRouter:
                     created=entry.created,
                     owned_by=entry.config.owned_by
                     or ("livesight" if entry.config.backend == "builtin" else "upstream"),
-                    status="ready" if entry.status == "ready" else "unavailable",
+                    status=_status(entry),
                     capabilities=ModelCapabilities(
                         image=entry.config.image, video=entry.config.video, max_frames=entry.config.max_frames
                     ),
                     backend=entry.config.backend,
+                    download=_download(entry),
                 )
                 for entry in entries
             ]
         )
 
     return router
+
+
+Status = Literal["ready", "unavailable", "not downloaded", "downloading", "downloaded", "loading"]
+_STATUSES: dict[str, Status] = {s: s for s in ("ready", "not downloaded", "downloading", "downloaded", "loading")}
+
+
+def _status(entry: ModelEntry) -> Status:
+    return _STATUSES.get(entry.status, "unavailable")
+
+
+def _download(entry: ModelEntry) -> DownloadProgress | None:
+    backend = entry.backend
+    if not isinstance(backend, Preparing) or entry.status != "downloading" or backend.progress is None:
+        return None
+    p = backend.progress
+    return DownloadProgress(file=p.file, done_bytes=p.done, total_bytes=p.total, speed_bps=p.speed_bps, eta_s=p.eta_s)

@@ -159,14 +159,29 @@ class ModelCapabilities(BaseModel):
     max_frames: int
 
 
+class DownloadProgress(BaseModel):
+    """How far the pull of an in-process model's weights is (while `status` is `downloading`)."""
+
+    file: str = Field(description="The file being fetched now.")
+    done_bytes: int
+    total_bytes: int
+    speed_bps: float = Field(description="Bytes per second, averaged over the pull so far.")
+    eta_s: float | None = Field(description="Seconds left at that speed (null until it is known).")
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "unavailable", "not downloaded", "downloading", "downloaded", "loading"] = Field(
+        description="ready; unavailable (it fails its probe, or cannot load); an in-process model is `not "
+        "downloaded` until its first request pulls its weights (`downloading`, see `download`), then `loading`; "
+        "`downloaded`: its weights are here and it loads on its first request."
+    )
     capabilities: ModelCapabilities
     backend: str
+    download: DownloadProgress | None = Field(None, description="While `downloading`: bytes, speed and ETA.")
 
 
 class ModelList(BaseModel):

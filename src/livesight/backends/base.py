@@ -9,9 +9,10 @@ as `livesight.core.errors` classes (upstream failures as `UpstreamError` subclas
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from livesight.backends.request import ChatRequest
+from livesight.backends.weights import Progress
 from livesight.core.errors import TooManyImages
 from livesight.core.jsontypes import JsonObject
 from livesight.settings import ModelConfig
@@ -57,6 +58,15 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Preparing(Protocol):
+    """A backend that gets its model ready itself (an in-process model: weights pulled, then loaded).
+    GET /models shows its `state` and, while it downloads, its `progress`."""
+
+    state: str  # "not downloaded" | "downloading" | "downloaded" | "loading" | "ready" | "unavailable"
+    progress: Progress | None
 
 
 def check_max_images(config: ModelConfig, count: int) -> None:

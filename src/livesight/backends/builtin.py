@@ -131,7 +131,7 @@ class OcrBackend:
     async def _answer(self, request: ChatRequest) -> tuple[str, int]:
         _check_options(self.config.id, request.params)
         question, prompt_tokens = _question(request.messages)
-        media = [p.item if isinstance(p, MediaPart) else _inline(self.config.id, p) for p in request.media_parts()]
+        media = [p.item if isinstance(p, MediaPart) else inline_item(self.config.id, p) for p in request.media_parts()]
         check_max_images(self.config, sum(1 for m in media if m.kind == "image"))
         model = await self._ensure_loaded()
         text = await asyncio.get_running_loop().run_in_executor(self._executor, model.answer, question, media)
@@ -238,7 +238,7 @@ def _question(messages: tuple[Message[Part], ...]) -> tuple[str, int]:
     return question, total
 
 
-def _inline(model_id: str, part: PassPart) -> MediaItem:
+def inline_item(model_id: str, part: PassPart) -> MediaItem:
     """An inline JPEG data URL as an item; any other inline media is refused (this model fetches nothing)."""
     kind, url = part.kind, part.url or ""
     if kind == "image_url" and url[: len(_JPEG_DATA)].lower() == _JPEG_DATA:

@@ -21,10 +21,13 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal
 
-from livesight.backends.base import Backend
+from livesight.backends.base import Backend, Preparing
 from livesight.backends.builtin import OCR_MODEL_ID, AnswerModel, OcrBackend, builtin_config, default_ocr_factory
 from livesight.backends.inflight import InflightBudget
 from livesight.backends.upstream import OpenAICompatBackend
+from livesight.backends.vlm.backend import VlmBackend
+from livesight.backends.vlm.catalog import READY, ready_config
+from livesight.backends.weights import WeightStore
 from livesight.core.clock import Clock
 from livesight.core.errors import ModelNotReady, ModelUnavailable
 from livesight.settings import ModelConfig
@@ -38,6 +41,9 @@ class BackendContext:
     executor: Executor | None
     inflight: InflightBudget
     ocr_factory: Callable[[ModelConfig], AnswerModel]
+    weights: WeightStore | None = None  # where in-process models' weights are pulled to
+    auto_pull: bool = True
+    threads: int | None = None  # torch threads of in-process models
 
 
 BackendFactory = Callable[[ModelConfig, BackendContext], Backend]
@@ -57,7 +63,17 @@ def _openai(config: ModelConfig, context: BackendContext) -> Backend:
     return OpenAICompatBackend(config, executor=context.executor, inflight=context.inflight)
 
 
-BACKENDS: dict[Literal["builtin", "openai"], BackendFactory] = {"builtin": _builtin, "openai": _openai}
+def _transformers(config: ModelConfig, context: BackendContext) -> Backend:
+    return VlmBackend(
+        config, clock=context.clock, weights=context.weights, auto_pull=context.auto_pull, threads=context.threads
+    )
+
+
+BACKENDS: dict[Literal["builtin", "openai", "transformers"], BackendFactory] = {
+    "builtin": _builtin,
+    "openai": _openai,
+    "transformers": _transformers,
+}
 """`ModelConfig.backend` → how to build it: the one place a kind of backend is registered."""
 
 
@@ -76,7 +92,13 @@ class ModelEntry:
 
     @property
     def status(self) -> str:
-        return "ready" if self.backend.ready else "unavailable"
+        """`ready` or `unavailable`; an in-process model also `not downloaded`, `downloading`, `downloaded`,
+        `loading`."""
+        if self.backend.ready:
+            return "ready"
+        if isinstance(self.backend, Preparing) and self.backend.state != "ready":
+            return self.backend.state  # not downloaded, downloading, downloaded (loads on first use), loading
+        return "unavailable"
 
 
 class ModelRegistry:
@@ -92,6 +114,9 @@ class ModelRegistry:
         inflight: InflightBudget | None = None,
         discover: Discover | None = None,
         discover_ttl_ms: int = 30_000,
+        weights: WeightStore | None = None,
+        auto_pull: bool = True,
+        vlm_threads: int | None = None,
     ) -> None:
         self._clock = clock
         self._probe_ttl_ms = probe_ttl_ms
@@ -109,8 +134,11 @@ class ModelRegistry:
                 raise ValueError(f"model id {config.id!r} is configured twice")
             seen.add(config.id)
         # one in-flight budget for every upstream model
-        context = self._context = BackendContext(clock, executor, inflight or InflightBudget(), ocr_factory)
-        all_configs = [builtin_config(b) for b in builtins if b not in seen] + configured
+        context = self._context = BackendContext(
+            clock, executor, inflight or InflightBudget(), ocr_factory, weights, auto_pull, vlm_threads
+        )
+        ready = [ready_config(b) if b in READY else builtin_config(b) for b in builtins if b not in seen]
+        all_configs = ready + configured
         self._entries: dict[str, ModelEntry] = {}
         for config in all_configs:
             self._entries[config.id] = ModelEntry(config, BACKENDS[config.backend](config, context), created)

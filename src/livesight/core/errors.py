@@ -308,6 +308,25 @@ class ModelNotReady(ModelUnavailable):
         super().__init__(message, headers={"Retry-After": str(retry_after_s)} if retry_after_s is not None else None)
 
 
+class ModelLoading(ModelNotReady):
+    """An in-process model that is being made ready: its weights are downloading (the message says how far,
+    GET /v1/models has the numbers) or it is loading. 503 with `Retry-After`: it will answer later."""
+
+    code = "model_loading"
+
+
+class ModelBusy(LivesightError):
+    """An in-process model whose queue is full (one request runs, `queue_limit` wait): 503 with `Retry-After`
+    rather than a growing backlog."""
+
+    status = 503
+    type = "provider_error"
+    code = "model_busy"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
 class ModelFailed(LivesightError):
     """A built-in (in-process) model failed on one input; the message is safe to show.
 

@@ -71,6 +71,10 @@ export function explain(status, code, message) {
     return "The API key was rejected (401). Paste the key that `livesight serve` printed on first start " +
       "(it starts with ovs-), or create one with `livesight keys create`.";
   }
+  if (code === "model_loading") {
+    return `Getting the model ready: ${message}. The download shows under the model; ask again once it is ready.`;
+  }
+  if (code === "model_busy") return `The model is busy with other questions: ${message}`;
   if (code === "model_unavailable" || code === "model_not_ready") {
     return `Model unavailable: ${message}`;
   }

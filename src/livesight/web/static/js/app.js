@@ -2,7 +2,7 @@
 // goes through textContent (never innerHTML), and every failure ends up in a visible notice.
 
 import { ApiError, apiBase, frameBlobUrl, request } from "./api.js";
-import { askStreaming, listModels, pickModel } from "./chat.js";
+import { askStreaming, downloadText, listModels, pickModel } from "./chat.js";
 import { countSet, readOptions } from "./options.js";
 import { StreamSession } from "./publisher.js";
 import { chatRequest, curlSnippet, pythonSnippet } from "./snippets.js";
@@ -24,6 +24,7 @@ const el = {
   tRes: $("t-res"), tPublisher: $("t-publisher"),
   streamIdRow: $("stream-id-row"), streamId: $("stream-id"), copyStreamId: $("copy-stream-id"),
   askHint: $("ask-hint"), model: $("model"), modelStatus: $("model-status"),
+  modelDownload: $("model-download"), modelDownloadBar: $("model-download-bar"), modelDownloadText: $("model-download-text"),
   refSeconds: $("ref-seconds"), refN: $("ref-n"), refFps: $("ref-fps"), refSecondsHint: $("ref-seconds-hint"),
   refPick: $("ref-pick"), scrubber: $("scrubber"), scrubPreview: $("scrub-preview"), scrubLabel: $("scrub-label"), scrubLive: $("scrub-live"),
   options: $("options"), optionsSummary: $("options-summary"), optSystem: $("opt-system"),
@@ -289,6 +290,7 @@ async function refreshModels() {
     notice(el.askNotice, `Could not list models: ${err.message}`, "error");
     return;
   }
+  renderDownload();
   const signature = JSON.stringify(state.models.map((m) => [m.id, m.status]));
   if (signature === state.modelSignature) return;
   state.modelSignature = signature;
@@ -297,7 +299,7 @@ async function refreshModels() {
     ...state.models.map((m) => {
       const o = document.createElement("option");
       o.value = m.id;
-      o.textContent = m.status === "ready" ? m.id : `${m.id} (unavailable)`;
+      o.textContent = m.status === "ready" ? m.id : `${m.id} (${m.status})`;
       return o;
     }),
   );
@@ -315,10 +317,23 @@ function currentModel() {
   return state.models.find((m) => m.id === el.model.value) || null;
 }
 
+/** The chosen model's weights download (an in-process model's first request starts it): a progress bar. */
+function renderDownload() {
+  const m = currentModel();
+  const d = m && m.status === "downloading" ? m.download : null;
+  el.modelDownload.hidden = !d;
+  if (!d) return;
+  el.modelDownloadBar.value = d.total_bytes ? d.done_bytes / d.total_bytes : 0;
+  el.modelDownloadText.textContent = `Downloading ${m.id}: ${downloadText(d)}`;
+}
+
+const WAITING = new Set(["not downloaded", "downloading", "downloaded", "loading"]);
+
 function renderModel() {
   const m = currentModel();
   if (!m) pill(el.modelStatus, "none", "muted");
-  else pill(el.modelStatus, m.status, m.status === "ready" ? "ok" : "bad");
+  else pill(el.modelStatus, m.status, m.status === "ready" ? "ok" : WAITING.has(m.status) ? "warn" : "bad");
+  renderDownload();
   const video = !m || !m.capabilities || m.capabilities.video !== false;
   const secondsInput = document.querySelector('input[name="ref"][value="seconds"]');
   secondsInput.disabled = !video;

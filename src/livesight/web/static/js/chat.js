@@ -15,6 +15,18 @@ export function pickModel(models, previous) {
   return (ready || models[0] || { id: "" }).id;
 }
 
+/** "12.0 MB of 500.0 MB (2%) · 3.2 MB/s · about 2:35 left": a model card's `download` in words. */
+export function downloadText(d) {
+  const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+  const share = d.total_bytes ? ` (${Math.floor((d.done_bytes * 100) / d.total_bytes)}%)` : "";
+  let text = `${mb(d.done_bytes)} of ${mb(d.total_bytes)}${share} · ${mb(d.speed_bps)}/s`;
+  if (d.eta_s !== null && d.eta_s !== undefined) {
+    const s = Math.ceil(d.eta_s);
+    text += ` · about ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")} left`;
+  }
+  return text;
+}
+
 /**
  * Stream one chat completion. Calls onDelta(text) per token chunk; resolves with the final text,
  * `usage`, the `overshoot` object (frames used, timing) and the browser's own timings.

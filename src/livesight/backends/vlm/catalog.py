@@ -1,0 +1,38 @@
+"""The in-process models offered without configuration, and what they need installed.
+
+A ready id is a `ModelConfig` like any `[[models]]` entry with `backend = "transformers"`; an entry with
+the same id in the config file replaces it. Both are SmolVLM v1 (the Idefics3 architecture), whose
+processor works without torchvision. `max_frames` 8: on a 2-core CPU each frame costs 64 image tokens
+(one 512×512 tile, image splitting off), so 8 frames are a ~600-token prompt (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from livesight.settings import ModelConfig
+
+READY: dict[str, str] = {
+    "livesight/smolvlm-256m": "HuggingFaceTB/SmolVLM-256M-Instruct",
+    "livesight/smolvlm-500m": "HuggingFaceTB/SmolVLM-500M-Instruct",
+}
+EXTRA_MODULES = ("torch", "transformers", "llguidance")
+INSTALL = "make vlm  (or: .venv/bin/pip install -e '.[vlm]')"
+
+
+def ready_config(model_id: str) -> ModelConfig:
+    return ModelConfig(
+        id=model_id,
+        backend="transformers",
+        weights=READY[model_id],
+        image=True,
+        video=True,
+        max_frames=8,
+        timeout_s=300,
+        owned_by="livesight",
+    )
+
+
+def missing_modules() -> list[str]:
+    """The modules of the `vlm` extra that are not installed (found without importing them)."""
+    return [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
