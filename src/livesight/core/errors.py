@@ -77,6 +77,14 @@ class Unauthorized(LivesightError):
     code = "unauthorized"
 
 
+class AdminRequired(LivesightError):
+    """A valid API key that is not one of `admin_key_ids`, on an admin endpoint."""
+
+    status = 403
+    type = "validation_error"
+    code = "admin_required"
+
+
 class RequestTooLarge(LivesightError):
     status = 413
     type = "validation_error"
@@ -115,6 +123,15 @@ class ServerBusy(LivesightError):
     status = 503
     type = "internal_error"
     code = "server_busy"
+
+
+class ClusterUnavailable(LivesightError):
+    """The shared cluster state (Redis) cannot be reached, so a change a client asked for cannot be made
+    cluster-wide; the client should retry shortly (docs/scale-out.md)."""
+
+    status = 503
+    type = "internal_error"
+    code = "cluster_unavailable"
 
 
 class OutboundRefused(LivesightError):
