@@ -54,6 +54,7 @@ def pair(tmp_path: Path, redis: RedisServer) -> Iterator[Pair]:
         "admin_key_ids": [admin_key.id],
         "max_active_streams_per_key": 2,
         "rate_limit_rps": 1,
+        "preload_builtin_models": False,  # no OCR model loading to wait for at shutdown
     }
     with (
         run_server(tmp_path / "a", clock=clock, node_id="node-a", **common) as a,
@@ -174,7 +175,7 @@ def test_a_second_owner_fences_the_first(pair: Pair) -> None:
         state = ClusterState.from_url(pair.redis.url)
         try:
             await state.redis.delete(f"ls:claim:{sid}")  # as if A's claim had lapsed
-            return await state.claim(sid, "node-b", claim_ttl_ms=60_000)
+            return await state.claim(sid, "node-b", claim_ttl_ms=60_000, now_ms=pair.clock.now_ms())
         finally:
             await state.aclose()
 
@@ -204,3 +205,27 @@ def test_the_cluster_endpoint_lists_nodes_to_admins_only(pair: Pair) -> None:
     with pair.a.client() as c:
         assert c.get("/v1/cluster").status_code == 401
         assert "/v1/cluster" in c.get("/openapi.json").json()["paths"]
+
+
+def test_a_node_that_stops_renewing_stops_serving_and_its_streams_end_as_node_lost(pair: Pair) -> None:
+    key = pair.a.new_key()
+    _known_on(pair.b, key)
+    on_a, on_b = _create(pair.a, key), _create(pair.b, key)
+    shared_b = pair.b.components.cluster
+    assert shared_b.serving(on_b)
+
+    async def hang_b() -> None:  # node B freezes (or loses Redis): its tick stops, nothing else does
+        for task in pair.b.components.background:
+            if task.get_coro().__qualname__ == "ClusterDirectory.run":
+                task.cancel()
+
+    pair.b.call(hang_b)
+    wait_for(lambda: not shared_b.serving(on_b), timeout=5, what="B to stop serving once its claim lapsed")
+    assert shared_b.ingest_target(on_b) is None
+    assert shared_b.window(next(s for s in shared_b.local.all_active() if s.id == on_b)) is None
+    pair.clock.advance(LEASE_MS + 1)
+    ended = wait_for(
+        lambda: (r := pair.status(pair.a, key, on_b)).json()["state"] == "ended" and r, what="A to end B's stream"
+    )
+    assert ended.json()["end_reason"] == "node_lost"
+    assert pair.status(pair.a, key, on_a).json()["state"] == "active"  # A's own stream is untouched

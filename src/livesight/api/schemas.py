@@ -113,7 +113,7 @@ class StreamStatus(BaseModel):
     expires_at_ms: int | None
     ttl_seconds: int
     ended_at_ms: int | None
-    end_reason: Literal["expired", "deleted", "source_failed"] | None
+    end_reason: Literal["expired", "deleted", "source_failed", "node_lost"] | None
     audio: bool
     # livesight's own fields
     retained_bytes: int

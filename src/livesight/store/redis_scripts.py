@@ -8,7 +8,8 @@ from __future__ import annotations
 
 CHANGED = "redis.call('ZADD', KEYS[#KEYS], redis.call('INCR', KEYS[#KEYS - 1]), ARGV[1])\n"
 
-# KEYS: rec, lease, own, claim, seq, chg. ARGV: id, owner, created, ttl_s, expires, source, node, claim_ttl, limit
+# KEYS: rec, lease, own, claim, claims, seq, chg.
+# ARGV: id, owner, created, ttl_s, expires, source, node, claim_ttl, limit, claim deadline
 CREATE = (
     """
 if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[9]) then return -1 end
@@ -18,6 +19,7 @@ local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SET', KEYS[4], ARGV[7] .. '|' .. epoch, 'PX', ARGV[8])
+redis.call('ZADD', KEYS[5], ARGV[10], ARGV[1])
 """
     + CHANGED
     + "return epoch"
@@ -35,14 +37,17 @@ redis.call('HSET', KEYS[1], 'expires_at_ms', ARGV[3])
     + "return 1"
 )
 
-# KEYS: rec, lease, tomb, claim, seq, chg. ARGV: id, reason, ended_at, final ('' keeps), own prefix, max deadline
-# ('' = unconditional; else only if the lease deadline is still <= it: a keepalive may have landed)
+# KEYS: rec, lease, tomb, claim, claims, seq, chg. ARGV: id, reason, ended_at, final ('' keeps), own prefix,
+# max deadline ('' = unconditional; else only if the lease deadline is still <= it: a keepalive may have
+# landed), '1' = only if no node holds the claim (node loss: the claim lapsed unrenewed)
 END = (
     """
 local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not deadline then return 0 end
 if ARGV[6] ~= '' and tonumber(deadline) > tonumber(ARGV[6]) then return 0 end
+if ARGV[7] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'ended', 'ended_at_ms', ARGV[3], 'end_reason', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'final', ARGV[4]) end
 local owner = redis.call('HGET', KEYS[1], 'owner')
@@ -74,19 +79,24 @@ redis.call('HSET', KEYS[1], 'facts', ARGV[2])
     + "return 1"
 )
 
-# KEYS: rec, claim, lease, own, seq, chg. ARGV: id, node|epoch, claim_ttl, node, epoch, then the record to
-# restore when Redis lost it: owner, created, ttl_s, expires, source.
+# KEYS: rec, claim, lease, own, claims, seq, chg. ARGV: id, node|epoch, claim_ttl, node, epoch, then the
+# record to restore when Redis lost it: owner, created, ttl_s, expires, source; then the claim deadline.
 # Returns 1 renewed, 2 restored, 0 fenced (another node holds or took the claim), -1 ended.
 RENEW = (
     """
 local cur = redis.call('GET', KEYS[2])
-if cur == ARGV[2] then redis.call('PEXPIRE', KEYS[2], ARGV[3]) return 1 end
+if cur == ARGV[2] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[5], ARGV[11], ARGV[1])
+  return 1
+end
 if cur then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local st = redis.call('HMGET', KEYS[1], 'state', 'node', 'epoch')
   if st[1] ~= 'active' then return -1 end
   if st[2] ~= ARGV[4] or st[3] ~= ARGV[5] then return 0 end
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  redis.call('ZADD', KEYS[5], ARGV[11], ARGV[1])
   return 1
 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[6], 'created_at_ms', ARGV[7], 'ttl_seconds', ARGV[8],
@@ -94,12 +104,14 @@ redis.call('HSET', KEYS[1], 'owner', ARGV[6], 'created_at_ms', ARGV[7], 'ttl_sec
 redis.call('ZADD', KEYS[3], ARGV[9], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[5], ARGV[11], ARGV[1])
 """
     + CHANGED
     + "return 2"
 )
 
-# KEYS: rec, claim, seq, chg. ARGV: id, node, claim_ttl. Take over a stream nobody holds: epoch + 1.
+# KEYS: rec, claim, claims, seq, chg. ARGV: id, node, claim_ttl, claim deadline.
+# Take over a stream nobody holds: epoch + 1.
 CLAIM = (
     """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -107,6 +119,7 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return -1 end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[2] .. '|' .. epoch, 'PX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 """
     + CHANGED
     + "return epoch"

@@ -13,6 +13,8 @@ Key layout (prefix `ls:`, docs/scale-out.md has the same table):
 - `ls:own:{owner}` set of the owner's active stream ids: the cluster-wide per-key limit.
 - `ls:claim:{id}` string `node|epoch` with a PX TTL: who serves the stream. The epoch (the record's
   `epoch`, +1 on every claim) fences a node whose claim lapsed and was taken over.
+- `ls:claims` zset id → claim deadline (ms): the reaper finds claims nobody renewed (a lost node)
+  by score, and ends those streams `node_lost` if the claim key is really gone.
 - `ls:seq` counter and `ls:chg` zset id → seq of its last change: nodes mirror the records by
   reading changes since the seq they saw; `ls:gone` zset id → forgotten_at trims that log.
 - `ls:gen`: a random token set once; a changed token means Redis lost its data (a restart without
@@ -37,6 +39,7 @@ from livesight.store.streams import _dump_final, _dump_source, _end_reason, _loa
 
 P = "ls:"
 LEASE, TOMB, SEQ, CHG, GONE, GEN = P + "lease", P + "tomb", P + "seq", P + "chg", P + "gone", P + "gen"
+CLAIMS = P + "claims"
 NODES, SEEN, KEYS, REVOKED = P + "nodes", P + "seen", P + "keys", P + "revoked"
 CHANGE_LOG_KEEP_MS = 60_000  # a forgotten id stays in the change log this long (mirrors see it go)
 
@@ -141,12 +144,12 @@ class ClusterState:
 
     # --- streams ---------------------------------------------------------------------------------
 
-    async def create(self, s: SharedStream, *, claim_ttl_ms: int, limit: int) -> int:
+    async def create(self, s: SharedStream, *, claim_ttl_ms: int, limit: int, now_ms: int) -> int:
         """Insert an active stream claimed by `s.node`: its epoch, or -1 when the owner is at `limit`."""
-        keys = [rec_key(s.id), LEASE, own_key(s.owner), claim_key(s.id), SEQ, CHG]
+        keys = [rec_key(s.id), LEASE, own_key(s.owner), claim_key(s.id), CLAIMS, SEQ, CHG]
         argv: list[str | int] = [s.id, s.owner, s.created_at_ms, s.ttl_seconds, s.expires_at_ms]
         argv.append(_dump_source(s.source) or "")
-        return int(await self._create(keys, [*argv, s.node, claim_ttl_ms, limit]))
+        return int(await self._create(keys, [*argv, s.node, claim_ttl_ms, limit, now_ms + claim_ttl_ms]))
 
     async def keepalive(self, stream_id: str, owner: str, expires_at_ms: int) -> int:
         """1 renewed, 0 not active, -2 unknown (or another owner's)."""
@@ -161,11 +164,14 @@ class ClusterState:
         final: StreamFacts | None = None,
         *,
         if_due_by_ms: int | None = None,
+        if_unclaimed: bool = False,
     ) -> bool:
-        """End an active stream (True), or nothing (False: not active, or renewed past `if_due_by_ms`)."""
-        keys = [rec_key(stream_id), LEASE, TOMB, claim_key(stream_id), SEQ, CHG]
+        """End an active stream (True), or nothing (False: not active, renewed past `if_due_by_ms`, or
+        with `if_unclaimed` still claimed by a node)."""
+        keys = [rec_key(stream_id), LEASE, TOMB, claim_key(stream_id), CLAIMS, SEQ, CHG]
         due = "" if if_due_by_ms is None else str(if_due_by_ms)
         argv: list[str | int] = [stream_id, reason, ended_at_ms, _dump_final(final) or "", P + "own:", due]
+        argv.append("1" if if_unclaimed else "")
         return bool(await self._end(keys, argv))
 
     async def set_final(self, stream_id: str, final: StreamFacts) -> None:
@@ -184,27 +190,31 @@ class ClusterState:
         """Active streams whose lease deadline has passed."""
         return [str(x) for x in await self.redis.zrangebyscore(LEASE, "-inf", now_ms, start=0, num=limit)]
 
+    async def unrenewed(self, now_ms: int, limit: int = 200) -> list[str]:
+        """Active streams whose claim deadline has passed (their node stopped renewing)."""
+        return [str(x) for x in await self.redis.zrangebyscore(CLAIMS, "-inf", now_ms, start=0, num=limit)]
+
     async def forget_tombstones(self, ended_before_ms: int, now_ms: int) -> int:
         keys = [TOMB, GONE, SEQ, CHG]
         return int(await self._forget(keys, [ended_before_ms, P + "s:", now_ms, now_ms - CHANGE_LOG_KEEP_MS]))
 
-    async def renew(self, s: SharedStream, *, claim_ttl_ms: int) -> int:
+    async def renew(self, s: SharedStream, *, claim_ttl_ms: int, now_ms: int) -> int:
         """Renew `s.node`'s claim (1), restore a record Redis lost (2); 0 fenced, -1 ended."""
-        return int(await self._renew(*_renew_args(s, claim_ttl_ms)))
+        return int(await self._renew(*_renew_args(s, claim_ttl_ms, now_ms)))
 
-    async def renew_all(self, streams: Sequence[SharedStream], *, claim_ttl_ms: int) -> list[int]:
+    async def renew_all(self, streams: Sequence[SharedStream], *, claim_ttl_ms: int, now_ms: int) -> list[int]:
         """`renew` for many streams in one pipeline."""
         if not streams:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for s in streams:
-                await self._renew(*_renew_args(s, claim_ttl_ms), client=pipe)
+                await self._renew(*_renew_args(s, claim_ttl_ms, now_ms), client=pipe)
             return [int(x) for x in await pipe.execute()]
 
-    async def claim(self, stream_id: str, node: str, *, claim_ttl_ms: int) -> int:
+    async def claim(self, stream_id: str, node: str, *, claim_ttl_ms: int, now_ms: int) -> int:
         """Take over an active stream whose claim lapsed: the new epoch; 0 held by a node, -1 not active."""
-        keys = [rec_key(stream_id), claim_key(stream_id), SEQ, CHG]
-        return int(await self._claim(keys, [stream_id, node, claim_ttl_ms]))
+        keys = [rec_key(stream_id), claim_key(stream_id), CLAIMS, SEQ, CHG]
+        return int(await self._claim(keys, [stream_id, node, claim_ttl_ms, now_ms + claim_ttl_ms]))
 
     async def claim_holder(self, stream_id: str) -> str | None:
         value = await self.redis.get(claim_key(stream_id))
@@ -288,10 +298,10 @@ class ClusterState:
         await self.redis.aclose()
 
 
-def _renew_args(s: SharedStream, claim_ttl_ms: int) -> tuple[list[str], list[str | int]]:
-    keys = [rec_key(s.id), claim_key(s.id), LEASE, own_key(s.owner), SEQ, CHG]
+def _renew_args(s: SharedStream, claim_ttl_ms: int, now_ms: int) -> tuple[list[str], list[str | int]]:
+    keys = [rec_key(s.id), claim_key(s.id), LEASE, own_key(s.owner), CLAIMS, SEQ, CHG]
     argv: list[str | int] = [s.id, f"{s.node}|{s.epoch}", claim_ttl_ms, s.node, s.epoch, s.owner, s.created_at_ms]
-    return keys, [*argv, s.ttl_seconds, s.expires_at_ms, _dump_source(s.source) or ""]
+    return keys, [*argv, s.ttl_seconds, s.expires_at_ms, _dump_source(s.source) or "", now_ms + claim_ttl_ms]
 
 
 def _dump_key(key: ApiKey) -> str:

@@ -234,7 +234,9 @@ class ClusterDirectory:
 
     async def _create_remote(self, stream: Stream, limit: int) -> None:
         try:
-            epoch = await self.state.create(self._shared(stream), claim_ttl_ms=self.config.claim_ttl_ms, limit=limit)
+            epoch = await self.state.create(
+                self._shared(stream), claim_ttl_ms=self._ttl, limit=limit, now_ms=self.clock.now_ms()
+            )
         except _UNREACHABLE as exc:
             self._roll_back(stream)
             raise ClusterUnavailable("the cluster state is unreachable; retry shortly") from exc
@@ -298,7 +300,7 @@ class ClusterDirectory:
         grace_deadline = now + self.config.grace_ms
         started = self._monotonic()
         results = await self.state.renew_all(
-            [self._shared(s, max(s.expires_at_ms, grace_deadline)) for s in mine], claim_ttl_ms=self._ttl
+            [self._shared(s, max(s.expires_at_ms, grace_deadline)) for s in mine], claim_ttl_ms=self._ttl, now_ms=now
         )
         for stream, result in zip(mine, results, strict=True):
             if result > 0:
@@ -320,6 +322,10 @@ class ClusterDirectory:
             due = self._view.get(sid)
             final = self.local.facts(due) if due is not None and self._is_mine(sid) else None
             reaped |= await self.state.end(sid, "expired", now, final, if_due_by_ms=now)
+        for sid in await self.state.unrenewed(now):  # their node is gone: nobody renewed the claim
+            if await self.state.end(sid, "node_lost", now, if_unclaimed=True):
+                log.warning("stream %s ended: its node stopped renewing its claim", sid)
+                reaped = True
         await self.state.forget_tombstones(now - self.local.limits.tombstone_ms, now)
         if reaped:
             self._apply(await self.state.changes(self._seq, self._gen), now)
