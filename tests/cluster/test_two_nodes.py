@@ -54,6 +54,7 @@ def pair(tmp_path: Path, redis: RedisServer) -> Iterator[Pair]:
         "admin_key_ids": [admin_key.id],
         "max_active_streams_per_key": 2,
         "rate_limit_rps": 1,
+        "max_active_watches_per_key": 2,
         "preload_builtin_models": False,  # no OCR model loading to wait for at shutdown
     }
     with (
@@ -140,6 +141,28 @@ def test_limits_are_counted_across_both_nodes(pair: Pair) -> None:
         with node.client(key) as c:
             codes.append(c.post("/v1/chat/completions", json=body).status_code)
     assert codes[0] != 429 and codes[1] == 429  # 1 request/s for the key, whichever node it reaches
+
+
+def _watch(node: LiveServer, key: str, sid: str) -> httpx.Response:
+    content = [{"type": "image_url", "image_url": {"url": f"ovs://streams/{sid}?frame_index=-1"}}]
+    request = {"model": "livesight/ocr", "messages": [{"role": "user", "content": content}]}
+    with node.client(key) as c:  # waits for a new frame: no model call while the test runs
+        return c.post("/v1/watches", json={"request": request, "interval_ms": 1000, "only_on_new_frames": True})
+
+
+def test_the_watch_limit_is_counted_across_both_nodes(pair: Pair) -> None:
+    key = pair.a.new_key()
+    _known_on(pair.b, key)
+    on_a, on_b = _create(pair.a, key), _create(pair.b, key)
+    assert _watch(pair.a, key, on_a).status_code == 201
+    assert _watch(pair.b, key, on_b).status_code == 201
+    for node, sid in ((pair.a, on_a), (pair.b, on_b)):
+        r = _watch(node, key, sid)
+        assert r.status_code == 429 and "across the cluster" in r.text, r.text
+    with pair.a.client(key) as c:
+        (first,) = c.get("/v1/watches").json()["data"]
+        assert c.delete(f"/v1/watches/{first['id']}").status_code == 200
+    wait_for(lambda: _watch(pair.b, key, on_b).status_code == 201, what="B to see A's watch count drop")
 
 
 def test_a_redis_restart_of_a_few_seconds_ends_no_stream(pair: Pair) -> None:

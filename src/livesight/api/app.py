@@ -41,7 +41,7 @@ from livesight.serving.chat import ChatService
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
 from livesight.store.redis_keys import ClusterKeyStore
-from livesight.store.redis_state import ClusterState
+from livesight.store.redis_state import ClusterState, WatchCounts
 from livesight.store.streams import SQLiteStreamStore
 from livesight.store.watches import SQLiteWatchStore
 from livesight.streams.cluster import ClusterDirectory
@@ -149,6 +149,7 @@ def create_app(
         recorder=app_metrics,
     )
     shared = None
+    watch_counts = None
     if state is not None:
         node = ClusterConfig(
             node_id=settings.node_id or _host_node_id(),
@@ -157,6 +158,7 @@ def create_app(
             grace_ms=settings.owner_lease_ms,
         )
         shared = ClusterDirectory(registry, state, node, clock)
+        watch_counts = WatchCounts(state, node.node_id, ttl_ms=3 * node.tick_ms)
     directory: StreamDirectory = shared or registry  # what every component is handed
     app_metrics.watch(directory, pool)
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
@@ -211,7 +213,11 @@ def create_app(
         ),
         SQLiteWatchStore(settings.resolved_db_path) if settings.persist_watches else None,
         recorder=app_metrics,
+        quota=watch_counts,  # in a cluster the per-key limit counts every node's watches
     )
+    if shared is not None and watch_counts is not None:
+        counts = watch_counts
+        shared.tick_hooks.append(lambda: counts.publish(watch_service.counts_by_owner()))
     app_metrics.count_watches(watch_service.active_count)
     parts = Components(
         settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics, watch_service, shared

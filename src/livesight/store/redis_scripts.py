@@ -141,3 +141,17 @@ for _, id in ipairs(old) do
 end
 return #ids
 """
+
+# KEYS: seen, this node's counts. ARGV: owner, here, limit, node, counts prefix, ttl.
+# Sum the owner's watches on every other node that published counts, add `here`; under the limit,
+# count one more for this node at once (its next publish replaces the number with the truth).
+ADMIT_WATCH = """
+local total = tonumber(ARGV[2])
+for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if node ~= ARGV[4] then total = total + tonumber(redis.call('HGET', ARGV[5] .. node, ARGV[1]) or '0') end
+end
+if total >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], tonumber(ARGV[2]) + 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return 1
+"""

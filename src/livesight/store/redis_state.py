@@ -20,6 +20,8 @@ Key layout (prefix `ls:`, docs/scale-out.md has the same table):
 - `ls:gen`: a random token set once; a changed token means Redis lost its data (a restart without
   persistence): nodes then resync in full and owners restore their streams' records.
 - `ls:nodes` hash node → JSON heartbeat; `ls:seen` zset node → last heartbeat ms.
+- `ls:wc:{node}` hash owner → that node's watches not ended, with a PX TTL of 3 ticks (a lost
+  node's count lapses): the cluster-wide per-key watch limit sums them.
 - `ls:keys` hash SHA-256 digest → JSON API key; `ls:revoked` hash key id → revoked_at_ms.
 """
 
@@ -31,7 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from livesight.core.errors import ClusterUnavailable
 from livesight.core.records import EndReason, SourceSpec, StreamFacts, StreamState
 from livesight.store import redis_scripts as lua
 from livesight.store.keys import ApiKey
@@ -39,7 +43,7 @@ from livesight.store.streams import _dump_final, _dump_source, _end_reason, _loa
 
 P = "ls:"
 LEASE, TOMB, SEQ, CHG, GONE, GEN = P + "lease", P + "tomb", P + "seq", P + "chg", P + "gone", P + "gen"
-CLAIMS = P + "claims"
+CLAIMS, WATCH_COUNTS = P + "claims", P + "wc:"
 NODES, SEEN, KEYS, REVOKED = P + "nodes", P + "seen", P + "keys", P + "revoked"
 CHANGE_LOG_KEEP_MS = 60_000  # a forgotten id stays in the change log this long (mirrors see it go)
 
@@ -126,6 +130,7 @@ class ClusterState:
         self._renew = client.register_script(lua.RENEW)
         self._claim = client.register_script(lua.CLAIM)
         self._forget = client.register_script(lua.FORGET)
+        self._admit_watch = client.register_script(lua.ADMIT_WATCH)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float = 1.0) -> ClusterState:
@@ -268,6 +273,20 @@ class ClusterState:
             beats.append(NodeBeat(str(node), int(at), info))
         return beats
 
+    # --- watch counts ----------------------------------------------------------------------------
+
+    async def admit_watch(self, node: str, owner: str, here: int, limit: int, *, ttl_ms: int) -> bool:
+        keys = [SEEN, WATCH_COUNTS + node]
+        return bool(await self._admit_watch(keys, [owner, here, limit, node, WATCH_COUNTS, ttl_ms]))
+
+    async def publish_watch_counts(self, node: str, counts: Mapping[str, int], *, ttl_ms: int) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(WATCH_COUNTS + node)
+            if counts:
+                pipe.hset(WATCH_COUNTS + node, mapping={k: v for k, v in counts.items()})
+                pipe.pexpire(WATCH_COUNTS + node, ttl_ms)
+            await pipe.execute()
+
     # --- API keys ---------------------------------------------------------------------------------
 
     async def push_keys(self, keys: Sequence[tuple[str, ApiKey]]) -> None:
@@ -318,3 +337,19 @@ def _load_key(raw: str) -> ApiKey | None:
     if not (isinstance(kid, str) and isinstance(name, str) and isinstance(prefix, str) and isinstance(created, int)):
         return None
     return ApiKey(kid, name, prefix, created, revoked if isinstance(revoked, int) else None, obj.get("demo") is True)
+
+
+class WatchCounts:
+    """Implements `watches.model.WatchQuota` on Redis: the per-key watch limit counted over every node."""
+
+    def __init__(self, state: ClusterState, node: str, *, ttl_ms: int) -> None:
+        self.state, self.node, self.ttl_ms = state, node, ttl_ms
+
+    async def admit(self, owner: str, here: int, limit: int) -> bool:
+        try:
+            return await self.state.admit_watch(self.node, owner, here, limit, ttl_ms=self.ttl_ms)
+        except (RedisError, OSError) as exc:
+            raise ClusterUnavailable("the cluster state is unreachable; retry shortly") from exc
+
+    async def publish(self, counts: Mapping[str, int]) -> None:
+        await self.state.publish_watch_counts(self.node, counts, ttl_ms=self.ttl_ms)

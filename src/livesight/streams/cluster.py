@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 
 from redis.exceptions import RedisError
 
@@ -76,6 +76,7 @@ class ClusterDirectory:
         self._gen = ""
         self._last_full_ms = 0
         self._ticks = 0
+        self.tick_hooks: list[Callable[[], Awaitable[None]]] = []  # more shared state a tick refreshes
         self.reachable = False
         self.started_at_ms = clock.now_ms()
         self._grace_until_ms = self.started_at_ms + config.grace_ms
@@ -296,6 +297,8 @@ class ClusterDirectory:
 
     async def _sync(self, now: int) -> None:
         self._ticks += 1
+        for hook in self.tick_hooks:
+            await hook()
         mine = [s for s in self.local.all_active() if s.id in self._epochs]
         grace_deadline = now + self.config.grace_ms
         started = self._monotonic()
