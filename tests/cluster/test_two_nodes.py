@@ -18,6 +18,7 @@ import pytest
 from livesight.core.clock import FakeClock
 from livesight.store.keys import SQLiteKeyStore
 from livesight.store.redis_state import ClusterState
+from tests.support.frames import push_frames
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.server import LiveServer, run_server
@@ -92,6 +93,19 @@ def test_a_stream_created_on_a_is_visible_on_b_and_scoped_to_its_owner(pair: Pai
     ended = wait_for(lambda: (r := pair.status(pair.a, mine, sid)).json()["state"] == "ended" and r, what="end on A")
     assert ended.json()["end_reason"] == "deleted"
     wait_for(lambda: not pair.a.components.registry.all_active(), what="A to free the stream it owned")
+
+
+def test_the_other_node_shows_the_owners_live_facts(pair: Pair) -> None:
+    key = pair.a.new_key()
+    sid = _create(pair.a, key)
+    _known_on(pair.b, key)
+    push_frames(pair.a, sid, [0, 100, 200])
+    seen = wait_for(
+        lambda: (r := pair.status(pair.b, key, sid)).status_code == 200 and r.json()["retained_frame_count"] == 3 and r,
+        what="B to show A's frames",
+    )
+    assert seen.json()["last_frame_index"] == pair.status(pair.a, key, sid).json()["last_frame_index"]
+    assert seen.json()["width"] == 640
 
 
 def test_a_lease_reaped_on_its_deadline_ends_on_both_nodes(pair: Pair) -> None:

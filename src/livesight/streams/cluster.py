@@ -65,7 +65,8 @@ class ClusterDirectory:
         self._view: dict[str, Stream] = {}  # every stream the cluster knows; ours are `local`'s objects
         self._epochs: dict[str, int] = {}  # our streams: the claim epoch (known once the create landed)
         self._served_until: dict[str, float] = {}  # our streams: monotonic end of the last renewed claim
-        self._published: dict[str, StreamFacts] = {}
+        self._published: dict[str, StreamFacts] = {}  # other nodes' streams: facts as their owner published
+        self._sent: dict[str, StreamFacts] = {}  # our streams: facts as we last published them
         self._pending: weakref.WeakKeyDictionary[asyncio.Task[object], list[asyncio.Task[None]]] = (
             weakref.WeakKeyDictionary()
         )
@@ -311,7 +312,10 @@ class ClusterDirectory:
             elif result == 0:
                 self._fenced(stream.id, await self.state.record(stream.id))
         if self._ticks % self.config.facts_every_ticks == 0:
-            await self.state.publish_facts({s.id: self.local.facts(s) for s in mine if self._is_mine(s.id)})
+            now_facts = {s.id: self.local.facts(s) for s in mine if self._is_mine(s.id)}
+            changed = {sid: f for sid, f in now_facts.items() if self._sent.get(sid) != f}
+            await self.state.publish_facts(changed)  # unchanged ones cost no write and no mirror refetch
+            self._sent = now_facts
         for sid, (reason, at) in list(self._unsynced_ends.items()):
             ended = self._view.get(sid)
             await self.state.end(sid, reason, at, ended.final if ended else None)
