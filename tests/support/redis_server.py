@@ -36,10 +36,16 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket_url(self) -> str:
+        """The same server over its unix socket."""
+        return f"unix://{self.dir / 'redis.sock'}"
+
     def start(self) -> None:
         assert BINARY is not None
         args = [BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
         args += ["--save", "", "--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning"]
+        args += ["--unixsocket", str(self.dir / "redis.sock"), "--unixsocketperm", "700"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
