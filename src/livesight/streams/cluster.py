@@ -237,7 +237,7 @@ class ClusterDirectory:
     async def _create_remote(self, stream: Stream, limit: int) -> None:
         try:
             epoch = await self.state.create(
-                self._shared(stream), claim_ttl_ms=self._ttl, limit=limit, now_ms=self.clock.now_ms()
+                self._shared(stream), claim_ttl_ms=self.config.claim_ttl_ms, limit=limit, now_ms=self.clock.now_ms()
             )
         except _UNREACHABLE as exc:
             self._roll_back(stream)
@@ -271,7 +271,10 @@ class ClusterDirectory:
 
     async def run(self) -> None:
         while True:
-            await self.tick()
+            try:
+                await self.tick()
+            except Exception:  # a bug must not stop the renewals: this node would lose every stream
+                log.exception("cluster tick failed")
             await asyncio.sleep(self.config.tick_ms / 1000)
 
     async def tick(self) -> None:
@@ -280,7 +283,8 @@ class ClusterDirectory:
             await self.state.heartbeat(self.node_id, now, self.node_info())
         except _UNREACHABLE as exc:
             if self.reachable:
-                log.warning("cluster state unreachable (%s): not reaping; claims lapse in %d ms", exc, self._ttl)
+                ttl = self.config.claim_ttl_ms
+                log.warning("cluster state unreachable (%s): not reaping; claims lapse in %d ms", exc, ttl)
             self.reachable = False
             return
         if not self.reachable:
@@ -292,23 +296,18 @@ class ClusterDirectory:
             log.warning("cluster tick failed: %s", exc)
             self.reachable = False
 
-    @property
-    def _ttl(self) -> int:
-        return self.config.claim_ttl_ms
-
     async def _sync(self, now: int) -> None:
         self._ticks += 1
         for hook in self.tick_hooks:
             await hook()
         mine = [s for s in self.local.all_active() if s.id in self._epochs]
         grace_deadline = now + self.config.grace_ms
-        started = self._monotonic()
-        results = await self.state.renew_all(
-            [self._shared(s, max(s.expires_at_ms, grace_deadline)) for s in mine], claim_ttl_ms=self._ttl, now_ms=now
-        )
+        started, ttl = self._monotonic(), self.config.claim_ttl_ms
+        held = [self._shared(s, max(s.expires_at_ms, grace_deadline)) for s in mine]
+        results = await self.state.renew_all(held, claim_ttl_ms=ttl, now_ms=now)
         for stream, result in zip(mine, results, strict=True):
             if result > 0:
-                self._served_until[stream.id] = started + self._ttl / 1000
+                self._served_until[stream.id] = started + ttl / 1000
             elif result == 0:
                 self._fenced(stream.id, await self.state.record(stream.id))
         if self._ticks % self.config.facts_every_ticks == 0:
