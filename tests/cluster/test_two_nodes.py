@@ -18,6 +18,7 @@ import pytest
 from livesight.core.clock import FakeClock
 from livesight.store.keys import SQLiteKeyStore
 from livesight.store.redis_state import ClusterState
+from livesight.streams.cluster import ClusterDirectory
 from tests.support.frames import push_frames
 from tests.support.polling import wait_for
 from tests.support.redis_server import RedisServer
@@ -244,22 +245,27 @@ def test_the_cluster_endpoint_lists_nodes_to_admins_only(pair: Pair) -> None:
         assert "/v1/cluster" in c.get("/openapi.json").json()["paths"]
 
 
-def test_a_node_that_stops_renewing_stops_serving_and_its_streams_end_as_node_lost(pair: Pair) -> None:
+def test_a_node_that_loses_redis_stops_serving_and_its_streams_end_as_node_lost(pair: Pair) -> None:
     key = pair.a.new_key()
     _known_on(pair.b, key)
     on_a, on_b = _create(pair.a, key), _create(pair.b, key)
     shared_b = pair.b.components.cluster
     assert shared_b.serving(on_b)
 
-    async def hang_b() -> None:  # node B freezes (or loses Redis): its tick stops, nothing else does
-        for task in pair.b.components.background:
-            if task.get_coro().__qualname__ == "ClusterDirectory.run":
-                task.cancel()
+    reachable = shared_b.state
+    shared_b.state = ClusterState.from_url("redis://127.0.0.1:9/0")  # B loses Redis (nothing listens there)
+    try:
+        _lose_b(pair, shared_b, key, on_a, on_b)
+    finally:
+        shared_b.state = reachable
 
-    pair.b.call(hang_b)
+
+def _lose_b(pair: Pair, shared_b: ClusterDirectory, key: str, on_a: str, on_b: str) -> None:
     wait_for(lambda: not shared_b.serving(on_b), timeout=5, what="B to stop serving once its claim lapsed")
     assert shared_b.ingest_target(on_b) is None
     assert shared_b.window(next(s for s in shared_b.local.all_active() if s.id == on_b)) is None
+    with pair.b.client() as c:
+        assert c.get("/readyz").status_code == 503
     pair.clock.advance(LEASE_MS + 1)
     ended = wait_for(
         lambda: (r := pair.status(pair.a, key, on_b)).json()["state"] == "ended" and r, what="A to end B's stream"

@@ -261,6 +261,9 @@ def create_app(
                 log.info("shutdown: ended %d active streams", ended)
             await pulls.aclose()
             await ingest.aclose()
+            if shared is not None and shared_keys is not None:
+                shared.stop()
+                shared_keys.stop()
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)

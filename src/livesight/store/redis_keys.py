@@ -38,6 +38,7 @@ class ClusterKeyStore:
         self._revoked: dict[str, int] = {}  # key id -> revoked_at_ms, cluster-wide
         self._pushed: dict[str, ApiKey] = {}  # digest -> key, as this node last published it
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def create(self, name: str = "", *, demo: bool = False) -> tuple[ApiKey, str]:
         return self.local.create(name, demo=demo)
@@ -85,17 +86,22 @@ class ClusterKeyStore:
         changed = [(d, k) for d, k in self.local.published() if self._pushed.get(d) != k]
         await self.state.push_keys(changed)
         self._pushed.update(changed)
-        self._remote, revoked = await self.state.pull_keys()
-        if any(d not in self._remote for d in self._pushed):  # Redis lost its data: publish everything again
+        published, revoked = await self.state.pull_keys()
+        if any(d not in published for d in self._pushed):  # Redis lost its data: publish everything again
             self._pushed.clear()
+        self._remote.update(published)  # keys are never deleted, only revoked: a lost copy is not a removal
         lost = {kid: at for kid, at in self._revoked.items() if kid not in revoked}
         if lost:  # revocations this node knows and Redis forgot stay revoked
             await self.state.revoke_keys(lost)
         self._revoked.update(revoked)
 
+    def stop(self) -> None:
+        """End `run` after its current sync."""
+        self._stopping = True
+
     async def run(self) -> None:
         failing = False
-        while True:
+        while not self._stopping:
             try:
                 await self.sync()
                 failing = False

@@ -33,7 +33,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from livesight.core.errors import ClusterUnavailable
 from livesight.core.records import EndReason, SourceSpec, StreamFacts, StreamState
@@ -134,8 +138,15 @@ class ClusterState:
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float = 1.0) -> ClusterState:
+        # One immediate retry on a fresh connection: after a Redis restart each pooled connection fails
+        # once ("connection closed"); a real outage still fails fast (connection refused, twice).
         client = Redis.from_url(
-            url, decode_responses=True, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=None
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         return cls(client)
 

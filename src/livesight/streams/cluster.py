@@ -79,6 +79,7 @@ class ClusterDirectory:
         self._ticks = 0
         self.tick_hooks: list[Callable[[], Awaitable[None]]] = []  # more shared state a tick refreshes
         self.reachable = False
+        self._stopping = False
         self.started_at_ms = clock.now_ms()
         self._grace_until_ms = self.started_at_ms + config.grace_ms
 
@@ -269,8 +270,12 @@ class ClusterDirectory:
 
     # --- the tick ---------------------------------------------------------------------------------
 
+    def stop(self) -> None:
+        """End `run` after its current tick (a cancel alone can be lost inside a Redis call on Python 3.11)."""
+        self._stopping = True
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except Exception:  # a bug must not stop the renewals: this node would lose every stream
