@@ -138,6 +138,34 @@ class Settings(BaseSettings):
     max_active_streams_per_key: int = Field(20, ge=1)
     reaper_interval_ms: int = Field(200, ge=10, le=1000)
 
+    # cluster (docs/scale-out.md): shared state in Redis; unset = one node, everything in this process
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://host:port/db, rediss://…, unix:///path.sock) of the state shared by "
+        "livesight nodes; unset: a single node with in-process state",
+    )
+    node_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="This node's id in the cluster (default: the host name); unique per node",
+    )
+    owner_lease_ms: int = Field(
+        6000,
+        ge=500,
+        description="How long a node's claim on its streams lasts unrenewed; a node that cannot renew stops "
+        "serving them after it, and reaping waits this long after Redis comes back (the grace rule)",
+    )
+    cluster_tick_ms: int = Field(
+        500, ge=50, le=5000, description="Period of heartbeats, claim renewals and the cluster-wide reaper"
+    )
+    admin_key_ids: list[str] = Field(
+        default_factory=list,
+        description="API key ids (`key_…`, from `livesight keys list`) allowed to call admin endpoints "
+        "(GET /v1/cluster); empty: none is",
+    )
+
     # LiveKit tokens and rooms
     livekit_api_key: str = "livesight"
     livekit_api_secret: str | None = Field(

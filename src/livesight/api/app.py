@@ -6,17 +6,20 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
+import socket
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
 
 from fastapi import APIRouter, FastAPI, Request
+from redis.exceptions import RedisError
 
 from livesight import __version__
-from livesight.api import chat, errors, frames, health, models, streams, watches, web
+from livesight.api import chat, cluster, errors, frames, health, models, streams, watches, web
 from livesight.api.auth import make_authenticate
-from livesight.api.chat_ratelimit import RateLimiter
+from livesight.api.chat_ratelimit import Limiter, RateLimiter, SharedRateLimiter
 from livesight.api.metrics import Metrics
 from livesight.api.metrics import build_router as build_metrics_router
 from livesight.api.middleware import RequestContextMiddleware
@@ -29,6 +32,7 @@ from livesight.buffer.pool import BufferLimits, BufferPool
 from livesight.buffer.reader import FrameStoreReader, ReaderLimits
 from livesight.codec.jpeg import FrameEncoder
 from livesight.core.clock import Clock, SystemClock
+from livesight.core.errors import ConfigError
 from livesight.ingest.hub import EmbeddedIngest
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.pull import PullSources, RetryPolicy
@@ -38,8 +42,12 @@ from livesight.resolve.request import ChatResolver
 from livesight.serving.chat import ChatService
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
+from livesight.store.redis_keys import ClusterKeyStore
+from livesight.store.redis_state import ClusterState, WatchCounts
 from livesight.store.streams import SQLiteStreamStore
 from livesight.store.watches import SQLiteWatchStore
+from livesight.streams.cluster import ClusterDirectory
+from livesight.streams.cluster_parts import ClusterConfig
 from livesight.streams.directory import StreamDirectory
 from livesight.streams.registry import RegistryLimits, StreamRegistry
 from livesight.streams.stream import Stream
@@ -66,6 +74,7 @@ class Components:
     pulls: PullSources
     metrics: Metrics
     watches: WatchService
+    cluster: ClusterDirectory | None = None  # with `redis_url`: the directory every component is handed
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -111,6 +120,12 @@ def create_app(
     app_metrics = Metrics()  # this app's own registry: never prometheus-client's global one
     own_keys = keys is None
     key_store: KeyStore = keys if keys is not None else SQLiteKeyStore(settings.resolved_db_path)
+    state = ClusterState.from_url(settings.redis_url) if settings.redis_url else None
+    shared_keys: ClusterKeyStore | None = None
+    if state is not None:
+        if not isinstance(key_store, SQLiteKeyStore):
+            raise ConfigError("a cluster node (redis_url) keeps its API keys in SQLite to share them")
+        key_store = shared_keys = ClusterKeyStore(key_store, state, clock)
     pool = BufferPool(
         clock,
         BufferLimits(
@@ -138,13 +153,26 @@ def create_app(
             tombstone_ms=settings.tombstone_seconds * 1000,
             max_active_per_owner=settings.max_active_streams_per_key,
             max_tombstones=settings.max_tombstones,
+            expire_locally=state is None,  # in a cluster the Redis reaper decides (streams/cluster.py)
         ),
         # Loads the stored records now: active streams continue, their pulled sources restart in lifespan.
-        SQLiteStreamStore(settings.resolved_db_path) if settings.persist_streams else None,
+        # A cluster node keeps its records in Redis instead (its streams end with it: docs/scale-out.md).
+        SQLiteStreamStore(settings.resolved_db_path) if settings.persist_streams and state is None else None,
         background_writes=True,  # SQLite off the event loop (streams/journal.py)
         recorder=app_metrics,
     )
-    directory: StreamDirectory = registry  # what every component is handed
+    shared = None
+    watch_counts = None
+    if state is not None:
+        node = ClusterConfig(
+            node_id=settings.node_id or _host_node_id(),
+            claim_ttl_ms=settings.owner_lease_ms,
+            tick_ms=settings.cluster_tick_ms,
+            grace_ms=settings.owner_lease_ms,
+        )
+        shared = ClusterDirectory(registry, state, node, clock)
+        watch_counts = WatchCounts(state, node.node_id, ttl_ms=3 * node.tick_ms)
+    directory: StreamDirectory = shared or registry  # what every component is handed
     app_metrics.watch(directory, pool)
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
     tokens = TokenIssuer(settings.livekit_api_key, secret, settings.publish_token_ttl_seconds)
@@ -166,7 +194,9 @@ def create_app(
     )
     resolver = ChatResolver(directory, settings.max_segment_frames, settings.max_request_frames)
     chat_service = ChatService(model_registry, resolver, clock, app_metrics)
-    limiter = RateLimiter(settings.rate_limit_rps, clock)
+    limiter: Limiter = RateLimiter(settings.rate_limit_rps, clock)
+    if settings.redis_url:  # counted across the cluster; this node's bucket while Redis is unreachable
+        limiter = SharedRateLimiter(settings.rate_limit_rps, settings.redis_url, limiter)
     encoder = FrameEncoder(
         settings.decode_workers, max_side=settings.frame_max_side, quality=settings.jpeg_quality, recorder=app_metrics
     )
@@ -199,11 +229,18 @@ def create_app(
         ),
         SQLiteWatchStore(settings.resolved_db_path) if settings.persist_watches else None,
         recorder=app_metrics,
+        quota=watch_counts,  # in a cluster the per-key limit counts every node's watches
     )
+    if shared is not None and watch_counts is not None:
+        counts = watch_counts
+        shared.tick_hooks.append(lambda: counts.publish(watch_service.counts_by_owner()))
     app_metrics.count_watches(watch_service.active_count)
     parts = Components(
-        settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics, watch_service
+        settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics, watch_service, shared
     )
+
+    async def nodes_view() -> cluster.ClusterView:
+        return await cluster.cluster_view(shared, registry)
 
     def publish_for(stream: Stream, request: Request) -> Publish | None:
         if stream.source is not None:
@@ -220,6 +257,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         parts.background.append(asyncio.create_task(_reap_forever(directory, settings.reaper_interval_ms)))
         parts.background.append(asyncio.create_task(app_metrics.watch_loop_lag()))
+        if shared is not None and shared_keys is not None:
+            await shared.tick()  # joined (or known unreachable: /readyz says so) before it says ready
+            with contextlib.suppress(RedisError, OSError):
+                await shared_keys.sync()
+            parts.background.append(asyncio.create_task(shared.run()))
+            parts.background.append(asyncio.create_task(shared_keys.run()))
         model_registry.start(preload=settings.preload_builtin_models)
         _restart_sources(directory, start_source)
         watch_service.start()  # resumes stored watches whose streams are still active
@@ -236,9 +279,14 @@ def create_app(
             await ingest.aclose()
             encoder.close()
             pool.reader.close()
+            if shared is not None and shared_keys is not None:
+                shared.stop()
+                shared_keys.stop()
             for task in parts.background:
                 task.cancel()
             await asyncio.gather(*parts.background, return_exceptions=True)
+            if shared is not None:
+                await shared.aclose()  # the ends queued above land in Redis, then the node leaves
             if directory.durable:
                 kept = len(directory.all_active())
                 directory.close()  # a last checkpoint; the streams stay active in the store
@@ -274,16 +322,30 @@ def create_app(
         include(chat.build_router(chat_service, authenticate, limiter, gate), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
         include(watches.build_router(watch_service, authenticate), prefix, schema=schema)
+        include(cluster.build_router(nodes_view, authenticate, settings.admin_key_ids), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     # LiveKit signalling: /rtc, /rtc/v1, */validate; refusals rendered by the one error mapping
     include(build_rtc_router(ingest, errors.rtc_refusal_response), schema=False)
-    include(health.build_router(lambda: None if parts.ready else "starting up"))
+    include(health.build_router(lambda: _not_ready(parts)))
     include(build_metrics_router(app_metrics, settings.metrics_token), schema=False)  # docs/metrics.md
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, on_request=app_metrics.request_done
     )
     return app
+
+
+def _not_ready(parts: Components) -> str | None:
+    if not parts.ready:
+        return "starting up"
+    if parts.cluster is not None and not parts.cluster.reachable:
+        return "the cluster state (Redis) is unreachable"
+    return None
+
+
+def _host_node_id() -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64]
+    return name or "node"
 
 
 def _restart_sources(directory: StreamDirectory, start_source: Callable[[Stream], None]) -> None:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from livesight.api.auth import Authenticate
-from livesight.api.chat_ratelimit import RateLimiter
+from livesight.api.chat_ratelimit import Limiter
 from livesight.api.errors import chat_error_body
 from livesight.api.schemas import ChatError, ValidationErrorEnvelope
 from livesight.api.sse import DONE, EventStream, sse_data, unless_disconnected
@@ -71,7 +71,7 @@ class Priority(Protocol):
 
 
 def build_router(
-    service: ChatService, authenticate: Authenticate, limiter: RateLimiter, priority: Priority | None = None
+    service: ChatService, authenticate: Authenticate, limiter: Limiter, priority: Priority | None = None
 ) -> APIRouter:
     router = APIRouter(tags=["chat"])
     auth = Depends(authenticate)
@@ -84,7 +84,7 @@ def build_router(
     )
     async def chat_completions(body: ChatCompletionRequest, http_request: Request, key: ApiKey = auth) -> Response:
         try:
-            headers = limiter.check(key.id)
+            headers = await limiter.check(key.id)
         except LivesightError as exc:
             service.recorder.chat_failed("unknown", exc)
             raise

@@ -113,7 +113,7 @@ class StreamStatus(BaseModel):
     expires_at_ms: int | None
     ttl_seconds: int
     ended_at_ms: int | None
-    end_reason: Literal["expired", "deleted", "source_failed"] | None
+    end_reason: Literal["expired", "deleted", "source_failed", "node_lost"] | None
     audio: bool
     # livesight's own fields
     retained_bytes: int
@@ -191,3 +191,23 @@ class ModelList(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class ClusterNode(BaseModel):
+    """One node as its last heartbeat described it."""
+
+    node_id: str
+    alive: bool = Field(description="Heartbeat seen within 3 cluster ticks (`cluster_tick_ms`)")
+    last_seen_ms: int
+    streams: int = Field(description="Active streams this node owns (serves)")
+    publishers: int = Field(description="Of those, streams with a connected publisher")
+    retained_frames: int = Field(description="Frames held in this node's buffers: its load")
+    started_at_ms: int | None = None
+
+
+class ClusterView(BaseModel):
+    """GET /v1/cluster: every node that has sent a heartbeat, this one included."""
+
+    node_id: str = Field(description="The node that answered")
+    redis: bool = Field(description="True when this node runs with shared state in Redis")
+    nodes: list[ClusterNode]

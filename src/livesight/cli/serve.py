@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the server", description="Run the livesight server.")
     p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, help="port (default 7880)")
+    p.add_argument("--redis", metavar="URL", help="share state with other nodes through this Redis (docs/scale-out.md)")
+    p.add_argument("--node-id", metavar="ID", help="this node's id in the cluster (default: the host name)")
     add_config_argument(p)
     p.set_defaults(func=run)
 
@@ -40,7 +42,7 @@ def first_key_banner(settings: Settings, store: SQLiteKeyStore) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args, host=args.host, port=args.port)
+    settings = settings_from(args, host=args.host, port=args.port, redis_url=args.redis, node_id=args.node_id)
     configure(settings.log_level, fmt=settings.effective_log_format)
     listener = bind_listener(settings.host, settings.port, settings.http_backlog)  # before anything says "serving on"
     port = listener.getsockname()[1]

@@ -83,6 +83,14 @@ class Unauthorized(LivesightError):
     code = "unauthorized"
 
 
+class AdminRequired(LivesightError):
+    """A valid API key that is not one of `admin_key_ids`, on an admin endpoint."""
+
+    status = 403
+    type = "validation_error"
+    code = "admin_required"
+
+
 class RequestTooLarge(LivesightError):
     status = 413
     type = "validation_error"
@@ -130,6 +138,15 @@ class DecoderBusy(ServerBusy):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers={"Retry-After": "1"})
+
+
+class ClusterUnavailable(LivesightError):
+    """The shared cluster state (Redis) cannot be reached, so a change a client asked for cannot be made
+    cluster-wide; the client should retry shortly (docs/scale-out.md)."""
+
+    status = 503
+    type = "internal_error"
+    code = "cluster_unavailable"
 
 
 class OutboundRefused(LivesightError):

@@ -16,9 +16,9 @@ from typing import Literal, Protocol
 from livesight.core.frame import BufferStats
 
 StreamState = Literal["active", "ended"]
-EndReason = Literal["expired", "deleted", "source_failed"]
+EndReason = Literal["expired", "deleted", "source_failed", "node_lost"]
 SourceKind = Literal["rtsp", "hls", "file"]
-END_REASONS: tuple[EndReason, ...] = ("expired", "deleted", "source_failed")
+END_REASONS: tuple[EndReason, ...] = ("expired", "deleted", "source_failed", "node_lost")
 SOURCE_KINDS: tuple[SourceKind, ...] = ("rtsp", "hls", "file")
 
 

@@ -8,6 +8,7 @@ value of `create` and are never logged (`livesight demo` keeps its own key's pla
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import secrets
@@ -154,6 +155,14 @@ class SQLiteKeyStore:
                 (key_id_or_key, digest(key_id_or_key)),
             ).fetchone()
         return _key(row) if row else None
+
+    def published(self) -> builtins.list[tuple[str, ApiKey]]:
+        """Every key with its SHA-256 digest (what a cluster's key cache shares: store/redis_keys.py)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, name, prefix, created_at_ms, revoked_at_ms, demo, digest FROM api_keys"
+            ).fetchall()
+        return [(row[6], _key(row[:6])) for row in rows]
 
     def count(self, *, include_demo: bool = True) -> int:
         """Keys ever created (revoked ones too), optionally without those `livesight demo` made."""

@@ -34,6 +34,8 @@ class RegistryLimits:
     tombstone_ms: int = 3_600_000
     max_active_per_owner: int = 20
     max_tombstones: int = 10_000
+    # False when another component owns lease expiry (streams/cluster.py: the Redis reaper decides)
+    expire_locally: bool = True
 
 
 class StreamRegistry:
@@ -154,6 +156,8 @@ class StreamRegistry:
         """End expired streams, forget old tombstones, age out frames, checkpoint. Returns ids ended now."""
         now = self.clock.now_ms()
         ended = [s.id for s in self._streams.values() if s.active and s.expires_at_ms <= now]
+        if not self.limits.expire_locally:
+            ended = []
         for sid in ended:
             self.end(self._streams[sid], "expired")
         forget: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
@@ -120,6 +120,15 @@ class Counts:
             delivery_failures=raw["delivery_failures"],
             deliveries_abandoned=raw["deliveries_abandoned"],
         )
+
+
+class WatchQuota(Protocol):
+    """Counts watches beyond this process (a cluster: store/redis_state.py `WatchCounts`)."""
+
+    async def admit(self, owner: str, here: int, limit: int) -> bool:
+        """True, and counted, when `here` (this node's watches of the owner) plus the other nodes' is under
+        `limit`; False at the limit."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

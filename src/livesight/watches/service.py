@@ -39,7 +39,16 @@ from livesight.streams.directory import StreamDirectory
 from livesight.watches.change import Thumb, changed_fraction, thumbnail
 from livesight.watches.gate import ModelGate
 from livesight.watches.journal import WatchJournal
-from livesight.watches.model import EndReason, Watch, WatchLimits, WatchSpec, Webhook, new_secret, new_watch_id
+from livesight.watches.model import (
+    EndReason,
+    Watch,
+    WatchLimits,
+    WatchQuota,
+    WatchSpec,
+    Webhook,
+    new_secret,
+    new_watch_id,
+)
 from livesight.watches.results import WatchResult, build_result
 from livesight.watches.runner import ChatRunner, ends_watch
 from livesight.watches.triggers import decide
@@ -73,8 +82,10 @@ class WatchService:
         limits: WatchLimits,
         store: SQLiteWatchStore | None = None,
         recorder: WatchRecorder = NULL_RECORDER,
+        quota: WatchQuota | None = None,
     ) -> None:
         self.registry, self.runner, self.clock = registry, runner, clock
+        self.quota = quota
         self.gate, self.deliverer, self.limits, self.recorder = gate, deliverer, limits, recorder
         self.journal = WatchJournal(store, limits.results_kept, limits.results_max_age_ms)
         self._watches: dict[str, Watch] = {}
@@ -122,10 +133,12 @@ class WatchService:
         if spec.webhook_url is not None:
             webhook = {"url": spec.webhook_url, "secret": spec.webhook_secret or new_secret()}
             await check_webhook(spec.webhook_url, self.deliverer.policy)
-        if self.active_count(owner) >= self.limits.max_active_per_owner:
+        limit, here = self.limits.max_active_per_owner, self.active_count(owner)
+        if here >= limit or (self.quota is not None and not await self.quota.admit(owner, here, limit)):
+            where = " across the cluster" if self.quota is not None else ""
             raise WatchLimitExceeded(
-                f"this key has {self.limits.max_active_per_owner} watches that have not ended "
-                "(max_active_watches_per_key): delete one first"
+                f"this key has {limit} watches that have not ended{where} (max_active_watches_per_key): "
+                "delete one first"
             )
         watch = Watch(
             id=new_watch_id(),
@@ -369,6 +382,14 @@ class WatchService:
             if watch.state != "ended" and stream_id in watch.stream_ids:
                 self._end(watch, "stream_ended")
                 self.journal.persist(watch)
+
+    def counts_by_owner(self) -> dict[str, int]:
+        """Watches that have not ended, per owner (what a cluster node publishes for the quota)."""
+        counts: dict[str, int] = {}
+        for w in self._watches.values():
+            if w.state != "ended":
+                counts[w.owner] = counts.get(w.owner, 0) + 1
+        return counts
 
     def active_count(self, owner: str | None = None) -> int:
         """Watches that have not ended (active or paused): the owner's, or all of them."""

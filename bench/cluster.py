@@ -1,0 +1,145 @@
+"""Cluster state on Redis: what it adds to stream create/keepalive, and how fast changes cross nodes.
+
+    PYTHONPATH=src .venv/bin/python -m bench.cluster [--requests 300] [--trials 20]
+
+Starts its own redis-server on a free 127.0.0.1 port (tests/support/redis_server.py; no persistence)
+and real servers on port 0 in this process with the real clock and default cluster settings
+(`cluster_tick_ms` 500, key sync 250 ms). Reported:
+- create and keepalive latency p50/p99 as a client sees it (sequential, one keep-alive connection),
+  on one node without Redis and on node A of a two-node cluster (same run);
+- revocation: a key revoked on A (in A's SQLite, as `livesight keys revoke` does; and through A's
+  store, published at once) until B answers 401, polled every 5 ms: p50 and max over the trials;
+- visibility: a stream created on A until B answers 200 for it: p50 and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+from tests.support.redis_server import redis_server
+from tests.support.server import LiveServer, run_server
+
+from livesight.core.clock import SystemClock
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def until(fn: Callable[[], bool], timeout_s: float = 10.0) -> float:
+    """Milliseconds until fn() is true, polling every 5 ms."""
+    started = time.perf_counter()
+    while not fn():
+        if time.perf_counter() - started > timeout_s:
+            raise RuntimeError("timed out")
+        time.sleep(0.005)
+    return (time.perf_counter() - started) * 1000
+
+
+def lifecycle(node: LiveServer, requests: int) -> dict[str, float]:
+    """Create then keep alive `requests` streams (deleting each to stay under the per-key limit)."""
+    key = node.new_key()
+    creates: list[float] = []
+    keepalives: list[float] = []
+    with node.client(key) as c:
+        c.get("/v1/streams")  # warm the connection and the key cache
+        for _ in range(requests):
+            started = time.perf_counter()
+            r = c.post("/v1/streams")
+            creates.append((time.perf_counter() - started) * 1000)
+            sid = r.json()["id"]
+            keepalives.append(timed(lambda sid=sid: c.post(f"/v1/streams/{sid}/keepalive").raise_for_status()))
+            c.delete(f"/v1/streams/{sid}").raise_for_status()
+    return {
+        "create_p50_ms": round(pct(creates, 50), 2),
+        "create_p99_ms": round(pct(creates, 99), 2),
+        "keepalive_p50_ms": round(pct(keepalives, 50), 2),
+        "keepalive_p99_ms": round(pct(keepalives, 99), 2),
+    }
+
+
+def refused_on(node: LiveServer, plain: str) -> Callable[[], bool]:
+    def check() -> bool:
+        with httpx.Client(base_url=node.base_url, headers={"Authorization": f"Bearer {plain}"}) as c:
+            return c.get("/v1/streams").status_code == 401
+
+    return check
+
+
+def crossing(a: LiveServer, b: LiveServer, trials: int) -> dict[str, float]:
+    sqlite_ms: list[float] = []
+    store_ms: list[float] = []
+    visible_ms: list[float] = []
+    for i in range(trials):
+        key, plain = a.keys.create(f"bench {i}")
+        until(lambda plain=plain: not refused_on(b, plain)())
+        if i % 2 == 0:
+            a.keys.revoke(key.id)  # A's SQLite, as the CLI does: A's next key sync publishes it
+            sqlite_ms.append(until(refused_on(b, plain)))
+        else:
+            a.call(a.components.keys.revoke, key.id)  # through A's store: published at once
+            store_ms.append(until(refused_on(b, plain)))
+    owner = a.new_key()
+    with a.client(owner) as ca, b.client(owner) as cb:
+        until(lambda: cb.get("/v1/streams").status_code == 200)
+        for _ in range(trials):
+            sid = ca.post("/v1/streams").json()["id"]
+            visible_ms.append(until(lambda sid=sid: cb.get(f"/v1/streams/{sid}").status_code == 200))
+            ca.delete(f"/v1/streams/{sid}")
+    return {
+        "revoke_via_sqlite_p50_ms": round(pct(sqlite_ms, 50)),
+        "revoke_via_sqlite_max_ms": round(max(sqlite_ms)),
+        "revoke_via_store_p50_ms": round(pct(store_ms, 50)),
+        "revoke_via_store_max_ms": round(max(store_ms)),
+        "visible_on_b_p50_ms": round(pct(visible_ms, 50)),
+        "visible_on_b_max_ms": round(max(visible_ms)),
+    }
+
+
+@contextlib.contextmanager
+def cluster(tmp: Path, url: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    (tmp / "a").mkdir(parents=True)
+    (tmp / "b").mkdir(parents=True)
+    common = {"redis_url": url, "preload_builtin_models": False, "max_active_streams_per_key": 1000}
+    with (
+        run_server(tmp / "a", clock=SystemClock(), node_id="bench-a", **common) as a,
+        run_server(tmp / "b", clock=SystemClock(), node_id="bench-b", **common) as b,
+    ):
+        yield a, b
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args()
+    report: dict[str, object] = {"load_avg": round(os.getloadavg()[0], 2)}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        (tmp / "single").mkdir()
+        with run_server(tmp / "single", clock=SystemClock(), preload_builtin_models=False) as single:
+            report["one_node_no_redis"] = lifecycle(single, args.requests)
+        (tmp / "redis").mkdir()
+        with redis_server(tmp / "redis") as redis, cluster(tmp / "nodes", redis.url) as (a, b):
+            report["cluster_node_a"] = lifecycle(a, args.requests)
+            report["across_nodes"] = crossing(a, b, args.trials)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
