@@ -322,7 +322,11 @@ class PublisherSession:
             request.width if request else "?",
             request.height if request else "?",
         )
-        self._spawn(tap.run(track.recv))
+        if self._video_receiver is not None and not passthrough.deliver_directly(self._video_receiver, tap.offer):
+            log.info(
+                "stream %s: frames come through aiortc's decoder thread (no decoder queue to replace)", self.stream_id
+            )
+        self._spawn(tap.run(track.recv))  # frames (on the thread path) and the end of the track
         if self._video_receiver is not None:
             self._spawn(self._keyframes(self._video_receiver, tap))
 
