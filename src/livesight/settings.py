@@ -206,6 +206,12 @@ class Settings(BaseSettings):
         description="A stream whose newest frame was read keeps a decoder at its live edge this long, so the next "
         "read of the newest frame costs only its JPEG (0: never).",
     )
+    ingest_udp_receive_buffer_kb: int = Field(
+        2048,
+        ge=0,
+        description="Kernel receive buffer of each UDP socket WebRTC media arrives on (capped by "
+        "net.core.rmem_max; 0: the kernel's default). Keyframe bursts overflow small ones.",
+    )
     keyframe_interval_seconds: float = Field(
         2.0,
         gt=0,

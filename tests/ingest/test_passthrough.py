@@ -58,3 +58,27 @@ def test_padding_after_a_frame_is_not_a_frame() -> None:
     assert jb.add(packet(3, 3000, b""))[1] is None
     frame = jb.add(packet(4, 6000, b"b", marker=True))[1]
     assert frame is not None and frame.data == b"b"
+
+
+def test_frames_reach_the_sink_on_the_loop_and_the_end_marker_reaches_the_thread() -> None:
+    import queue
+    from types import SimpleNamespace
+
+    from aiortc.jitterbuffer import JitterFrame
+
+    from livesight.ingest.passthrough import Received, deliver_directly
+
+    original: queue.Queue[object] = queue.Queue()
+    receiver = SimpleNamespace(_RTCRtpReceiver__decoder_queue=original)
+    got: list[Received] = []
+    assert deliver_directly(receiver, got.append)
+    direct = receiver._RTCRtpReceiver__decoder_queue
+    vp8, opus = SimpleNamespace(name="VP8"), SimpleNamespace(name="opus")
+    direct.put((vp8, JitterFrame(b"frame", 9000)))
+    direct.put((opus, JitterFrame(b"audio", 960)))  # not video we keep: the thread decodes it as before
+    direct.put(None)
+    assert got == [Received("vp8", b"frame", 9000, False)]
+    codec, frame = original.get_nowait()  # type: ignore[misc]
+    assert codec is opus and frame.data == b"audio"
+    assert original.get_nowait() is None  # then the end-of-track marker
+    assert not deliver_directly(SimpleNamespace(), got.append)  # an aiortc without the queue: thread path

@@ -21,6 +21,8 @@ class IngestOptions:
     simulcast: Literal["top", "reject"] = "top"
     """Simulcast publishers: receive only the top layer, or refuse them loudly."""
     refresh_token_interval_s: float = 300.0
+    udp_receive_buffer_bytes: int = 2 * 1024 * 1024
+    """SO_RCVBUF for the UDP sockets media arrives on (0: the kernel's default); see ingest/sockets.py."""
     keyframe_interval_s: float = 2.0
     """Ask publishers for a keyframe (PLI) when the last one is this old: it bounds decode work per read."""
     max_side: int = 1280
@@ -38,5 +40,6 @@ class IngestOptions:
             remb_bps=settings.ingest_remb_bps,
             simulcast=settings.ingest_simulcast,
             keyframe_interval_s=settings.keyframe_interval_seconds,
+            udp_receive_buffer_bytes=settings.ingest_udp_receive_buffer_kb * 1024,
             max_side=settings.frame_max_side,
         )

@@ -14,10 +14,20 @@ else would notice the loss: the store must not decode the frames after such a ga
 Both are module globals of `aiortc.rtcrtpreceiver` (looked up at call time, aiortc 1.16 and
 earlier). `install()` checks they exist and the tap checks the type of every frame it gets, so a
 future aiortc that moved them fails loudly (a stream error), never silently decodes again.
+
+`deliver_directly(receiver, sink)` goes one step further for a video receiver: it replaces the
+receiver's decoder queue (`_RTCRtpReceiver__decoder_queue`, private) with one whose `put` hands each
+frame to `sink` right there, on the event loop, as the jitter buffer releases it. The frame then skips
+the hop to the decoder thread and back (a `queue.Queue` get, `run_coroutine_threadsafe`, a task and
+an asyncio.Queue per frame): measured, that hop made the GIL the limit at ~20 streams (frames dropped in
+the kernel's UDP buffers while the loop waited for it). The end-of-track marker still goes to the
+thread, so the track ends as before. If the attribute is not there, frames take the thread path.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,8 +41,11 @@ from av.frame import Frame
 
 from livesight.codec.bitstream import CODECS
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _installed = False
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+Sink = Callable[["Received"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +144,35 @@ def install() -> None:
         namespace["get_decoder"] = get_decoder
         namespace["JitterBuffer"] = _LossMarkingJitterBuffer
         _installed = True
+
+
+class _Direct:
+    """Stands in for a receiver's decoder queue: video frames go to `sink` at once, on the event loop."""
+
+    def __init__(self, original: queue.Queue[object], sink: Sink) -> None:
+        self._original = original
+        self._sink = sink
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:  # the receiver stops: the decoder thread ends the track
+            self._original.put(None)
+            return
+        codec, frame = item
+        name = str(codec.name).lower()
+        if name not in CODECS:
+            self._original.put(item)
+            return
+        try:
+            self._sink(Received(name, frame.data, frame.timestamp, getattr(frame, "after_loss", False)))
+        except Exception:  # never into aiortc's RTP handling: that would stop the receiver
+            log.exception("the frame sink of a video receiver failed")
+
+
+def deliver_directly(receiver: object, sink: Sink) -> bool:
+    """Hand `receiver`'s frames to `sink` on the event loop (see the module doc); False if this aiortc has
+    no decoder queue to replace (frames then come through `track.recv()`)."""
+    original = getattr(receiver, _DECODER_QUEUE, None)
+    if not isinstance(original, queue.Queue):
+        return False
+    setattr(receiver, _DECODER_QUEUE, _Direct(original, sink))
+    return True

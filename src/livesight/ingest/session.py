@@ -30,6 +30,7 @@ from livesight.core.frame import IngestTarget
 from livesight.ingest import passthrough, sdp, signal
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.remb import install_fixed_remb
+from livesight.ingest.sockets import enlarge_receive_buffers
 from livesight.ingest.tap import FrameTap
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,7 @@ class PublisherSession:
                     if transceiver.kind == "video":
                         install_fixed_remb(transceiver.receiver, self.options.remb_bps)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+            self._enlarge_buffers()
         except Exception as exc:
             log.warning("stream %s: negotiation failed: %r", self.stream_id, exc)
             await self._refuse_media(f"cannot negotiate the publisher's media: {exc}")
@@ -254,6 +256,19 @@ class PublisherSession:
             self.codec = codec
             self.target.publisher_connected(self.identity, codec=codec)
         await self._send(signal.answer(answer, offer.id))
+
+    def _enlarge_buffers(self) -> None:
+        wanted = self.options.udp_receive_buffer_bytes
+        if not wanted:
+            return
+        granted = enlarge_receive_buffers(self.pc, wanted)
+        if granted is None:
+            log.info("stream %s: no UDP socket to enlarge the receive buffer of", self.stream_id)
+        elif granted < wanted:
+            log.info(
+                "stream %s: UDP receive buffer %d KB, not the %d KB asked (raise net.core.rmem_max)",
+                self.stream_id, granted // 1024, wanted // 1024,
+            )  # fmt: skip
 
     async def _refuse_media(self, message: str) -> None:
         self.target.report_error(message)
@@ -322,7 +337,11 @@ class PublisherSession:
             request.width if request else "?",
             request.height if request else "?",
         )
-        self._spawn(tap.run(track.recv))
+        if self._video_receiver is not None and not passthrough.deliver_directly(self._video_receiver, tap.offer):
+            log.info(
+                "stream %s: frames come through aiortc's decoder thread (no decoder queue to replace)", self.stream_id
+            )
+        self._spawn(tap.run(track.recv))  # frames (on the thread path) and the end of the track
         if self._video_receiver is not None:
             self._spawn(self._keyframes(self._video_receiver, tap))
 
