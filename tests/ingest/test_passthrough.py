@@ -81,4 +81,6 @@ def test_frames_reach_the_sink_on_the_loop_and_the_end_marker_reaches_the_thread
     codec, frame = original.get_nowait()  # type: ignore[misc]
     assert codec is opus and frame.data == b"audio"
     assert original.get_nowait() is None  # then the end-of-track marker
+    direct.put(None)
+    assert direct.get() is None  # a decoder thread started after the swap reads the original queue
     assert not deliver_directly(SimpleNamespace(), got.append)  # an aiortc without the queue: thread path

@@ -153,6 +153,11 @@ class _Direct:
         self._original = original
         self._sink = sink
 
+    def get(self) -> object:
+        """For a decoder thread started after the swap (aiortc may start it after the `track` event): it
+        waits on the original queue, which gets the end-of-track marker and any frame not kept here."""
+        return self._original.get()
+
     def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
         if item is None:  # the receiver stops: the decoder thread ends the track
             self._original.put(None)
