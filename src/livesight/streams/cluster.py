@@ -32,14 +32,14 @@ from redis.exceptions import RedisError
 
 from livesight.buffer.ring import FrameWindow
 from livesight.core.clock import Clock
-from livesight.core.errors import ClusterUnavailable, StreamNotFound, StreamUnauthorized
+from livesight.core.errors import ClusterUnavailable, StreamNotFound
 from livesight.core.frame import IngestTarget, StreamEndHook
 from livesight.core.ids import parse_stream_id
 from livesight.core.records import EndReason, SourceSpec, StreamFacts
 from livesight.store.redis_state import Changes, ClusterState, SharedStream
 from livesight.streams.cluster_parts import NO_FACTS, ClusterConfig, from_shared, limit_error, settled
 from livesight.streams.registry import StreamRegistry
-from livesight.streams.stream import Stream, list_key
+from livesight.streams.stream import Stream, find_stream, list_key, require_active
 
 log = logging.getLogger(__name__)
 _UNREACHABLE = (RedisError, OSError)
@@ -104,20 +104,10 @@ class ClusterDirectory:
         return stream
 
     def get(self, stream_id: str, owner: str) -> Stream:
-        canonical = parse_stream_id(stream_id)
-        stream = self._view.get(canonical) if canonical else None
-        if stream is None:
-            hint = "" if canonical else " (stream ids are UUIDs)"
-            raise StreamNotFound(f"stream {stream_id} not found{hint}")
-        if stream.owner != owner:
-            raise StreamUnauthorized(f"stream {stream_id} belongs to another API key", stream_id=stream_id)
-        return stream
+        return find_stream(self._view, stream_id, owner)
 
     def get_active(self, stream_id: str, owner: str) -> Stream:
-        stream = self.get(stream_id, owner)
-        if not stream.active:
-            raise StreamNotFound(f"stream {stream_id} has ended ({stream.end_reason})")
-        return stream
+        return require_active(self.get(stream_id, owner))
 
     def keepalive(self, stream_id: str, owner: str) -> Stream:
         stream = self.get_active(stream_id, owner)

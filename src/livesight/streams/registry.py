@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 from livesight.buffer.pool import BufferPool
 from livesight.buffer.ring import FrameWindow
 from livesight.core.clock import Clock
-from livesight.core.errors import StreamLimitExceeded, StreamNotFound, StreamUnauthorized
+from livesight.core.errors import StreamLimitExceeded
 from livesight.core.frame import BufferStats, FrameInfo, IngestFrame, IngestTarget, StreamEndHook
 from livesight.core.ids import new_stream_id, parse_stream_id
 from livesight.core.metrics import NULL_RECORDER, Recorder
 from livesight.core.records import EndReason, SourceSpec, StreamFacts, StreamStore
 from livesight.streams.durable import Persistence
-from livesight.streams.stream import Stream, list_key
+from livesight.streams.stream import Stream, find_stream, list_key, require_active
 from livesight.streams.target import StreamTarget
 
 log = logging.getLogger(__name__)
@@ -98,20 +98,10 @@ class StreamRegistry:
 
     def get(self, stream_id: str, owner: str) -> Stream:
         """The stream, active or tombstone. Raises StreamNotFound or StreamUnauthorized."""
-        canonical = parse_stream_id(stream_id)
-        stream = self._streams.get(canonical) if canonical else None
-        if stream is None:
-            hint = "" if canonical else " (stream ids are UUIDs)"
-            raise StreamNotFound(f"stream {stream_id} not found{hint}")
-        if stream.owner != owner:
-            raise StreamUnauthorized(f"stream {stream_id} belongs to another API key", stream_id=stream_id)
-        return stream
+        return find_stream(self._streams, stream_id, owner)
 
     def get_active(self, stream_id: str, owner: str) -> Stream:
-        stream = self.get(stream_id, owner)
-        if not stream.active:
-            raise StreamNotFound(f"stream {stream_id} has ended ({stream.end_reason})")
-        return stream
+        return require_active(self.get(stream_id, owner))
 
     def keepalive(self, stream_id: str, owner: str) -> Stream:
         stream = self.get_active(stream_id, owner)
