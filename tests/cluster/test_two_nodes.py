@@ -198,6 +198,8 @@ def test_a_redis_restart_of_a_few_seconds_ends_no_stream(pair: Pair) -> None:
     for node in (pair.a, pair.b):
         r = wait_for(lambda n=node: (r := pair.status(n, key, sid)).status_code == 200 and r, what="restored")
         assert r.json()["state"] == "active"
+    with pair.b.client() as c:  # B sees Redis back on its own tick: until then its changes are a 503
+        wait_for(lambda: c.get("/readyz").status_code == 200, what="/readyz back on B")
     with pair.b.client(key) as c:
         assert c.post(f"/v1/streams/{sid}/keepalive").status_code == 200
     assert [s.id for s in pair.a.components.registry.all_active()] == [sid]
