@@ -22,8 +22,9 @@ import concurrent.futures
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar, TypeVarTuple
 
 from livesight.buffer.ring import FrameRing, FrameWindow
 from livesight.codec.gop import Cursor
@@ -31,6 +32,9 @@ from livesight.codec.jpeg import encode_jpeg
 from livesight.core.errors import DecoderBusy, FrameEvicted, FrameUndecodable
 from livesight.core.frame import EncodedPayload, FrameInfo, JpegPayload
 from livesight.core.metrics import NULL_RECORDER, Recorder
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,8 @@ class FrameStoreReader:
                 f"{label}: every frame decoder is busy ({self.jobs} decodes waiting, decode_queue_limit "
                 f"{self.limits.queue_limit}): retry shortly"
             )
-        jobs = [self._submit(self._run(window, start, wanted, label)) for start, wanted in sorted(runs.items())]
+        gops = [self._run(window, start, wanted, label) for start, wanted in sorted(runs.items())]
+        jobs = [self._submit(self._decode, gop) for gop in gops]
         for start, decoded in zip(sorted(runs), await asyncio.gather(*jobs), strict=True):
             for index, jpeg in decoded.jpegs.items():
                 self._put(sid, index, jpeg)
@@ -144,9 +149,10 @@ class FrameStoreReader:
             datas.append(payload)
         return _Run(window.stream_id, start, tuple(datas), frozenset(wanted))
 
-    def _submit(self, run: _Run) -> asyncio.Future[_Decoded]:
+    def _submit(self, job: Callable[[*Ts], R], *args: *Ts) -> asyncio.Future[R]:
+        """Run `job` in the decode pool, counted in `jobs` (what `queue_limit` bounds) until it is done."""
         self.jobs += 1
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._decode, run)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, job, *args)
         future.add_done_callback(self._job_done)
         return future
 
@@ -240,7 +246,7 @@ class FrameStoreReader:
             return
         live.stepping = True
         run = _Run(ring.stream_id, begin, tuple(datas), frozenset())
-        future = self._submit_step(live, run)
+        future = self._submit(self._advance, live, run)
 
         def stepped(_: object) -> None:
             live.stepping = False
@@ -248,12 +254,6 @@ class FrameStoreReader:
                 self._follow(ring)  # frames arrived while it stepped
 
         future.add_done_callback(stepped)
-
-    def _submit_step(self, live: _Live, run: _Run) -> asyncio.Future[None]:
-        self.jobs += 1
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._advance, live, run)
-        future.add_done_callback(self._job_done)
-        return future
 
     def _advance(self, live: _Live, run: _Run) -> None:
         """Worker thread: feed the live cursor the frames of `run` (a fresh cursor at a keyframe)."""
