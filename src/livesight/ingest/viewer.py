@@ -350,9 +350,9 @@ class ViewerSession(SignalSession):
             self._renegotiate = True
             return
         self._renegotiate = False
+        self._awaiting_answer = True  # before the awaits: a second negotiation waits for this one's answer
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._offer_id += 1
-        self._awaiting_answer = True
         await self._send(signal.offer(self.pc.localDescription.sdp, self._offer_id))
 
     async def _handle(self, request: rtc.SignalRequest) -> None:
