@@ -8,7 +8,6 @@ sees the very frames the publisher sent, forwarded without re-encoding.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -16,26 +15,13 @@ import pytest
 from livekit import rtc
 
 from livesight.core.clock import SystemClock
-from livesight.ingest.options import IngestOptions
 from tests.e2e.media import PREROLL_BASE, Published, Watched, publish_pattern, read_frames, watch_pattern
+from tests.e2e.test_publish_sdk import key, server
 from tests.support.server import LiveServer, run_server
 from tests.support.video import encode_pattern
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.timeout(90)]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    options = IngestOptions(no_frame_timeout_s=2.0)
-    with run_server(
-        tmp_path_factory.mktemp("view"), clock=SystemClock(), create_app_kwargs={"ingest_options": options}
-    ) as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def key(server: LiveServer) -> str:
-    return server.new_key()
+__all__ = ["key", "server"]  # the module-scoped fixtures of test_publish_sdk.py, a server of this module's own
 
 
 def new_stream(server: LiveServer, key: str) -> tuple[str, str, str, str]:

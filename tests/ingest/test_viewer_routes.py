@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -13,21 +12,11 @@ from websockets.sync.client import connect
 
 from livesight.core.frame import EncodedPayload, IngestFrame
 from livesight.ingest import signal
-from tests.ingest.test_routes import receive, refused_status, ws_url
-from tests.support.server import LiveServer, run_server
+from tests.ingest.test_routes import key, receive, refused_status, server, ws_url
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with run_server(tmp_path_factory.mktemp("viewer-routes")) as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def key(server: LiveServer) -> str:
-    return server.new_key()
+__all__ = ["key", "server"]  # the module-scoped fixtures of test_routes.py, a server of this module's own
 
 
 def new_viewed_stream(server: LiveServer, key: str) -> tuple[str, str]:
@@ -86,7 +75,7 @@ def test_the_endpoint_is_in_the_openapi_document(server: LiveServer) -> None:
     with server.client() as c:
         doc = c.get("/openapi.json").json()
     operation = doc["paths"]["/v1/streams/{stream_id}/viewer-token"]["post"]
-    assert {"200", "401", "404", "410"} <= set(operation["responses"])
+    assert {"200", "401", "404"} <= set(operation["responses"])
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert doc["components"]["schemas"][schema]["required"] == ["view"]
 
