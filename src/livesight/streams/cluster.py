@@ -36,7 +36,7 @@ from livesight.core.errors import ClusterUnavailable, StreamNotFound
 from livesight.core.frame import IngestTarget, StreamEndHook
 from livesight.core.ids import parse_stream_id
 from livesight.core.records import EndReason, SourceSpec, StreamFacts
-from livesight.store.redis_state import Changes, ClusterState, SharedStream
+from livesight.store.redis_state import Changes, ClusterState, NodeBeat, SharedStream
 from livesight.streams.cluster_parts import NO_FACTS, ClusterConfig, from_shared, limit_error, settled
 from livesight.streams.registry import StreamRegistry
 from livesight.streams.stream import Stream, find_stream, list_key, require_active
@@ -79,6 +79,9 @@ class ClusterDirectory:
         self._ticks = 0
         self.tick_hooks: list[Callable[[], Awaitable[None]]] = []  # more shared state a tick refreshes
         self.reachable = False
+        self.draining = False  # SIGTERM: no placements here, the heartbeat says so (docs/scale-out.md "Drain")
+        self.beats: dict[str, NodeBeat] = {}  # every node's last heartbeat, refreshed each tick
+        self._node_of: dict[str, str] = {}  # every known stream: the node its record names (its owner)
         self._stopping = False
         self.started_at_ms = clock.now_ms()
         self._grace_until_ms = self.started_at_ms + config.grace_ms
@@ -99,6 +102,7 @@ class ClusterDirectory:
             raise limit_error(limit)
         stream = self.local.create(owner, source=source)
         self._view[stream.id] = stream
+        self._node_of[stream.id] = self.node_id
         self._served_until[stream.id] = self._monotonic() + self.config.claim_ttl_ms / 1000
         self._queue(self._create_remote(stream, limit))
         return stream
@@ -182,6 +186,67 @@ class ClusterDirectory:
         """True while this node owns the stream and its claim is known to be held (fencing)."""
         until = self._served_until.get(stream_id)
         return until is not None and self._monotonic() < until
+
+    def owner_node(self, stream_id: str) -> str | None:
+        """The node that owns an active stream this node knows of (itself included); None otherwise."""
+        canonical = parse_stream_id(stream_id)
+        stream = self._view.get(canonical) if canonical is not None else None
+        if canonical is None or stream is None or not stream.active:
+            return None
+        return self.node_id if self._is_mine(canonical) else self._node_of.get(canonical)
+
+    def alive(self, node: str) -> bool:
+        """`node` sent a heartbeat within 3 ticks (as this node last read them)."""
+        beat = self.beats.get(node)
+        return beat is not None and beat.last_seen_ms >= self.clock.now_ms() - 3 * self.config.tick_ms
+
+    def internal_url(self, node: str) -> str | None:
+        """Where `node` takes forwarded requests, while it is alive; None for this node or a lost one."""
+        if node == self.node_id or not self.alive(node):
+            return None
+        url = self.beats[node].info.get("internal_url")
+        return url if isinstance(url, str) and url else None
+
+    def load(self) -> dict[str, int]:
+        """Active streams per node, from the records this node knows (its own count exactly)."""
+        counts: dict[str, int] = {}
+        for sid, stream in self._view.items():
+            node = self._node_of.get(sid)
+            if stream.active and node is not None:
+                counts[node] = counts.get(node, 0) + 1
+        counts[self.node_id] = len(self.all_active())
+        return counts
+
+    def place(self) -> str:
+        """The node a new stream goes to: least loaded (active streams / capacity) among the live,
+        non-draining nodes with room that can take forwarded requests; ties go to this node, then by id.
+        This node when no other qualifies (it may then refuse with the per-key or its own limit)."""
+        load = self.load()
+        candidates: list[tuple[float, int, str]] = []
+        if not self.draining:
+            candidates.append((load[self.node_id] / self.config.capacity, 0, self.node_id))
+        for node, beat in self.beats.items():
+            capacity = beat.info.get("capacity")
+            if self.internal_url(node) is None or beat.info.get("draining") or not isinstance(capacity, int):
+                continue
+            used = max(load.get(node, 0), _int(beat.info.get("streams")))
+            if capacity > 0 and used < capacity:
+                candidates.append((used / capacity, 1, node))
+        mine = load[self.node_id]
+        if not self.draining and mine >= self.config.capacity and len(candidates) > 1:
+            candidates = [c for c in candidates if c[2] != self.node_id]
+        return min(candidates)[2] if candidates else self.node_id
+
+    async def refresh(self) -> None:
+        """Read the change log now (after a stream was placed on another node: it is known here at once)."""
+        with contextlib.suppress(*_UNREACHABLE):
+            self._apply(await self.state.changes(self._seq, self._gen), self.clock.now_ms())
+
+    async def drain(self) -> None:
+        """Stop taking placements: the heartbeat says `draining` from now on (sent at once)."""
+        self.draining = True
+        with contextlib.suppress(*_UNREACHABLE):
+            await self.state.heartbeat(self.node_id, self.clock.now_ms(), self.node_info())
 
     def _is_mine(self, stream_id: str) -> bool:
         return stream_id in self._served_until
@@ -276,6 +341,7 @@ class ClusterDirectory:
         now = self.clock.now_ms()
         try:
             await self.state.heartbeat(self.node_id, now, self.node_info())
+            self.beats = {beat.node: beat for beat in await self.state.nodes()}
         except _UNREACHABLE as exc:
             if self.reachable:
                 ttl = self.config.claim_ttl_ms
@@ -345,6 +411,7 @@ class ClusterDirectory:
             if record is None:
                 if not self._is_mine(sid):
                     self._view.pop(sid, None)
+                    self._node_of.pop(sid, None)
                     self._published.pop(sid, None)
             elif self._is_mine(sid):
                 self._apply_mine(sid, record)
@@ -370,6 +437,12 @@ class ClusterDirectory:
             stream.expires_at_ms = record.expires_at_ms
 
     def _apply_remote(self, record: SharedStream) -> None:
+        self._node_of[record.id] = record.node
+        if record.state == "active" and record.node == self.node_id and record.created_at_ms < self.started_at_ms:
+            # A ghost: this node's id owned it in a previous life (killed, restarted); its frames and
+            # publisher died with that process, so it ends now instead of when its claim lapses.
+            log.warning("stream %s: owned by this node before it restarted; ending it (node_lost)", record.id)
+            self._queue_background(self._end_ghost(record.id))
         if record.facts is not None:
             self._published[record.id] = record.facts
         stream = self._view.get(record.id)
@@ -380,6 +453,10 @@ class ClusterDirectory:
         if record.state == "ended":
             stream.state, stream.ended_at_ms, stream.end_reason = "ended", record.ended_at_ms, record.end_reason
             stream.final = record.final or stream.final or NO_FACTS
+
+    async def _end_ghost(self, stream_id: str) -> None:
+        with contextlib.suppress(*_UNREACHABLE):
+            await self.state.end(stream_id, "node_lost", self.clock.now_ms())
 
     def _queue_background(self, coro: Coroutine[object, object, None]) -> None:
         op = asyncio.get_running_loop().create_task(coro)
@@ -394,6 +471,9 @@ class ClusterDirectory:
             "publishers": sum(1 for s in mine if s.publisher.connected),
             "retained_frames": self.local.pool.retained_frames(),
             "started_at_ms": self.started_at_ms,
+            "capacity": self.config.capacity,
+            "draining": self.draining,
+            "internal_url": self.config.internal_url or "",
         }
 
     async def aclose(self) -> None:
@@ -403,3 +483,7 @@ class ClusterDirectory:
         with contextlib.suppress(*_UNREACHABLE):
             await self.state.leave(self.node_id)
         await self.state.aclose()
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
