@@ -129,17 +129,18 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then the client's own messages (its disconnect, when it leaves)."""
     sent = False
 
-    async def receive() -> Message:
+    async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await receive()
 
-    return receive
+    return replay
 
 
 class ForwardingMiddleware:
@@ -168,7 +169,7 @@ class ForwardingMiddleware:
             nodes = {cluster.owner_node(sid.decode()) for sid in set(_OVS.findall(body))}
             node = nodes.pop() if len(nodes) == 1 else None
             if node is None or node == cluster.node_id:  # local, or spanning nodes: RemoteFrames serves it
-                await self.app(scope, _replay(body), send)
+                await self.app(scope, _replay(body, receive), send)
                 return
             base = cluster.internal_url(node)
             if base is None or not await self.forwarder.relay(base, scope, body, send):
@@ -188,13 +189,13 @@ class ForwardingMiddleware:
         if base is not None and await self.forwarder.relay(base, scope, body, send):
             return
         if local_fallback:  # the shared record answers GET, and a DELETE ends it cluster-wide
-            await self.app(scope, _replay(body), send)
+            await self.app(scope, _replay(body, receive), send)
         else:
             await error_response(lost(sid), scope["path"])(scope, receive, send)
 
     async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
         cluster = self.forwarder.cluster
-        node = cluster.place()
+        node = await cluster.place()
         base = cluster.internal_url(node) if node != cluster.node_id else None
         if base is None:
             await self.app(scope, receive, send)
@@ -204,7 +205,7 @@ class ForwardingMiddleware:
             base, scope, body, send, refuse=lambda status: status in (502, 503, 504), before=cluster.refresh
         )
         if not placed:  # draining or unreachable: here, then
-            await self.app(scope, _replay(body), send)
+            await self.app(scope, _replay(body, receive), send)
 
 
 class InternalApp:

@@ -217,10 +217,13 @@ class ClusterDirectory:
         counts[self.node_id] = len(self.all_active())
         return counts
 
-    def place(self) -> str:
+    async def place(self) -> str:
         """The node a new stream goes to: least loaded (active streams / capacity) among the live,
         non-draining nodes with room that can take forwarded requests; ties go to this node, then by id.
-        This node when no other qualifies (it may then refuse with the per-key or its own limit)."""
+        This node when no other qualifies (it may then refuse with the per-key or its own limit). The
+        heartbeats are read afresh (one round trip), so a node that just joined or began draining counts."""
+        with contextlib.suppress(*_UNREACHABLE):
+            self.beats = {beat.node: beat for beat in await self.state.nodes()}
         load = self.load()
         candidates: list[tuple[float, int, str]] = []
         if not self.draining:
