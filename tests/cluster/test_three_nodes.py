@@ -3,11 +3,12 @@
 Runs inside the private network namespace (scripts/netns tests/cluster/test_three_nodes.py): the
 official `livekit` SDK publishes the numbered test pattern into six streams, placed two per node by
 POST /streams on one node. Then, in order: queries through non-owner nodes (status, frames, keepalive,
-chat forwarded whole, and one chat spanning two nodes, answered by the fake upstream); SIGKILL of one
+chat forwarded whole, one chat spanning two nodes, answered by the fake upstream, and a watch on a
+node that does not own its stream); SIGKILL of one
 node (its streams end `node_lost` within the lease and a few ticks, seen from the others; the rest keep
 receiving frames); its restart with the same id (no ghosts, it takes placements again); Redis stopped
 for 5 s and restarted empty (nothing ends); SIGTERM of a node (it drains: its streams end `deleted`,
-it leaves the node list). Every wait is on observable state.
+it leaves the node list, the watch on another node ends `stream_ended`). Every wait is on observable state.
 """
 
 from __future__ import annotations
@@ -104,6 +105,19 @@ def _chat(node: Node, key: str, sids: list[str]) -> httpx.Response:
     return _post(node, key, "/v1/chat/completions", body)
 
 
+def _watch_body(sid: str) -> dict[str, Any]:
+    parts = [{"type": "text", "text": "anyone there?"}]
+    parts.append({"type": "image_url", "image_url": {"url": f"ovs://streams/{sid}?frame_index=-1"}})
+    request = {"model": "up", "messages": [{"role": "user", "content": parts}]}
+    return {"request": request, "interval_ms": 250, "only_on_new_frames": False}
+
+
+def _watch(node: Node, key: str, watch_id: str) -> dict[str, Any]:
+    r = _get(node, key, f"/v1/watches/{watch_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
 def _frames_flow(node: Node, key: str, sid: str) -> None:
     """The stream's stream time moves on (its publisher's frames still arrive)."""
     before = _status(node, key, sid)["stream_time_ms"]
@@ -177,6 +191,8 @@ def test_three_nodes(tmp_path: Path, redis_unix: RedisServer) -> None:
             assert spanning.status_code == 200, spanning.text
             seen = json.loads(spanning.json()["choices"][0]["message"]["content"])
             assert seen["images"] == [[160, 120], [160, 120]]
+            watch = _post(a, key, "/v1/watches", _watch_body(on["b"][0])).json()  # on a, b's frames fetched
+            wait_for(lambda: _watch(a, key, watch["id"])["last_seq"] >= 2, timeout=20, what="the watch's answers")
 
             # --- SIGKILL c: its streams end node_lost, seen from a and b; a's and b's are untouched
             c.kill()
@@ -207,6 +223,8 @@ def test_three_nodes(tmp_path: Path, redis_unix: RedisServer) -> None:
             fresh = _post(a, key, "/v1/streams").json()  # least loaded: c
             assert db.hget(f"ls:s:{fresh['id']}", "node") == "c"
             assert fresh["publish"]["url"] == f"ws://127.0.0.1:{c.port}"
+            known = f"/v1/streams/{fresh['id']}"  # b learns of it on its next tick (reads are eventually consistent)
+            wait_for(lambda: _get(b, key, known).status_code == 200, timeout=5, what="the new stream known on b")
             assert _status(b, key, fresh["id"])["state"] == "active"
             active = on["a"] + on["b"] + [fresh["id"]]
 
@@ -241,6 +259,9 @@ def test_three_nodes(tmp_path: Path, redis_unix: RedisServer) -> None:
                     what=f"{sid} ended by b's drain",
                 )
             assert "b" not in _nodes(a, key)
+            wait_for(lambda: _watch(a, key, watch["id"])["state"] == "ended", timeout=10, what="the watch ended")
+            finished = _watch(a, key, watch["id"])
+            assert finished["end_reason"] == "stream_ended", finished  # a heard b's stream end
             for sid in on["a"] + [fresh["id"]]:
                 assert _status(c, key, sid)["state"] == "active"
             placed = _post(c, key, "/v1/streams").json()

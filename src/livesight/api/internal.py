@@ -73,6 +73,17 @@ class Forwarder:
             timeout=httpx.Timeout(timeout_s, connect=2.0), limits=httpx.Limits(max_keepalive_connections=32)
         )
 
+    async def gone(self, stream_id: str) -> LivesightError:
+        """The owner cannot be reached. When this node sees the cluster: the stream's end if the record
+        has one by now (a drained node ended it; end hooks here fire), else lost (404); else 503."""
+        if not self.cluster.reachable:
+            return ClusterUnavailable("the cluster state is unreachable; cannot tell whether its node is alive: retry")
+        await self.cluster.refresh()
+        stream = self.cluster.known(stream_id)
+        if stream is not None and not stream.active:
+            return StreamNotFound(f"stream {stream_id} has ended ({stream.end_reason})")
+        return lost(stream_id)
+
     @property
     def auth(self) -> dict[str, str]:
         return {SECRET_HEADER: self.secret}
@@ -174,7 +185,7 @@ class ForwardingMiddleware:
             base = cluster.internal_url(node)
             if base is None or not await self.forwarder.relay(base, scope, body, send):
                 sid = _OVS.findall(body)[0].decode()
-                await error_response(lost(sid), path)(scope, receive, send)
+                await error_response(await self.forwarder.gone(sid), path)(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -191,7 +202,7 @@ class ForwardingMiddleware:
         if local_fallback:  # the shared record answers GET, and a DELETE ends it cluster-wide
             await self.app(scope, _replay(body, receive), send)
         else:
-            await error_response(lost(sid), scope["path"])(scope, receive, send)
+            await error_response(await self.forwarder.gone(sid), scope["path"])(scope, receive, send)
 
     async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
         cluster = self.forwarder.cluster
@@ -257,8 +268,8 @@ def build_router(directory: StreamDirectory) -> APIRouter:
     def served(stream_id: str, owner: str) -> FrameWindow:
         stream = directory.get_active(stream_id, owner)
         window = directory.window(stream)
-        if window is None:
-            raise StreamNotFound(f"stream {stream_id} is not served by this node")
+        if window is None:  # its claim is not renewed (Redis unreachable here): not served until it is
+            raise ClusterUnavailable(f"stream {stream_id} is not served by its node right now; retry shortly")
         return window
 
     @router.get("/_cluster/window/{stream_id}")
@@ -330,7 +341,7 @@ class RemoteFrames:
             return None
         base = cluster.internal_url(node)
         if base is None:
-            raise lost(stream.id)
+            raise await self.forwarder.gone(stream.id)
         try:
             response = await self.forwarder.client.get(
                 f"{base}/internal/_cluster/window/{stream.id}",
@@ -338,7 +349,7 @@ class RemoteFrames:
                 headers=self.forwarder.auth,
             )
         except httpx.TransportError:
-            raise lost(stream.id) from None
+            raise await self.forwarder.gone(stream.id) from None
         if response.status_code != 200:
             _raise_from(response, stream.id)
         data = response.json()
@@ -376,7 +387,7 @@ class _RemoteReader:
                 headers={**self.forwarder.auth, "content-type": "application/json"},
             )
         except httpx.TransportError:
-            raise lost(window.stream_id) from None
+            raise await self.forwarder.gone(window.stream_id) from None
         if response.status_code != 200:
             _raise_from(response, window.stream_id)
         out, at = [], 0

@@ -82,6 +82,7 @@ class ClusterDirectory:
         self.draining = False  # SIGTERM: no placements here, the heartbeat says so (docs/scale-out.md "Drain")
         self.beats: dict[str, NodeBeat] = {}  # every node's last heartbeat, refreshed each tick
         self._node_of: dict[str, str] = {}  # every known stream: the node its record names (its owner)
+        self._end_hooks: list[StreamEndHook] = []  # also called when another node's stream ends (watches here)
         self._stopping = False
         self.started_at_ms = clock.now_ms()
         self._grace_until_ms = self.started_at_ms + config.grace_ms
@@ -138,6 +139,7 @@ class ClusterDirectory:
         else:
             stream.state, stream.ended_at_ms, stream.end_reason = "ended", self.clock.now_ms(), reason
             stream.final = stream.final or NO_FACTS
+            self._remote_ended(stream.id)
         self._queue(self._end_remote(stream.id, reason, stream.ended_at_ms or 0, stream.final))
 
     def end_all(self, reason: EndReason = "deleted") -> int:
@@ -178,7 +180,15 @@ class ClusterDirectory:
         return self.local.ingest_target(canonical)
 
     def add_end_hook(self, hook: StreamEndHook) -> None:
-        self.local.add_end_hook(hook)
+        self.local.add_end_hook(hook)  # this node's streams
+        self._end_hooks.append(hook)  # other nodes' streams, once this node learns they ended
+
+    def _remote_ended(self, stream_id: str) -> None:
+        for hook in self._end_hooks:
+            try:
+                hook(stream_id)
+            except Exception:
+                log.exception("end hook failed for stream %s", stream_id)
 
     # --- ownership --------------------------------------------------------------------------------
 
@@ -195,14 +205,20 @@ class ClusterDirectory:
             return None
         return self.node_id if self._is_mine(canonical) else self._node_of.get(canonical)
 
+    def known(self, stream_id: str) -> Stream | None:
+        """Any stream this node knows of, by id, whoever owns it (for the cluster's own plumbing)."""
+        canonical = parse_stream_id(stream_id)
+        return self._view.get(canonical) if canonical is not None else None
+
     def alive(self, node: str) -> bool:
         """`node` sent a heartbeat within 3 ticks (as this node last read them)."""
         beat = self.beats.get(node)
         return beat is not None and beat.last_seen_ms >= self.clock.now_ms() - 3 * self.config.tick_ms
 
     def internal_url(self, node: str) -> str | None:
-        """Where `node` takes forwarded requests, while it is alive; None for this node or a lost one."""
-        if node == self.node_id or not self.alive(node):
+        """Where `node` takes forwarded requests, while it is alive (or while this node cannot read the
+        heartbeats: then its last known address is tried); None for this node or a lost one."""
+        if node == self.node_id or node not in self.beats or (self.reachable and not self.alive(node)):
             return None
         url = self.beats[node].info.get("internal_url")
         return url if isinstance(url, str) and url else None
@@ -454,8 +470,11 @@ class ClusterDirectory:
             return
         stream.expires_at_ms = record.expires_at_ms
         if record.state == "ended":
+            was_active = stream.active
             stream.state, stream.ended_at_ms, stream.end_reason = "ended", record.ended_at_ms, record.end_reason
             stream.final = record.final or stream.final or NO_FACTS
+            if was_active:
+                self._remote_ended(record.id)
 
     async def _end_ghost(self, stream_id: str) -> None:
         with contextlib.suppress(*_UNREACHABLE):
