@@ -181,7 +181,8 @@ def test_three_nodes(tmp_path: Path, redis_unix: RedisServer) -> None:
                 luma = simplejpeg.decode_jpeg(frame.content, colorspace="GRAY")[:, :, 0]
                 assert read_frame_number(luma) is not None  # the SDK's numbered pattern, from the owner's buffer
                 renewed = _post(via, key, f"/v1/streams/{sid}/keepalive")
-                assert renewed.status_code == 200 and renewed.json()["publish"]["url"].endswith(f":{nodes[name].port}")
+                assert renewed.status_code == 200, (name, via.node_id, renewed.text)
+                assert renewed.json()["publish"]["url"].endswith(f":{nodes[name].port}")
             gone = _get(b, key, f"/v1/streams/{on['a'][0]}/frames/999999999")  # the owner's typed error, relayed
             assert gone.status_code == 409 and "detail" in gone.json()  # frame_not_yet_produced
 

@@ -45,6 +45,7 @@ from livesight.core.errors import (
     StreamUnauthorized,
 )
 from livesight.core.frame import FrameInfo, JpegPayload
+from livesight.core.records import END_REASONS
 from livesight.streams.cluster import ClusterDirectory
 from livesight.streams.directory import StreamDirectory
 from livesight.streams.stream import Stream
@@ -69,9 +70,10 @@ class Forwarder:
     def __init__(self, cluster: ClusterDirectory, secret: str, timeout_s: float) -> None:
         self.cluster = cluster
         self.secret = secret
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s, connect=2.0), limits=httpx.Limits(max_keepalive_connections=32)
-        )
+        # Idle connections are dropped well before any node's server would close them (keep-alive
+        # timeout >= 1 s), so a request never races the server's close on a stale pooled connection.
+        limits = httpx.Limits(max_keepalive_connections=32, keepalive_expiry=0.8)
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=2.0), limits=limits)
 
     async def gone(self, stream_id: str) -> LivesightError:
         """The owner cannot be reached. When this node sees the cluster: the stream's end if the record
@@ -108,6 +110,13 @@ class Forwarder:
         request = self.client.build_request(scope["method"], url, headers=headers, content=body)
         try:
             response = await self.client.send(request, stream=True)
+        except httpx.RemoteProtocolError:  # closed under us before any answer: once more where that is safe
+            if not _idempotent(scope):
+                return False
+            try:
+                response = await self.client.send(request, stream=True)
+            except httpx.TransportError:
+                return False
         except httpx.TransportError:
             return False
         try:
@@ -126,6 +135,10 @@ class Forwarder:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _idempotent(scope: Scope) -> bool:
+    return scope["method"] in ("GET", "HEAD", "DELETE") or str(scope["path"]).endswith("/keepalive")
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -257,35 +270,45 @@ class JpegsRequest(BaseModel):
     label: str = Field("", max_length=400)
 
 
-def _typed(exc: LivesightError) -> JSONResponse:
-    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status_for_envelope())
+def _typed(exc: LivesightError, ended: Stream | None = None) -> JSONResponse:
+    body: dict[str, object] = {"code": exc.code, "message": exc.message}
+    if ended is not None and not ended.active:  # the asking node learns of the end from the owner
+        body.update(end_reason=ended.end_reason, ended_at_ms=ended.ended_at_ms)
+    return JSONResponse(body, status_code=exc.status_for_envelope())
 
 
 def build_router(directory: StreamDirectory) -> APIRouter:
     """`/_cluster/...`: reached only through the internal port (the secret; the public port 404s them)."""
     router = APIRouter()
 
-    def served(stream_id: str, owner: str) -> FrameWindow:
-        stream = directory.get_active(stream_id, owner)
+    def served(stream_id: str, owner: str) -> FrameWindow | JSONResponse:
+        """The stream's window, or the typed answer (an ended stream's carries its end for the asker)."""
+        try:
+            stream = directory.get(stream_id, owner)
+        except LivesightError as exc:
+            return _typed(exc)
+        if not stream.active:
+            return _typed(StreamNotFound(f"stream {stream.id} has ended ({stream.end_reason})"), stream)
         window = directory.window(stream)
         if window is None:  # its claim is not renewed (Redis unreachable here): not served until it is
-            raise ClusterUnavailable(f"stream {stream_id} is not served by its node right now; retry shortly")
+            return _typed(ClusterUnavailable(f"stream {stream_id} is not served by its node now; retry shortly"))
         return window
 
     @router.get("/_cluster/window/{stream_id}")
     async def window(stream_id: str, owner: Annotated[str, Query(max_length=200)]) -> Response:
-        try:
-            snap = served(stream_id, owner)
-        except LivesightError as exc:
-            return _typed(exc)
+        snap = served(stream_id, owner)
+        if isinstance(snap, JSONResponse):
+            return snap
         rows = [[i.index, i.timestamp_ms, i.arrived_at_ms, i.width, i.height] for i in snap.infos()]
         body = {"next_index": snap.next_index, "restart_index": snap.restart_index, "restart_ms": snap.restart_ms}
         return JSONResponse({**body, "infos": rows})
 
     @router.post("/_cluster/jpegs/{stream_id}")
     async def jpegs(stream_id: str, wanted: Annotated[JpegsRequest, Body()]) -> Response:
+        snap = served(stream_id, wanted.owner)
+        if isinstance(snap, JSONResponse):
+            return snap
         try:
-            snap = served(stream_id, wanted.owner)
             for index in wanted.indexes:
                 if index not in snap:
                     raise FrameEvicted(f"{wanted.label}: frame {index} was evicted while the request was resolved")
@@ -312,13 +335,17 @@ def _by_code() -> dict[str, type[LivesightError]]:
 _ERRORS_BY_CODE = _by_code()
 
 
-def _raise_from(response: httpx.Response, stream_id: str) -> None:
-    """Re-raise the owner's typed error here (same class, same message)."""
+def _raise_from(response: httpx.Response, stream_id: str, cluster: ClusterDirectory) -> None:
+    """Re-raise the owner's typed error here (same class, same message); an end it reports is shown
+    here at once (end hooks run: a watch here ends `stream_ended`, not `failed`)."""
     try:
         body = response.json()
         code, message = str(body["code"]), str(body["message"])
     except (ValueError, KeyError, TypeError):
         raise ClusterUnavailable(f"a node answered {response.status_code} for its frames; retry shortly") from None
+    reason = body.get("end_reason")
+    if reason in END_REASONS:
+        cluster.ended_elsewhere(stream_id, reason, int(body.get("ended_at_ms") or 0))
     cls = _ERRORS_BY_CODE.get(code, LivesightError)
     exc = cls.__new__(cls)
     LivesightError.__init__(exc, message)
@@ -351,7 +378,7 @@ class RemoteFrames:
         except httpx.TransportError:
             raise await self.forwarder.gone(stream.id) from None
         if response.status_code != 200:
-            _raise_from(response, stream.id)
+            _raise_from(response, stream.id, cluster)
         data = response.json()
         infos = [FrameInfo(*row) for row in data["infos"]]
         count = len(infos)
@@ -389,7 +416,7 @@ class _RemoteReader:
         except httpx.TransportError:
             raise await self.forwarder.gone(window.stream_id) from None
         if response.status_code != 200:
-            _raise_from(response, window.stream_id)
+            _raise_from(response, window.stream_id, self.forwarder.cluster)
         out, at = [], 0
         data = response.content
         for length in (int(x) for x in response.headers.get(LENGTHS_HEADER, "").split(",") if x):

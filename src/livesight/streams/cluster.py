@@ -210,15 +210,30 @@ class ClusterDirectory:
         canonical = parse_stream_id(stream_id)
         return self._view.get(canonical) if canonical is not None else None
 
+    def ended_elsewhere(self, stream_id: str, reason: EndReason, ended_at_ms: int) -> None:
+        """Its owner says another node's stream has ended (before this node's tick reads it): show it
+        ended here now, and run the end hooks (watches here end with it)."""
+        stream = self.known(stream_id)
+        if stream is None or not stream.active or self._is_mine(stream.id):
+            return
+        stream.state, stream.ended_at_ms, stream.end_reason = "ended", ended_at_ms, reason
+        stream.final = stream.final or NO_FACTS
+        self._remote_ended(stream.id)
+
     def alive(self, node: str) -> bool:
         """`node` sent a heartbeat within 3 ticks (as this node last read them)."""
         beat = self.beats.get(node)
         return beat is not None and beat.last_seen_ms >= self.clock.now_ms() - 3 * self.config.tick_ms
 
     def internal_url(self, node: str) -> str | None:
-        """Where `node` takes forwarded requests, while it is alive (or while this node cannot read the
-        heartbeats: then its last known address is tried); None for this node or a lost one."""
-        if node == self.node_id or node not in self.beats or (self.reachable and not self.alive(node)):
+        """Where `node` takes forwarded requests; None for this node, one that left, or one unseen for a
+        whole claim lease (the reaper's bound: it is lost). Between 3 ticks and the lease it is tried (a
+        refused connection says lost; a slow tick here, or there, does not); while this node cannot
+        read the heartbeats, its last known address is tried too."""
+        beat = self.beats.get(node)
+        if node == self.node_id or beat is None:
+            return None
+        if self.reachable and beat.last_seen_ms < self.clock.now_ms() - self.config.claim_ttl_ms:
             return None
         url = self.beats[node].info.get("internal_url")
         return url if isinstance(url, str) and url else None
@@ -246,7 +261,9 @@ class ClusterDirectory:
             candidates.append((load[self.node_id] / self.config.capacity, 0, self.node_id))
         for node, beat in self.beats.items():
             capacity = beat.info.get("capacity")
-            if self.internal_url(node) is None or beat.info.get("draining") or not isinstance(capacity, int):
+            if not self.alive(node) or self.internal_url(node) is None or beat.info.get("draining"):
+                continue
+            if not isinstance(capacity, int):
                 continue
             used = max(load.get(node, 0), _int(beat.info.get("streams")))
             if capacity > 0 and used < capacity:
