@@ -104,7 +104,9 @@ class Forwarder:
         relayed (the node is unreachable, or answered a status `refuse` picks): the caller decides."""
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP and k.lower() != SECRET_HEADER.encode()]
         headers.append((SECRET_HEADER.encode(), self.secret.encode()))
-        url = f"{base}/internal{scope['path']}"
+        raw = scope.get("raw_path")
+        path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else str(scope["path"])
+        url = f"{base}/internal{path}"
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         request = self.client.build_request(scope["method"], url, headers=headers, content=body)
