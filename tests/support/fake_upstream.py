@@ -338,10 +338,11 @@ def _decode_video(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def run_fake_upstream(**kwargs: Any) -> Iterator[FakeUpstream]:
-    """The fake on 127.0.0.1, port 0, in a background thread; `base_url` ends in /v1."""
+def run_fake_upstream(port: int = 0, **kwargs: Any) -> Iterator[FakeUpstream]:
+    """The fake on 127.0.0.1 (port 0: any free port; a given port brings a stopped fake back), in a
+    background thread; `base_url` ends in /v1."""
     fake = FakeUpstream(**kwargs)
-    config = uvicorn.Config(fake.app(), host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="fake-upstream", daemon=True)
     thread.start()
