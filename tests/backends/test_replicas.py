@@ -24,7 +24,7 @@ from livesight.backends.replicas import failure_kind, hrw_score, rank, stream_ke
 from livesight.core.clock import FakeClock
 from livesight.core.errors import UpstreamHTTPError, UpstreamRequestFailed, UpstreamTimeout
 from livesight.core.media import MediaFrame, MediaItem
-from livesight.settings import ModelConfig, ReplicaConfig
+from livesight.settings import ModelConfig, ReplicaConfig, load_settings
 from tests.support.chat import chat_request
 from tests.support.fake_upstream import MODEL, FakeUpstream, run_fake_upstream
 from tests.support.frames import push_frames
@@ -93,6 +93,15 @@ def test_replica_settings_are_validated() -> None:
     with pytest.raises(ValidationError, match="backend 'openai'"):
         ModelConfig(id="m", backend="transformers", replicas=[ReplicaConfig(base_url="http://a/v1")])
     assert ReplicaConfig(base_url="http://user:pw@gpu:8000/v1").label == "gpu:8000", "never the user info"
+
+
+def test_the_documented_toml_loads(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs/backends.md").read_text()
+    block = text.split("### Several GPUs", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    (tmp_path / "c.toml").write_text(block)
+    (model,) = load_settings(tmp_path / "c.toml").models
+    assert [r.label for r in model.replicas] == ["gpu1", "gpu2", "gpu3"]
+    assert model.replicas[2].api_key_env == "GPU3_KEY" and model.replica_down_s == 10
 
 
 # --- through the server ------------------------------------------------------------------------------
