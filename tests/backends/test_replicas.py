@@ -8,6 +8,7 @@ openai SDK.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -49,9 +50,8 @@ def test_rendezvous_spreads_streams_over_every_replica_as_a_pure_function() -> N
     assert all(c > 0 for c in counts.values()), counts
     assert owners == {sid: rank(sid, list(reversed(NAMES)))[0] for sid in ids}, "the listing order does not matter"
     assert owners == {sid: rank(sid, NAMES)[0] for sid in ids}, "the same answer every time"
-    assert hrw_score("gpu-a", ids[0]) == int.from_bytes(
-        __import__("hashlib").blake2b(f"gpu-a\x00{ids[0]}".encode(), digest_size=8).digest(), "big"
-    ), "a documented hash, so any node (or another program) computes the same assignment"
+    documented = hashlib.blake2b(f"gpu-a\x00{ids[0]}".encode(), digest_size=8).digest()
+    assert hrw_score("gpu-a", ids[0]) == int.from_bytes(documented, "big"), "any node computes the same assignment"
 
 
 def test_losing_a_replica_moves_only_its_own_streams_to_their_second_choice() -> None:
