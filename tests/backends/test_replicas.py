@@ -12,6 +12,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from livesight.settings import ModelConfig, ReplicaConfig, load_settings
 from tests.support.chat import chat_request
 from tests.support.fake_upstream import MODEL, FakeUpstream, run_fake_upstream
 from tests.support.frames import push_frames
+from tests.support.polling import wait_for
 from tests.support.server import LiveServer, run_server
 
 NAMES = ["gpu-a", "gpu-b", "gpu-c"]
@@ -215,6 +217,29 @@ def test_each_streams_requests_stick_to_its_replica(env: Env) -> None:
         assert {env.ask(sid, stream=i % 2 == 1) for i in range(4)} == {expected}, sid
     assert all(r["status"] == "up" and r["in_flight"] == 0 for r in env.models().values())
     assert env.ask(None) in NAMES, "a request without a stream is answered by one of them"
+
+
+def test_requests_without_a_stream_go_to_the_least_loaded_replica(env: Env) -> None:
+    for replica in env.replicas.values():
+        replica.fake.behaviour.delay_s = 60  # held until released below
+    messages: Any = [{"role": "user", "content": "hello"}]  # the same text: the hash alone would pick one
+
+    def plain() -> str:
+        return env.client().chat.completions.create(model="qwen", messages=messages).choices[0].message.content or ""
+
+    with ThreadPoolExecutor(3) as pool:
+        asked = [pool.submit(plain) for _ in range(3)]
+
+        def all_in_flight() -> dict[str, int] | None:
+            loads = {n: r["in_flight"] for n, r in env.models().items()}
+            return loads if sum(loads.values()) == 3 else None
+
+        loads = wait_for(all_in_flight, timeout=30, what="three requests in flight")
+        assert loads == dict.fromkeys(NAMES, 1), "each went to a replica with nothing in flight"
+        for replica in env.replicas.values():
+            replica.fake.behaviour.delay_s = 0
+        assert all(json.loads(f.result())["texts"] == ["hello"] for f in asked)
+    assert [len(r.fake.requests) for r in env.replicas.values()] == [1, 1, 1]
 
 
 def test_a_killed_replica_fails_over_then_gets_its_streams_back(env: Env) -> None:
