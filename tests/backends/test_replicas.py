@@ -314,3 +314,14 @@ def test_every_replica_down_is_a_typed_error(env: Env) -> None:
     reply = chat()
     assert reply.status_code == 503 and reply.json()["error"]["code"] == "model_not_ready"
     assert all(name in reply.json()["error"]["message"] for name in NAMES)
+
+
+def test_a_replica_failing_mid_stream_is_marked_down_and_the_client_hears_it(env: Env) -> None:
+    sid = env.streams[2]
+    owner, second, _ = rank(sid, NAMES)
+    env.replicas[owner].fake.behaviour.mid_stream_error = True  # part of the answer is already sent: no retry
+    with pytest.raises(openai.APIError):
+        env.ask(sid, stream=True)
+    assert env.models()[owner]["status"] == "down"
+    assert len(env.replicas[second].fake.requests) == 0, "a half-sent answer is never restarted elsewhere"
+    assert env.ask(sid) == second
