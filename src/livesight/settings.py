@@ -10,9 +10,10 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,6 +32,35 @@ BuiltinModel = Literal["livesight/ocr", "livesight/smolvlm-256m", "livesight/smo
 BUILTIN_MODELS: tuple[BuiltinModel, ...] = ("livesight/ocr", "livesight/smolvlm-256m", "livesight/smolvlm-500m")
 
 
+class ReplicaConfig(BaseModel):
+    """One upstream replica of an `openai` model (`[[models.replicas]]`): the same model served elsewhere."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(
+        min_length=1, description="OpenAI-compatible base URL of this replica, e.g. http://gpu2:8000/v1"
+    )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Shown in GET /models and the key streams are hashed on (default: the base URL's host:port); "
+        "keep it stable, renaming a replica moves the streams hashed to it.",
+    )
+    api_key: str | None = Field(None, description="This replica's upstream key (default: the model's).")
+    api_key_env: str | None = Field(None, description="Read this replica's key from this variable.")
+
+    @property
+    def label(self) -> str:
+        """`name`, or the base URL's host:port (never its user info)."""
+        if self.name:
+            return self.name
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or self.base_url
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{parts.port}" if parts.port else host
+
+
 class ModelConfig(BaseModel):
     """One entry of `[[models]]`: a model id clients use, and the backend that serves it."""
 
@@ -39,6 +69,17 @@ class ModelConfig(BaseModel):
     id: str = Field(min_length=1, description="Model id clients send, case-sensitive.")
     backend: Literal["openai", "builtin", "transformers"] = "openai"
     base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://gpu:8000/v1")
+    replicas: list[ReplicaConfig] = Field(
+        default_factory=list,
+        description="openai: several upstreams serving this model (instead of base_url); the requests of one "
+        "stream stick to one replica (rendezvous hashing on the stream id over the healthy ones).",
+    )
+    replica_down_s: float = Field(
+        10.0,
+        gt=0,
+        description="replicas: how long a replica that failed (connection error, 5xx, failed probe) gets no "
+        "requests while another is up; its streams move to their next replica meanwhile.",
+    )
     upstream_model: str | None = Field(None, description="Model name sent upstream (default: id).")
     api_key: str | None = None
     api_key_env: str | None = Field(None, description="Read the upstream API key from this variable.")
@@ -76,6 +117,29 @@ class ModelConfig(BaseModel):
     )
     default_max_tokens: int = Field(256, ge=1, description="transformers: max_tokens when a request sets none.")
     max_output_tokens: int = Field(1024, ge=1, description="transformers: the most tokens one answer may have.")
+
+    @model_validator(mode="after")
+    def _one_upstream_form(self) -> ModelConfig:
+        if self.replicas:
+            if self.backend != "openai":
+                raise ValueError(f"model {self.id!r}: replicas are for backend 'openai'")
+            if self.base_url:
+                raise ValueError(f"model {self.id!r}: set base_url or replicas, not both")
+            labels = [r.label for r in self.replicas]
+            if len(set(labels)) != len(labels):
+                raise ValueError(
+                    f"model {self.id!r}: two replicas are both named {_first_repeat(labels)!r}; give each a name"
+                )
+        return self
+
+
+def _first_repeat(values: list[str]) -> str:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return ""
 
 
 class Settings(BaseSettings):

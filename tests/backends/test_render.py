@@ -52,7 +52,7 @@ async def test_vllm_profile() -> None:
     prefix, _, data = video["video_url"]["url"].partition(",")
     assert prefix == "data:video/jpeg;base64"
     assert [base64.b64decode(f) for f in data.split(",")] == [JPEG] * 3
-    assert video["uuid"].startswith("s/10-12/")
+    assert video["uuid"].startswith("s:10-12:")
     assert parts[2] == {"type": "text", "text": "q"}
     assert extra == {
         "media_io_kwargs": {"video": {"fps": 2.0, "frames_indices": [0, 1, 3], "num_frames": 3, "total_num_frames": 4}}
@@ -65,6 +65,22 @@ async def test_vllm_profile_with_disagreeing_segments_falls_back_to_images() -> 
     assert extra == {} and images == 5
     kinds = [p["type"] for p in messages[0]["content"]]
     assert kinds.count("image_url") == 5 and "video_url" not in kinds
+    uuids = [p.get("uuid") for p in messages[0]["content"] if p["type"] == "image_url"]
+    assert uuids == ["s:10", "s:11", "s:10", "s:11", "s:12"], "each frame sent as an image keeps its own uuid"
+
+
+async def test_frame_uuids_are_stream_and_frame_index_and_stable_across_requests() -> None:
+    first, _, _ = await render("vllm", user(image(), TextPart("what is it?")))
+    again, _, _ = await render("vllm", user(TextPart("and now?"), image()))
+    assert first[0]["content"][0]["uuid"] == "s:5" == again[0]["content"][1]["uuid"]
+    seg_a, _, _ = await render("vllm", user(segment([1000, 1500, 2500])))
+    seg_b, _, _ = await render("vllm", user(segment([1000, 1500, 2500]), TextPart("q")))
+    assert seg_a[0]["content"][1]["uuid"] == seg_b[0]["content"][1]["uuid"]
+    other, _, _ = await render("vllm", user(segment([1000, 1500, 2500], sid="t")))
+    assert other[0]["content"][1]["uuid"] != seg_a[0]["content"][1]["uuid"], "another stream, another uuid"
+    inline = MediaItem("image", "data:…", (MediaFrame(JPEG, 64, 48),))
+    sent, _, _ = await render("vllm", user(inline))
+    assert "uuid" not in sent[0]["content"][0], "a picture that is not a stream's frame has no stable name"
 
 
 @pytest.mark.parametrize("profile", ["vllm", "mp4", "frames"])

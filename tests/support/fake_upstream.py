@@ -7,10 +7,11 @@ and `data:video/mp4` decodes with PyAV. Failures answer vLLM's error shape
 `{"error": {"message", "type", "param", "code"}}` with its status.
 
 The answer's content is a JSON summary of what it received (`FakeUpstream.summary`), so a test can
-assert on what livesight sent. `behaviour` switches: fail_status, delay_s, chunk_delay_s,
-mid_stream_error, hang, body_delay_s (wait before reading the request body), stream_reply (how a
-streamed request is answered: "sse", "json" = one complete chat.completion as application/json,
-"empty" = an event stream with only [DONE], or any other content type with an HTML body). Every
+assert on what livesight sent. `behaviour` switches: fail_status, delay_s (set back to 0, it releases
+the requests waiting), chunk_delay_s, mid_stream_error, hang, body_delay_s (wait before reading the
+request body), stream_reply (how a streamed request is answered: "sse", "json" = one complete
+chat.completion as application/json, "empty" = an event stream with only [DONE], or any other content
+type with an HTML body). Every
 request is recorded in `requests`; requests and streams that were cut off by the client are counted
 in `cancelled`, and when each cut-off was noticed (time.monotonic()) is appended to `cut_off_at`.
 
@@ -123,7 +124,7 @@ class FakeUpstream:
             await asyncio.sleep(3600)
         if b.delay_s:
             deadline = time.monotonic() + b.delay_s
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and self.behaviour.delay_s:  # delay_s = 0 releases them
                 await asyncio.sleep(0.02)
                 if await request.is_disconnected():
                     self._cut_off()
@@ -338,10 +339,11 @@ def _decode_video(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def run_fake_upstream(**kwargs: Any) -> Iterator[FakeUpstream]:
-    """The fake on 127.0.0.1, port 0, in a background thread; `base_url` ends in /v1."""
+def run_fake_upstream(port: int = 0, **kwargs: Any) -> Iterator[FakeUpstream]:
+    """The fake on 127.0.0.1 (port 0: any free port; a given port brings a stopped fake back), in a
+    background thread; `base_url` ends in /v1."""
     fake = FakeUpstream(**kwargs)
-    config = uvicorn.Config(fake.app(), host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="fake-upstream", daemon=True)
     thread.start()

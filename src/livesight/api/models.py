@@ -6,8 +6,8 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from livesight.api.schemas import DownloadProgress, ModelCapabilities, ModelCard, ModelList
-from livesight.backends.base import Preparing
+from livesight.api.schemas import DownloadProgress, ModelCapabilities, ModelCard, ModelList, ReplicaCard
+from livesight.backends.base import Preparing, Replicated
 from livesight.backends.registry import ModelEntry, ModelRegistry
 
 
@@ -30,6 +30,7 @@ def build_router(models: ModelRegistry) -> APIRouter:
                     ),
                     backend=entry.config.backend,
                     download=_download(entry),
+                    replicas=_replicas(entry),
                 )
                 for entry in entries
             ]
@@ -52,3 +53,18 @@ def _download(entry: ModelEntry) -> DownloadProgress | None:
         return None
     p = backend.progress
     return DownloadProgress(file=p.file, done_bytes=p.done, total_bytes=p.total, speed_bps=p.speed_bps, eta_s=p.eta_s)
+
+
+def _replicas(entry: ModelEntry) -> list[ReplicaCard] | None:
+    if not isinstance(entry.backend, Replicated):
+        return None
+    return [
+        ReplicaCard(
+            name=r.name,
+            status=r.state,
+            in_flight=r.in_flight,
+            down_for_s=None if r.down_for_s is None else round(r.down_for_s, 3),
+            last_error=r.last_error,
+        )
+        for r in entry.backend.replica_views()
+    ]

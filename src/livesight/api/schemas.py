@@ -179,6 +179,19 @@ class DownloadProgress(BaseModel):
     eta_s: float | None = Field(description="Seconds left at that speed (null until it is known).")
 
 
+class ReplicaCard(BaseModel):
+    """One upstream replica of a model with `replicas` (its name only: no URL, no key)."""
+
+    name: str = Field(description="The replica's `name` (default: its base URL's host:port).")
+    status: Literal["up", "down"] = Field(
+        description="down: it failed a request (connection error, 5xx) or its health probe within "
+        "`replica_down_s`; its streams are served by their next replica meanwhile."
+    )
+    in_flight: int = Field(description="Requests this node has in flight to it now.")
+    down_for_s: float | None = Field(None, description="While down: seconds until it gets its streams back.")
+    last_error: str | None = Field(None, description="Why it was last marked down.")
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -192,6 +205,9 @@ class ModelCard(BaseModel):
     capabilities: ModelCapabilities
     backend: str
     download: DownloadProgress | None = Field(None, description="While `downloading`: bytes, speed and ETA.")
+    replicas: list[ReplicaCard] | None = Field(
+        None, description="A model served by several upstreams: each replica's state (null for one upstream)."
+    )
 
 
 class ModelList(BaseModel):

@@ -9,7 +9,8 @@ as `livesight.core.errors` classes (upstream failures as `UpstreamError` subclas
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 from livesight.backends.request import ChatRequest
 from livesight.backends.weights import Progress
@@ -67,6 +68,24 @@ class Preparing(Protocol):
 
     state: str  # "not downloaded" | "downloading" | "downloaded" | "loading" | "ready" | "unavailable"
     progress: Progress | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """One upstream replica as GET /models shows it: no URL beyond its name, never a key."""
+
+    name: str
+    state: Literal["up", "down"]
+    in_flight: int  # requests it is answering now
+    down_for_s: float | None  # while down: seconds until it gets requests again
+    last_error: str | None  # why it was last marked down
+
+
+@runtime_checkable
+class Replicated(Protocol):
+    """A backend that spreads a model over several upstream replicas (`backends/replicas.py`)."""
+
+    def replica_views(self) -> list[ReplicaView]: ...
 
 
 def check_max_images(config: ModelConfig, count: int) -> None:

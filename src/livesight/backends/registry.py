@@ -3,7 +3,8 @@
 Built-in models (`livesight/ocr`) are present without configuration; `[[models]]` entries add to
 them (an entry with a built-in's id replaces its settings). `GET /models` reports a model `ready`
 only when its backend answered a health probe: upstreams are probed with `GET {base_url}/models`
-(bounded, results reused for `probe_ttl_ms`), built-ins are ready once loaded.
+(bounded, results reused for `probe_ttl_ms`; a model with `replicas` is ready while one of them answers,
+`replicas.py`), built-ins are ready once loaded.
 
 A third source, `discover` (local engines found by themselves, `discovery.py`), is asked at `start()`,
 then every `discover_ttl_ms` in the background and whenever `GET /models` finds its answer older than
@@ -24,6 +25,7 @@ from typing import Literal
 from livesight.backends.base import Backend, Preparing
 from livesight.backends.builtin import OCR_MODEL_ID, AnswerModel, OcrBackend, builtin_config, default_ocr_factory
 from livesight.backends.inflight import InflightBudget
+from livesight.backends.replicas import ReplicatedBackend
 from livesight.backends.upstream import OpenAICompatBackend
 from livesight.backends.vlm.backend import VlmBackend
 from livesight.backends.vlm.catalog import READY, ready_config
@@ -60,6 +62,8 @@ def _builtin(config: ModelConfig, context: BackendContext) -> Backend:
 
 
 def _openai(config: ModelConfig, context: BackendContext) -> Backend:
+    if config.replicas:
+        return ReplicatedBackend(config, clock=context.clock, executor=context.executor, inflight=context.inflight)
     return OpenAICompatBackend(config, executor=context.executor, inflight=context.inflight)
 
 

@@ -5,7 +5,8 @@
   frames_indices: the grid slot of each frame, num_frames, total_num_frames}. vLLM reads that
   metadata per request, not per part, so when a request holds several segments whose metadata
   differ they are sent as in `frames` instead (stated in the text part). Parts carry a `uuid`
-  (stream, indexes) so vLLM's caches recognise a frame or segment asked about again.
+  (`{stream_id}:{frame_index}` for a frame, `media_uuid`) so vLLM's caches recognise a frame or segment
+  asked about again.
 - `mp4`: a segment is one `video_url` `data:video/mp4;base64,…` (H.264, variable frame rate with the
   frames' own stream times as timestamps), encoded off the event loop.
 - `frames`: a segment is N `image_url` parts, each preceded by a text part with its stream time.
@@ -74,12 +75,23 @@ def grid_slots(item: MediaItem) -> list[int]:
     return slots
 
 
-def media_uuid(item: MediaItem) -> str:
-    indexes = ",".join(str(f.index) for f in item.frames)
+def frame_uuid(stream_id: str, frame: MediaFrame) -> str:
+    """`{stream_id}:{frame_index}`: a frame's vLLM media `uuid`. Stream ids are never reused and a stream's
+    lifetime indexes never repeat, so one uuid never names two different pictures, in any request."""
+    return f"{stream_id}:{frame.index}"
+
+
+def media_uuid(item: MediaItem) -> str | None:
+    """The `uuid` of a media part sent to vLLM: an image is its frame's `{stream_id}:{frame_index}`; a
+    segment sent as one video is `{stream_id}:{first}-{last}:{hash of every index}` (the same frames, the
+    same uuid). None for media that is not a stream's frames (nothing stable to name it by)."""
+    if item.stream_id is None or any(f.index is None for f in item.frames):
+        return None
     if item.kind == "image":
-        return f"{item.stream_id}/{indexes}"
+        return frame_uuid(item.stream_id, item.frames[0])
+    indexes = ",".join(str(f.index) for f in item.frames)
     digest = hashlib.blake2b(indexes.encode(), digest_size=8).hexdigest()
-    return f"{item.stream_id}/{item.frames[0].index}-{item.frames[-1].index}/{digest}"
+    return f"{item.stream_id}:{item.frames[0].index}-{item.frames[-1].index}:{digest}"
 
 
 @dataclass(slots=True)
@@ -144,9 +156,8 @@ class Renderer:
         return Rendered(out, extra, images)
 
     def _render_item(self, item: MediaItem, video_mode: str, b64: Base64Cache, mp4: bytes | None) -> list[WirePart]:
-        with_uuid: Callable[[WirePart], WirePart] = (
-            (lambda p: {**p, "uuid": media_uuid(item)}) if self.profile == "vllm" else (lambda p: p)
-        )
+        uuid = media_uuid(item) if self.profile == "vllm" else None
+        with_uuid: Callable[[WirePart], WirePart] = (lambda p: {**p, "uuid": uuid}) if uuid else (lambda p: p)
         if item.kind == "image":
             frame = item.frames[0]
             return [with_uuid({"type": "image_url", "image_url": {"url": DataUrl((_JPEG_PREFIX, b64(frame.jpeg)))}})]
@@ -161,9 +172,14 @@ class Renderer:
             return [intro, {"type": "video_url", "video_url": {"url": DataUrl((_MP4_PREFIX, mp4))}}]
         start = item.frames[0].timestamp_ms or 0
         parts = [intro]
+        # vLLM's segments sent as frames (several segments with different timing): each frame its own uuid
+        per_frame = self.profile == "vllm" and uuid is not None and item.stream_id is not None
         for frame in item.frames:
             parts.append({"type": "text", "text": frame_label(frame, start)})
-            parts.append({"type": "image_url", "image_url": {"url": DataUrl((_JPEG_PREFIX, b64(frame.jpeg)))}})
+            image: WirePart = {"type": "image_url", "image_url": {"url": DataUrl((_JPEG_PREFIX, b64(frame.jpeg)))}}
+            if per_frame and item.stream_id is not None:
+                image = {**image, "uuid": frame_uuid(item.stream_id, frame)}
+            parts.append(image)
         return parts
 
 
