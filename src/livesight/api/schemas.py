@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+import jwt
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from livesight.core.jsontypes import JsonValue
 
@@ -75,12 +76,81 @@ class PulledSource(BaseModel):
     url: str = Field(min_length=1, max_length=4096)
 
 
+_ROOM_FIELDS = {
+    "url": "The LiveKit server, ws:// or wss:// (what a LiveKit client SDK connects to)",
+    "room": "The room to join. Required with `api_key`; with `token`, the token's room (they must agree)",
+    "participant": "Follow this participant identity's track; default: any participant",
+    "track_source": "Follow the `camera` or the `screen_share` track; default: the first video track",
+}
+
+
+class LiveKitRoomSource(BaseModel):
+    """Join a room on a LiveKit server you run, as a hidden, subscribe-only participant, and buffer one
+    video track of it (docs/ingest.md). Give `token` (a LiveKit access token for that room that may
+    subscribe) or `api_key` + `api_secret` (livesight mints a hidden, subscribe-only token for `room`).
+    The credentials are never shown again, never logged and never stored."""
+
+    type: Literal["livekit_room"]
+    url: str = Field(min_length=1, max_length=4096, description=_ROOM_FIELDS["url"])
+    room: str | None = Field(None, min_length=1, max_length=256, description=_ROOM_FIELDS["room"])
+    token: str | None = Field(None, min_length=1, max_length=16384, description="A LiveKit access token (JWT)")
+    api_key: str | None = Field(None, min_length=1, max_length=256, description="LiveKit API key, with api_secret")
+    api_secret: str | None = Field(None, min_length=1, max_length=1024, description="LiveKit API secret")
+    participant: str | None = Field(None, min_length=1, max_length=256, description=_ROOM_FIELDS["participant"])
+    track_source: Literal["camera", "screen_share"] | None = Field(None, description=_ROOM_FIELDS["track_source"])
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.token is not None:
+            if self.api_key is not None or self.api_secret is not None:
+                raise ValueError("give either `token` or `api_key` and `api_secret`, not both")
+            granted = token_room(self.token)
+            if self.room is None:
+                self.room = granted
+            elif granted is not None and granted != self.room:
+                raise ValueError("`room` is not the room `token` grants")
+            if self.room is None:
+                raise ValueError("`token` names no room: pass `room`")
+            return self
+        if self.api_key is None or self.api_secret is None:
+            raise ValueError("a livekit_room source needs `token`, or `api_key` and `api_secret`")
+        if self.room is None:
+            raise ValueError("`room` is required with `api_key` and `api_secret`")
+        return self
+
+
+def token_room(token: str) -> str | None:
+    """The room a LiveKit access token grants (read, not verified: the LiveKit server verifies it).
+    ValueError when it is not a JWT at all."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise ValueError("`token` is not a LiveKit access token (a JWT)") from None
+    video = claims.get("video") if isinstance(claims, dict) else None
+    room = video.get("room") if isinstance(video, dict) else None
+    return room if isinstance(room, str) and room else None
+
+
+class LiveKitRoomSourceView(BaseModel):
+    """A `livekit_room` source as GET /streams/{id} shows it: never its credentials."""
+
+    type: Literal["livekit_room"]
+    url: str = Field(description=_ROOM_FIELDS["url"])
+    room: str | None
+    participant: str | None = Field(description=_ROOM_FIELDS["participant"])
+    track_source: Literal["camera", "screen_share"] | None = Field(description=_ROOM_FIELDS["track_source"])
+
+
+SourceRequest = Annotated[PulledSource | LiveKitRoomSource, Field(discriminator="type")]
+SourceView = Annotated[PulledSource | LiveKitRoomSourceView, Field(discriminator="type")]
+
+
 class StreamCreateRequest(BaseModel):
     """Empty, `{}`, or a server-pulled source. Unknown fields are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
-    source: PulledSource | None = None
+    source: SourceRequest | None = None
 
 
 class Publish(BaseModel):
@@ -124,7 +194,7 @@ class StreamStatus(BaseModel):
     publisher_connected: bool
     last_error: str | None
     last_error_at_ms: int | None
-    source: PulledSource | None
+    source: SourceView | None
 
 
 class Keepalive(BaseModel):
