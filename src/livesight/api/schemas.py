@@ -84,23 +84,41 @@ _ROOM_FIELDS = {
 }
 
 
-class LiveKitRoomSource(BaseModel):
-    """Join a room on a LiveKit server you run, as a hidden, subscribe-only participant, and buffer one
-    video track of it (docs/ingest.md). Give `token` (a LiveKit access token for that room that may
-    subscribe) or `api_key` + `api_secret` (livesight mints a hidden, subscribe-only token for `room`).
-    The credentials are never shown again, never logged and never stored."""
+class SourceRequest(BaseModel):
+    """A server-pulled source: `rtsp`, `hls` or `file` (`url` only), or `livekit_room`: join a room on a
+    LiveKit server you run, as a hidden, subscribe-only participant, and buffer one video track of it
+    (docs/ingest.md). A `livekit_room` source takes `token` (a LiveKit access token for that room that
+    may subscribe) or `api_key` + `api_secret` (livesight mints a hidden, subscribe-only token for
+    `room`); the credentials are never shown again, never logged and never stored."""
 
-    type: Literal["livekit_room"]
-    url: str = Field(min_length=1, max_length=4096, description=_ROOM_FIELDS["url"])
-    room: str | None = Field(None, min_length=1, max_length=256, description=_ROOM_FIELDS["room"])
-    token: str | None = Field(None, min_length=1, max_length=16384, description="A LiveKit access token (JWT)")
-    api_key: str | None = Field(None, min_length=1, max_length=256, description="LiveKit API key, with api_secret")
-    api_secret: str | None = Field(None, min_length=1, max_length=1024, description="LiveKit API secret")
-    participant: str | None = Field(None, min_length=1, max_length=256, description=_ROOM_FIELDS["participant"])
-    track_source: Literal["camera", "screen_share"] | None = Field(None, description=_ROOM_FIELDS["track_source"])
+    type: Literal["rtsp", "hls", "file", "livekit_room"]
+    url: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="rtsp:// or rtsps:// (rtsp), http(s):// (hls), a file name (file); livekit_room: "
+        + _ROOM_FIELDS["url"],
+    )
+    room: str | None = Field(None, min_length=1, max_length=256, description="livekit_room: " + _ROOM_FIELDS["room"])
+    token: str | None = Field(None, min_length=1, max_length=16384, description="livekit_room: a LiveKit access token")
+    api_key: str | None = Field(
+        None, min_length=1, max_length=256, description="livekit_room: API key (with api_secret)"
+    )
+    api_secret: str | None = Field(None, min_length=1, max_length=1024, description="livekit_room: API secret")
+    participant: str | None = Field(
+        None, min_length=1, max_length=256, description="livekit_room: " + _ROOM_FIELDS["participant"]
+    )
+    track_source: Literal["camera", "screen_share"] | None = Field(
+        None, description="livekit_room: " + _ROOM_FIELDS["track_source"]
+    )
 
     @model_validator(mode="after")
-    def _credentials(self) -> Self:
+    def _fields_of_the_type(self) -> Self:
+        room_fields = ("room", "token", "api_key", "api_secret", "participant", "track_source")
+        if self.type != "livekit_room":
+            given = [name for name in room_fields if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(f'`{n}`' for n in given)}: only a livekit_room source takes these")
+            return self
         if self.token is not None:
             if self.api_key is not None or self.api_secret is not None:
                 raise ValueError("give either `token` or `api_key` and `api_secret`, not both")
@@ -141,7 +159,6 @@ class LiveKitRoomSourceView(BaseModel):
     track_source: Literal["camera", "screen_share"] | None = Field(description=_ROOM_FIELDS["track_source"])
 
 
-SourceRequest = Annotated[PulledSource | LiveKitRoomSource, Field(discriminator="type")]
 SourceView = Annotated[PulledSource | LiveKitRoomSourceView, Field(discriminator="type")]
 
 

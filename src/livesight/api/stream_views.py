@@ -6,15 +6,15 @@ layer hands over plain typed values.
 
 from __future__ import annotations
 
-from livesight.api.schemas import LiveKitRoomSource, LiveKitRoomSourceView, PulledSource, StreamStatus
+from livesight.api.schemas import LiveKitRoomSourceView, PulledSource, SourceRequest, StreamStatus
 from livesight.core.records import RoomCredentials, SourceSpec
 from livesight.streams.stream import Stream, StreamFacts
 
 
-def source_spec(source: PulledSource | LiveKitRoomSource | None) -> SourceSpec | None:
+def source_spec(source: SourceRequest | PulledSource | None) -> SourceSpec | None:
     if source is None:
         return None
-    if isinstance(source, LiveKitRoomSource):
+    if isinstance(source, SourceRequest) and source.type == "livekit_room":
         credentials = RoomCredentials(token=source.token, api_key=source.api_key, api_secret=source.api_secret)
         return SourceSpec(
             "livekit_room",
@@ -31,7 +31,7 @@ def pulled_source(source: SourceSpec | None) -> PulledSource | LiveKitRoomSource
     """The source as GET /streams/{id} shows it (a livekit_room source without its credentials)."""
     if source is None:
         return None
-    if source.type == "livekit_room":
+    if isinstance(source, SourceRequest) and source.type == "livekit_room":
         return LiveKitRoomSourceView(
             type="livekit_room",
             url=source.url,
