@@ -31,7 +31,7 @@ def pulled_source(source: SourceSpec | None) -> PulledSource | LiveKitRoomSource
     """The source as GET /streams/{id} shows it (a livekit_room source without its credentials)."""
     if source is None:
         return None
-    if isinstance(source, SourceRequest) and source.type == "livekit_room":
+    if source.type == "livekit_room":
         return LiveKitRoomSourceView(
             type="livekit_room",
             url=source.url,
