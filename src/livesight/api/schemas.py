@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
 import jwt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from livesight.core.errors import SourceUnsupported
 from livesight.core.jsontypes import JsonValue
 
 # --- error envelopes ------------------------------------------------------------------------------
@@ -111,39 +112,40 @@ class SourceRequest(BaseModel):
         None, description="livekit_room: " + _ROOM_FIELDS["track_source"]
     )
 
-    @model_validator(mode="after")
-    def _fields_of_the_type(self) -> Self:
-        room_fields = ("room", "token", "api_key", "api_secret", "participant", "track_source")
-        if self.type != "livekit_room":
-            given = [name for name in room_fields if getattr(self, name) is not None]
-            if given:
-                raise ValueError(f"{', '.join(f'`{n}`' for n in given)}: only a livekit_room source takes these")
-            return self
-        if self.token is not None:
-            if self.api_key is not None or self.api_secret is not None:
-                raise ValueError("give either `token` or `api_key` and `api_secret`, not both")
-            granted = token_room(self.token)
-            if self.room is None:
-                self.room = granted
-            elif granted is not None and granted != self.room:
-                raise ValueError("`room` is not the room `token` grants")
-            if self.room is None:
-                raise ValueError("`token` names no room: pass `room`")
-            return self
-        if self.api_key is None or self.api_secret is None:
-            raise ValueError("a livekit_room source needs `token`, or `api_key` and `api_secret`")
-        if self.room is None:
-            raise ValueError("`room` is required with `api_key` and `api_secret`")
-        return self
+
+def check_source_request(source: SourceRequest) -> SourceRequest:
+    """The fields that go together (a 400 naming them, like a source the server cannot open: the
+    schema cannot say "token, or api_key and api_secret"); with a token and no `room`, its room."""
+    room_fields = ("room", "token", "api_key", "api_secret", "participant", "track_source")
+    if source.type != "livekit_room":
+        given = [name for name in room_fields if getattr(source, name) is not None]
+        if given:
+            raise SourceUnsupported(f"{', '.join(f'`{n}`' for n in given)}: only a livekit_room source takes these")
+        return source
+    if source.token is not None:
+        if source.api_key is not None or source.api_secret is not None:
+            raise SourceUnsupported("give either `token` or `api_key` and `api_secret`, not both")
+        granted = token_room(source.token)
+        room = source.room or granted
+        if granted is not None and granted != room:
+            raise SourceUnsupported("`room` is not the room `token` grants")
+        if room is None:
+            raise SourceUnsupported("`token` names no room: pass `room`")
+        return source.model_copy(update={"room": room})
+    if source.api_key is None or source.api_secret is None:
+        raise SourceUnsupported("a livekit_room source needs `token`, or `api_key` and `api_secret`")
+    if source.room is None:
+        raise SourceUnsupported("`room` is required with `api_key` and `api_secret`")
+    return source
 
 
 def token_room(token: str) -> str | None:
     """The room a LiveKit access token grants (read, not verified: the LiveKit server verifies it).
-    ValueError when it is not a JWT at all."""
+    SourceUnsupported when it is not a JWT at all."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        raise ValueError("`token` is not a LiveKit access token (a JWT)") from None
+        raise SourceUnsupported("`token` is not a LiveKit access token (a JWT)") from None
     video = claims.get("video") if isinstance(claims, dict) else None
     room = video.get("room") if isinstance(video, dict) else None
     return room if isinstance(room, str) and room else None

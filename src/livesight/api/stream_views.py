@@ -6,7 +6,7 @@ layer hands over plain typed values.
 
 from __future__ import annotations
 
-from livesight.api.schemas import LiveKitRoomSourceView, PulledSource, SourceRequest, StreamStatus
+from livesight.api.schemas import LiveKitRoomSourceView, PulledSource, SourceRequest, StreamStatus, check_source_request
 from livesight.core.records import RoomCredentials, SourceSpec
 from livesight.streams.stream import Stream, StreamFacts
 
@@ -14,6 +14,8 @@ from livesight.streams.stream import Stream, StreamFacts
 def source_spec(source: SourceRequest | PulledSource | None) -> SourceSpec | None:
     if source is None:
         return None
+    if isinstance(source, SourceRequest):
+        source = check_source_request(source)
     if isinstance(source, SourceRequest) and source.type == "livekit_room":
         credentials = RoomCredentials(token=source.token, api_key=source.api_key, api_secret=source.api_secret)
         return SourceSpec(
