@@ -306,3 +306,38 @@ def test_check_room_source(url: str, message: str) -> None:
 def test_a_restored_source_has_no_credentials() -> None:
     with pytest.raises(SourceUnsupported, match="restart"):
         join_token(spec(credentials=None), "livesight-x")
+
+
+async def test_a_track_whose_frames_end_is_followed_again(encoder: FrameEncoder) -> None:
+    h = Harness(spec(), FakeSdk(), encoder, retry=RetryPolicy(first_s=0.01))
+    room = await h.joined()
+    cam = room.join("cam", FakePublication("TR_1"))
+    await until(lambda: h.source.followed is not None and h.source.followed.reader is not None)
+    await h.send(1)
+    h.sdk.streams[-1].track.frames.put_nowait(None)  # the SDK ends the frame stream (EOS)
+    await until(lambda: h.target.disconnected)
+    assert "ended" in str(h.target.disconnected[-1])
+    # the publication is still listed and subscribed: its track is read again, in a new session
+    await until(lambda: len(h.sdk.streams) == 2)
+    assert room.subscribe_requests == ["TR_1"]
+    await until(lambda: h.source.followed is not None and h.source.followed.reader is not None)
+    await h.send(2)
+    assert numbers(h.target) == [1, 2] and [f.session for f in h.target.frames] == ["room-1", "room-2"]
+    assert cam.track_publications["TR_1"].subscribed
+    await h.source.stop()
+
+
+async def test_a_failed_subscription_is_tried_again(encoder: FrameEncoder) -> None:
+    h = Harness(spec(), FakeSdk(), encoder, retry=RetryPolicy(first_s=0.01))
+    room = await h.joined()
+    cam = room.join("cam", FakePublication("TR_1"))
+    await until(lambda: h.source.followed is not None and h.source.followed.reader is not None)
+    publication = cam.track_publications["TR_1"]
+    publication.subscribed, publication.track = False, None  # what a failed subscription leaves
+    room.emit("track_subscription_failed", cam, "TR_1", "permission denied")
+    assert h.source.followed is None and "could not subscribe" in str(h.target.disconnected[-1])
+    await until(lambda: len(room.subscribe_requests) == 2)
+    await until(lambda: h.source.followed is not None and h.source.followed.reader is not None)
+    await h.send(3)
+    assert numbers(h.target) == [3]
+    await h.source.stop()

@@ -248,6 +248,7 @@ class RoomSource:
         room.on("track_unsubscribed", self._on_unsubscribed)
         room.on("track_unpublished", self._on_unpublished)
         room.on("participant_disconnected", self._on_participant_left)
+        room.on("track_subscription_failed", self._on_subscription_failed)
         room.on("reconnected", lambda *_: self._follow_next())
         room.on("disconnected", lambda *_: self._left.set())
         try:
@@ -325,6 +326,22 @@ class RoomSource:
             self._unfollow("the followed track was unpublished; waiting for it to be published again")
             self._follow_next()
 
+    def _on_subscription_failed(self, participant: Any, track_sid: str, error: str) -> None:
+        f = self.followed
+        if f is not None and f.sid == track_sid and f.identity == participant.identity:
+            log.warning("livekit_room source of %s: subscribing to %s failed: %s", self.tag, track_sid, redact(error))
+            self._unfollow("could not subscribe to the track; trying again")
+            asyncio.get_running_loop().call_later(self.retry.first_s, self._follow_next)
+
+    def _track_ended(self, followed: _Followed) -> None:
+        """The SDK ended the followed track's frame stream (the track closed; its unpublish or
+        unsubscribe event may be on the way): follow whatever fits a moment later (never a busy loop
+        over a dead track)."""
+        if self.followed is followed:
+            followed.reader = None
+            self._unfollow("the followed track ended; waiting for it to be published again")
+            asyncio.get_running_loop().call_later(self.retry.first_s, self._follow_next)
+
     def _on_participant_left(self, participant: Any) -> None:
         f = self.followed
         if f is not None and f.identity == participant.identity:
@@ -339,9 +356,9 @@ class RoomSource:
             return
         self.sessions += 1
         session = f"room-{self.sessions}"
-        followed.reader = asyncio.get_running_loop().create_task(self._frames(track, session))
+        followed.reader = asyncio.get_running_loop().create_task(self._frames(track, session, followed))
 
-    async def _frames(self, track: Any, session: str) -> None:
+    async def _frames(self, track: Any, session: str, followed: _Followed) -> None:
         stream = self.frames_factory(track, asyncio.get_running_loop())
         try:
             async for event in stream:
@@ -349,6 +366,7 @@ class RoomSource:
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()
+        self._track_ended(followed)  # not reached when cancelled (unfollowed, or the source stopped)
 
     def offer(self, frame: rtc.VideoFrame, media_ms: float, session: str) -> None:
         """A decoded frame arrived (on the loop): encode it now, or keep it in the slot."""
