@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import simplejpeg
 from livekit import rtc
 
@@ -131,3 +132,69 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.1) -> An
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+@dataclass
+class Watched:
+    """What a viewer saw: the pattern numbers of the frames it decoded, in order."""
+
+    numbers: list[int | None] = field(default_factory=list)
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    connect_error: str | None = None
+    subscribed: list[str] = field(default_factory=list)  # "identity/track_sid" of each track_subscribed
+    disconnected: bool = False
+    first_frame_after_s: float | None = None
+
+
+async def watch_pattern(
+    url: str, token: str, *, seconds: float, auto_subscribe: bool = True, stall_s: float = 0.0
+) -> Watched:
+    """Join as a viewer with the livekit SDK (`rtc.Room` + `rtc.VideoStream`) and read the number of every
+    frame it receives for `seconds`. `stall_s`: stop reading that long after the first frame (a slow viewer)."""
+    out = Watched()
+    room = rtc.Room()
+    started = time.monotonic()
+    readers: list[asyncio.Task[None]] = []
+
+    async def read(track: rtc.Track) -> None:
+        stream = rtc.VideoStream(track, capacity=0)
+        stalled = False
+        try:
+            async for event in stream:
+                frame = event.frame.convert(rtc.VideoBufferType.I420)
+                if out.first_frame_after_s is None:
+                    out.first_frame_after_s = time.monotonic() - started
+                    if stall_s:
+                        stalled = True
+                if stalled:
+                    await asyncio.sleep(stall_s)
+                    stalled = False
+                luma = np.frombuffer(frame.data, np.uint8)[: frame.width * frame.height]
+                out.numbers.append(read_frame_number(luma.reshape(frame.height, frame.width)))
+                out.sizes.add((frame.width, frame.height))
+        finally:
+            await stream.aclose()
+
+    @room.on("track_subscribed")
+    def _on_track(track: rtc.Track, publication: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant) -> None:
+        out.subscribed.append(f"{who.identity}/{publication.sid}")
+        if track.kind == rtc.TrackKind.KIND_VIDEO:
+            readers.append(asyncio.ensure_future(read(track)))
+
+    @room.on("disconnected")
+    def _on_disconnected(*_: Any) -> None:
+        out.disconnected = True
+
+    try:
+        await asyncio.wait_for(room.connect(url, token, rtc.RoomOptions(auto_subscribe=auto_subscribe)), 20)
+    except (rtc.ConnectError, TimeoutError) as exc:
+        out.connect_error = str(exc) or type(exc).__name__
+        return out
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await room.disconnect()
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    return out

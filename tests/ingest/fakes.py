@@ -6,7 +6,8 @@ import asyncio
 
 from livekit.protocol import rtc
 
-from livesight.core.frame import IngestFrame
+from livesight.core.feed import LiveFeed
+from livesight.core.frame import FrameInfo, IngestFrame
 
 
 class FakeChannel:
@@ -59,6 +60,7 @@ class RecordingTarget:
         self.connected: list[tuple[str, str | None]] = []
         self.disconnected: list[str | None] = []
         self.dropped = 0
+        self.feed = LiveFeed()
 
     @property
     def stream_id(self) -> str:
@@ -70,6 +72,8 @@ class RecordingTarget:
 
     def push_frame(self, frame: IngestFrame) -> None:
         self.frames.append(frame)
+        info = FrameInfo(len(self.frames) - 1, int(frame.media_ms), 0, frame.width, frame.height)
+        self.feed.publish(info, frame.payload)
 
     def frame_dropped(self) -> None:
         self.dropped += 1

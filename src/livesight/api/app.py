@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from redis.exceptions import RedisError
 
 from livesight import __version__
-from livesight.api import chat, cluster, errors, frames, health, models, streams, watches, web
+from livesight.api import chat, cluster, errors, frames, health, models, streams, viewers, watches, web
 from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import Limiter, RateLimiter, SharedRateLimiter
 from livesight.api.metrics import Metrics
@@ -341,6 +341,8 @@ def create_app(
     for prefix in ("/v1", "/v1beta"):
         schema = prefix == "/v1"
         include(streams.build_router(directory, authenticate, publish_for, start_source), prefix, schema=schema)
+        view_url = functools.partial(publish_url, settings)
+        include(viewers.build_router(directory, authenticate, tokens, view_url), prefix, schema=schema)
         include(frames.build_router(directory, authenticate, media_executor), prefix, schema=schema)
         include(chat.build_router(chat_service, authenticate, limiter, gate), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)

@@ -178,6 +178,16 @@ class Publish(BaseModel):
     token: str = Field(description="LiveKit access token (JWT) allowed to publish video into this room")
 
 
+class View(BaseModel):
+    url: str = Field(description="LiveKit URL, ws:// or wss://")
+    token: str = Field(description="LiveKit access token (JWT) that can only subscribe, only in this stream's room")
+    expires_in_seconds: int
+
+
+class ViewerToken(BaseModel):
+    view: View
+
+
 class StreamCreated(BaseModel):
     id: str = Field(description="The stream_id (UUID)")
     state: Literal["active"]

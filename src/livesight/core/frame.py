@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from livesight.core.feed import LiveFeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,11 @@ class IngestTarget(Protocol):
 
     @property
     def active(self) -> bool: ...
+
+    @property
+    def feed(self) -> LiveFeed:
+        """The stream's frames as they are buffered, for live viewers (core/feed.py)."""
+        ...
 
     def push_frame(self, frame: IngestFrame) -> None:
         """Append a frame (assigns its lifetime index and stream time). Call on the event loop."""

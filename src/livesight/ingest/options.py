@@ -27,6 +27,8 @@ class IngestOptions:
     """Ask publishers for a keyframe (PLI) when the last one is this old: it bounds decode work per read."""
     max_side: int = 1280
     """Frames are reported (and read as JPEG) at most this large on their longest side."""
+    viewer_queue_frames: int = 90
+    """Frames a viewer may fall behind before it skips to the next keyframe (ingest/viewer.py)."""
     stale_publisher_s: float = 12.0
     """A connected publisher silent this long may be replaced by a new connection for its stream."""
     drop_first_signal_after_s: float | None = None

@@ -27,6 +27,9 @@ from livesight.ingest.hub import EmbeddedIngest
 
 log = logging.getLogger(__name__)
 V1_OFF = "v1 signalling is disabled on this server; use /rtc"
+V1_VIEWERS = "viewers connect with v0 signalling; use /rtc"
+"""v1 (single PC) would need `MediaSectionsRequirement` to send media to a client: viewers get the same
+404 as a server without v1, which makes both SDKs fall back to /rtc (see ingest/viewer.py)."""
 RefusalResponse = Callable[[LivesightError], Response]
 
 
@@ -104,9 +107,11 @@ def build_router(ingest: EmbeddedIngest, refusal_response: RefusalResponse) -> A
         if v1 and not ingest.options.v1:
             return refusal_response(StreamNotFound(V1_OFF))
         try:
-            ingest.admit(_token(request.headers, request.query_params))
+            admission = ingest.admit(_token(request.headers, request.query_params))
         except IngestRefused as exc:
             return refusal_response(exc)
+        if v1 and admission.role == "viewer":
+            return refusal_response(StreamNotFound(V1_VIEWERS))
         return PlainTextResponse("success", headers={"Access-Control-Allow-Origin": "*"})
 
     async def serve(ws: WebSocket, v1: bool) -> None:
@@ -126,6 +131,9 @@ def build_router(ingest: EmbeddedIngest, refusal_response: RefusalResponse) -> A
                 log.info("refused a publisher: %s (%d)", exc.message, exc.status)
             await ws.send_denial_response(refusal_response(exc))
             return
+        if v1 and admission.role == "viewer":
+            await ws.send_denial_response(refusal_response(StreamNotFound(V1_VIEWERS)))
+            return
         await ws.accept()
         channel = WebSocketChannel(ws)
         if resume:
@@ -134,7 +142,8 @@ def build_router(ingest: EmbeddedIngest, refusal_response: RefusalResponse) -> A
             await channel.close(1000, "resume not supported; rejoin")
             return
         try:
-            await ingest.serve(admission, channel, join_request)
+            auto_subscribe = ws.query_params.get("auto_subscribe") not in ("0", "false")
+            await ingest.serve(admission, channel, join_request, auto_subscribe=auto_subscribe)
         except IngestRefused as exc:
             await channel.close(4009, exc.message)
 

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Protocol
+from collections.abc import Callable
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models, rtc
 
 from livesight.core.clock import Clock
@@ -30,25 +27,16 @@ from livesight.core.frame import IngestTarget
 from livesight.ingest import passthrough, sdp, signal
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.remb import install_fixed_remb
+from livesight.ingest.signal_session import SignalChannel, SignalSession, add_ice_candidate
 from livesight.ingest.sockets import enlarge_receive_buffers
 from livesight.ingest.tap import FrameTap
 
 log = logging.getLogger(__name__)
 
 
-class SignalChannel(Protocol):
-    """The WebSocket as a session sees it: binary messages in and out."""
+class PublisherSession(SignalSession):
+    role = "publisher"
 
-    async def send(self, data: bytes) -> None: ...
-
-    async def receive(self) -> bytes | None:
-        """The next binary message, or None once the connection is closed."""
-        ...
-
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
-
-
-class PublisherSession:
     def __init__(
         self,
         *,
@@ -60,32 +48,27 @@ class PublisherSession:
         clock: Clock,
         mint_token: Callable[[], str],
     ) -> None:
-        self.channel = channel
+        super().__init__(
+            channel=channel,
+            stream_id=target.stream_id,
+            identity=identity,
+            name=name,
+            options=options,
+            clock=clock,
+            mint_token=mint_token,
+        )
         self.target = target
-        self.stream_id = target.stream_id
-        self.identity = identity
-        self.name = name or identity
-        self.options = options
-        self.clock = clock
-        self._mint_token = mint_token
-        self.sid = signal.new_sid("PA_")
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.codec: str | None = None
         self.frames = 0
         self.taps: list[FrameTap] = []
-        # monotonic, not self.clock: staleness is a duration of real time, measured like ping_timeout_s
-        # (an asyncio timeout) beside it; a FakeClock that never moves would keep a dead publisher fresh
-        self.last_seen = time.monotonic()
         self._pending: dict[str, deque[tuple[rtc.AddTrackRequest, str]]] = {"audio": deque(), "video": deque()}
         self._video_tracks = 0
         self._video_receiver: RTCRtpReceiver | None = None  # where keyframe requests (PLI) go
         self.keyframe_requests = 0
+        self._keyframe_wanted = False  # a viewer asked (request_keyframe)
         passthrough.install()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._stop = asyncio.Event()
-        self._stop_reason: str | None = None  # an error to show on the stream; None for a normal leave
         self._watchdog_error: str | None = None
-        self._kicked = False
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -125,14 +108,9 @@ class PublisherSession:
         finally:
             await self._teardown()
 
-    async def kick(self, reason: int, message: str | None = None) -> None:
-        """Tell the client to go away for good (LeaveRequest DISCONNECT), then close."""
-        if self._kicked:
-            return
-        self._kicked = True
-        await self._send(signal.leave(reason))
-        self._finish(message)
-        await self.channel.close(1000, message or "")
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe soon (a viewer needs one); sent by `_keyframes`, rate-limited."""
+        self._keyframe_wanted = True
 
     def drop_signal_later(self, delay_s: float) -> None:
         """Test knob: close the WebSocket abruptly after `delay_s` (the client resumes, then rejoins)."""
@@ -144,48 +122,8 @@ class PublisherSession:
 
         self._spawn(drop())
 
-    @property
-    def stale(self) -> bool:
-        return time.monotonic() - self.last_seen > self.options.stale_publisher_s
-
-    def _finish(self, reason: str | None) -> None:
-        if not self._stop.is_set():
-            self._stop_reason = reason
-            self._stop.set()
-
-    async def _serve(self) -> None:
-        stop = asyncio.create_task(self._stop.wait())
-        try:
-            while not self._stop.is_set():
-                receive = asyncio.create_task(self.channel.receive())
-                done, _ = await asyncio.wait(
-                    {receive, stop}, timeout=self.options.ping_timeout_s, return_when="FIRST_COMPLETED"
-                )
-                if receive not in done:
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await receive
-                    if not done:
-                        self._finish(f"the publisher sent nothing for {self.options.ping_timeout_s} s (ping timeout)")
-                    return
-                data = receive.result()
-                if data is None:
-                    self._finish(None)
-                    return
-                self.last_seen = time.monotonic()
-                try:
-                    request = signal.parse_request(data)
-                except signal.SignalError as exc:
-                    log.warning("stream %s: %s", self.stream_id, exc.reason)
-                    continue
-                await self._handle(request)
-        finally:
-            stop.cancel()
-
     async def _teardown(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
         with contextlib.suppress(Exception):
             await self.pc.close()
         if self.target.active:
@@ -198,15 +136,6 @@ class PublisherSession:
             self.frames,
         )
 
-    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _send(self, response: rtc.SignalResponse) -> None:
-        await self.channel.send(response.SerializeToString())
-
     # --- signalling -------------------------------------------------------------------------------
 
     async def _handle(self, request: rtc.SignalRequest) -> None:
@@ -217,13 +146,8 @@ class PublisherSession:
             await self._on_trickle(request.trickle)
         elif kind == "add_track":
             await self._on_add_track(request.add_track)
-        elif kind == "ping_req":
-            await self._send(signal.pong_response(request.ping_req.timestamp, self.clock.now_ms()))
-        elif kind == "ping":
-            await self._send(signal.legacy_pong(self.clock.now_ms()))
-        elif kind == "leave":
-            self._finish(None)
-        # everything else (mute, subscription_permission, sync_state, update_*...) is safe to ignore
+        else:
+            await super()._handle(request)
 
     async def _on_offer(self, offer: rtc.SessionDescription) -> None:
         problems = sdp.undecodable_video(offer.sdp)
@@ -275,17 +199,7 @@ class PublisherSession:
         await self.kick(models.DisconnectReason.MEDIA_FAILURE, message)
 
     async def _on_trickle(self, trickle: rtc.TrickleRequest) -> None:
-        try:
-            init = json.loads(trickle.candidateInit or "{}")
-            text = str(init.get("candidate") or "")
-            if not text:
-                return  # end of candidates
-            candidate = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
-            candidate.sdpMid = init.get("sdpMid")
-            candidate.sdpMLineIndex = init.get("sdpMLineIndex")
-            await self.pc.addIceCandidate(candidate)
-        except Exception as exc:  # a candidate we cannot use (tcp, mDNS, malformed) is not fatal
-            log.debug("stream %s: ignoring ICE candidate: %r", self.stream_id, exc)
+        await add_ice_candidate(self.pc, trickle, self.stream_id)
 
     async def _on_add_track(self, request: rtc.AddTrackRequest) -> None:
         track_sid = signal.new_sid("TR_")
@@ -305,11 +219,6 @@ class PublisherSession:
         else:
             self._pending["audio"].append((request, track_sid))
             await self._send(signal.track_published(request, track_sid, "audio/opus"))
-
-    async def _refresh_tokens(self) -> None:
-        while True:
-            await self._send(signal.refresh_token(self._mint_token()))
-            await asyncio.sleep(self.options.refresh_token_interval_s)
 
     # --- media ------------------------------------------------------------------------------------
 
@@ -387,11 +296,12 @@ class PublisherSession:
             await asyncio.sleep(min(0.1, interval / 4))
             now = time.monotonic()
             age = now - tap.last_keyframe_at if tap.last_keyframe_at is not None else None
-            due = tap.wants_keyframe or (age is not None and age >= interval * 0.9)
+            due = tap.wants_keyframe or self._keyframe_wanted or (age is not None and age >= interval * 0.9)
             if due and now - last_request >= min_gap and tap.received:
                 sources = receiver.getSynchronizationSources()
                 if sources:
                     last_request = now
+                    self._keyframe_wanted = False
                     self.keyframe_requests += 1
                     await send(sources[0].source)
             waited = now - tap.first_received_at if tap.first_received_at is not None else 0.0

@@ -76,6 +76,17 @@ def encode_join_request(request: rtc.JoinRequest, *, gzipped: bool = False) -> s
 # --- building -----------------------------------------------------------------------------------
 
 
+PUBLISHER_PERMISSION = models.ParticipantPermission(
+    can_subscribe=False,
+    can_publish=True,
+    can_publish_data=False,
+    can_publish_sources=[models.TrackSource.CAMERA, models.TrackSource.SCREEN_SHARE],
+)
+VIEWER_PERMISSION = models.ParticipantPermission(
+    can_subscribe=True, can_publish=False, can_publish_data=False, hidden=True
+)
+
+
 def join(
     *,
     room: str,
@@ -86,17 +97,16 @@ def join(
     ping_interval_s: int,
     ping_timeout_s: int,
     now_ms: int,
+    viewer: bool = False,
+    others: list[models.ParticipantInfo] | None = None,
 ) -> rtc.SignalResponse:
+    """The first message of a connection. A publisher gets `subscriber_primary=false` (it negotiates its
+    publisher PC at once); a viewer gets `subscriber_primary=true`: the endpoint offers the subscriber PC,
+    and `others` (the stream's source participant, when it has video) says what it will receive."""
     if not participant_sid.startswith("PA_") or not room_sid.startswith("RM_"):
         raise ValueError("participant sids start with PA_ and room sids with RM_ (the SDKs require it)")
     if ping_interval_s <= 0 or ping_timeout_s <= 0:
         raise ValueError("ping_interval and ping_timeout must be > 0 (0 crashes the Rust SDK)")
-    permission = models.ParticipantPermission(
-        can_subscribe=False,
-        can_publish=True,
-        can_publish_data=False,
-        can_publish_sources=[models.TrackSource.CAMERA, models.TrackSource.SCREEN_SHARE],
-    )
     participant = models.ParticipantInfo(
         sid=participant_sid,
         identity=identity,
@@ -104,10 +114,11 @@ def join(
         state=models.ParticipantInfo.JOINED,
         joined_at=now_ms // 1000,
         joined_at_ms=now_ms,
-        permission=permission,
-        is_publisher=True,
+        permission=VIEWER_PERMISSION if viewer else PUBLISHER_PERMISSION,
+        is_publisher=not viewer,
         kind=models.ParticipantInfo.STANDARD,
     )
+    others = others or []
     codecs = [models.Codec(mime=m) for m in PUBLISH_CODECS]
     response = rtc.JoinResponse(
         room=models.Room(
@@ -115,15 +126,15 @@ def join(
             name=room,
             creation_time=now_ms // 1000,
             creation_time_ms=now_ms,
-            num_participants=1,
-            num_publishers=1,
+            num_participants=1 + len(others),
+            num_publishers=len(others) if viewer else 1,
             enabled_codecs=codecs,
         ),
         participant=participant,
-        other_participants=[],
+        other_participants=others,
         server_version=SERVER_VERSION,
         ice_servers=[],
-        subscriber_primary=False,
+        subscriber_primary=viewer,
         ping_interval=ping_interval_s,
         ping_timeout=ping_timeout_s,
         server_info=models.ServerInfo(edition=models.ServerInfo.Standard, version=SERVER_VERSION, protocol=16),
@@ -131,6 +142,58 @@ def join(
         fast_publish=False,
     )
     return rtc.SignalResponse(join=response)
+
+
+def source_participant(
+    *, sid: str, identity: str, track_sid: str, mime_type: str, width: int, height: int, now_ms: int
+) -> models.ParticipantInfo:
+    """The stream's video as viewers see it: one participant (for a publisher's stream and a pulled one
+    alike) with one camera track. `sid` and `track_sid` are the ones the subscriber PC's msid names."""
+    if not sid.startswith("PA_") or not track_sid.startswith("TR_"):
+        raise ValueError("participant sids start with PA_ and track sids with TR_ (the SDKs require it)")
+    track = models.TrackInfo(
+        sid=track_sid,
+        type=models.TrackType.VIDEO,
+        name="camera",
+        width=width,
+        height=height,
+        source=models.TrackSource.CAMERA,
+        mime_type=mime_type,
+        codecs=[models.SimulcastCodecInfo(mime_type=mime_type)],
+    )
+    return models.ParticipantInfo(
+        sid=sid,
+        identity=identity,
+        name=identity,
+        state=models.ParticipantInfo.ACTIVE,
+        tracks=[track],
+        joined_at=now_ms // 1000,
+        joined_at_ms=now_ms,
+        permission=PUBLISHER_PERMISSION,
+        is_publisher=True,
+        kind=models.ParticipantInfo.STANDARD,
+    )
+
+
+def participant_update(participants: list[models.ParticipantInfo]) -> rtc.SignalResponse:
+    return rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=participants))
+
+
+def participant_left(participant: models.ParticipantInfo) -> rtc.SignalResponse:
+    gone = models.ParticipantInfo()
+    gone.CopyFrom(participant)
+    gone.state = models.ParticipantInfo.DISCONNECTED
+    del gone.tracks[:]
+    return participant_update([gone])
+
+
+def track_unpublished(track_sid: str) -> rtc.SignalResponse:
+    return rtc.SignalResponse(track_unpublished=rtc.TrackUnpublishedResponse(track_sid=track_sid))
+
+
+def offer(sdp: str, offer_id: int) -> rtc.SignalResponse:
+    """An offer on the subscriber PC (the only offers the endpoint makes)."""
+    return rtc.SignalResponse(offer=rtc.SessionDescription(type="offer", sdp=sdp, id=offer_id))
 
 
 def answer(sdp: str, offer_id: int) -> rtc.SignalResponse:

@@ -1,7 +1,10 @@
-"""LiveKit access tokens for publishers (CONTRACT §8): minted with `livekit-api`, HS256.
+"""LiveKit access tokens for publishers and viewers (CONTRACT §8, §9): minted with `livekit-api`, HS256.
 
-A publish token lets one identity join the room named after the stream and publish video only;
-it cannot subscribe or publish data, and it is useless for HTTP calls (different secret and shape).
+A publish token lets one identity join the room named after the stream and publish video only; it
+cannot subscribe or publish data. A viewer token (`POST /streams/{id}/viewer-token`) lets a fresh
+identity join that room and subscribe only: no publish, no data, hidden from other participants, 300 s.
+Neither is of any use for HTTP calls (different secret and shape). A token that grants both publish
+and subscribe (not minted here) is treated as a publisher's: the endpoint never sends media to one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import jwt
 from livekit import api
@@ -18,13 +22,15 @@ from livekit import api
 from livesight.core.errors import TokenRejected
 
 PUBLISHER_IDENTITY = "publisher"
+VIEWER_TTL_SECONDS = 300  # Overshoot's viewer tokens live 300 s
 
 
 @dataclass(frozen=True, slots=True)
-class PublishGrant:
+class Grant:
     identity: str
     room: str
     name: str
+    role: Literal["publisher", "viewer"]
 
 
 def load_or_create_secret(path: Path) -> str:
@@ -68,8 +74,28 @@ class TokenIssuer:
             .to_jwt()
         )
 
-    def verify_publisher(self, token: str, room: str | None = None) -> PublishGrant:
-        """Check signature, expiry, issuer, roomJoin, room and canPublish; TokenRejected otherwise."""
+    def viewer_token(self, stream_id: str, *, identity: str | None = None) -> str:
+        """A subscribe-only token for the stream's room (a fresh identity, or `identity` on refresh)."""
+        grants = api.VideoGrants(
+            room_join=True,
+            room=stream_id,
+            can_publish=False,
+            can_subscribe=True,
+            can_publish_data=False,
+            hidden=True,
+        )
+        return (
+            api.AccessToken(self.api_key, self._secret)
+            .with_identity(identity or f"viewer-{secrets.token_hex(6)}")
+            .with_name("livesight viewer")
+            .with_grants(grants)
+            .with_ttl(datetime.timedelta(seconds=VIEWER_TTL_SECONDS))
+            .to_jwt()
+        )
+
+    def verify(self, token: str, room: str | None = None) -> Grant:
+        """Check signature, expiry, issuer, roomJoin, room and canPublish or canSubscribe; TokenRejected
+        otherwise. A token that can publish is a publisher's; one that can only subscribe, a viewer's."""
         try:
             claims = self._verifier.verify(token)
         except jwt.ExpiredSignatureError:
@@ -87,8 +113,9 @@ class TokenIssuer:
             raise TokenRejected("token names no room")
         if room is not None and video.room != room:
             raise TokenRejected("token is for another room")
-        if not video.can_publish:
-            raise TokenRejected("token cannot publish")
+        if not video.can_publish and not video.can_subscribe:
+            raise TokenRejected("token can neither publish nor subscribe")
         if not claims.identity:
             raise TokenRejected("token has no identity")
-        return PublishGrant(identity=claims.identity, room=video.room, name=claims.name or "")
+        role: Literal["publisher", "viewer"] = "publisher" if video.can_publish else "viewer"
+        return Grant(identity=claims.identity, room=video.room, name=claims.name or "", role=role)

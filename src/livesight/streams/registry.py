@@ -136,6 +136,7 @@ class StreamRegistry:
         self._tombstones[stream.id] = None
         self._cap_tombstones()
         self.pool.drop(stream.id)
+        stream.feed.close()
         for hook in self._end_hooks:
             try:
                 hook(stream.id)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from livesight.core.errors import StreamNotFound, StreamUnauthorized
+from livesight.core.feed import LiveFeed
 from livesight.core.ids import parse_stream_id
 from livesight.core.records import EndReason, SourceSpec, StreamFacts, StreamState
 
@@ -40,6 +41,7 @@ class Stream:
     width: int | None = None
     height: int | None = None
     final: StreamFacts | None = None  # an ended stream's facts when it ended (its frames are freed)
+    feed: LiveFeed = field(default_factory=LiveFeed)  # its frames as they arrive, for live viewers
 
     @property
     def active(self) -> bool:

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable
 
 from livesight.core.clock import Clock
-from livesight.core.frame import IngestFrame
+from livesight.core.feed import LiveFeed
+from livesight.core.frame import FrameInfo, IngestFrame
 from livesight.core.metrics import Recorder
 from livesight.streams.stream import Stream
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 class StreamTarget:
     def __init__(
-        self, stream: Stream, push: Callable[[Stream, IngestFrame], object], clock: Clock, recorder: Recorder
+        self, stream: Stream, push: Callable[[Stream, IngestFrame], FrameInfo], clock: Clock, recorder: Recorder
     ) -> None:
         self._stream = stream
         self._push = push
@@ -30,11 +31,16 @@ class StreamTarget:
     def active(self) -> bool:
         return self._stream.active
 
+    @property
+    def feed(self) -> LiveFeed:
+        return self._stream.feed
+
     def push_frame(self, frame: IngestFrame) -> None:
         self._recorder.frame_received(self._stream.publisher.codec)
         if self._stream.active:
-            self._push(self._stream, frame)
+            info = self._push(self._stream, frame)
             self._recorder.frame_kept(self._stream.publisher.codec)
+            self._stream.feed.publish(info, frame.payload)
 
     def frame_dropped(self) -> None:
         self._recorder.frame_dropped(self._stream.publisher.codec)
