@@ -38,6 +38,9 @@ class FakePublication:
         assert subscribed, "the room source never unsubscribes"
         assert self.room is not None and self.participant is not None
         self.room.subscribe_requests.append(self.sid)
+        if self.room.lose_subscriptions > 0:  # asked mid-reconnect: the request never reaches the server
+            self.room.lose_subscriptions -= 1
+            return
         self.subscribed = True
         self.track = FakeTrack(self.sid)
         room, participant, track = self.room, self.participant, self.track
@@ -58,6 +61,7 @@ class FakeRoom:
         self.connected_with: tuple[str, str, Any] | None = None
         self.disconnected = False
         self.subscribe_requests: list[str] = []
+        self.lose_subscriptions = 0
 
     def on(self, event: str, callback: Callable[..., Any]) -> Callable[..., Any]:
         self.handlers.setdefault(event, []).append(callback)

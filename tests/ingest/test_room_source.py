@@ -341,3 +341,23 @@ async def test_a_failed_subscription_is_tried_again(encoder: FrameEncoder) -> No
     await h.send(3)
     assert numbers(h.target) == [3]
     await h.source.stop()
+
+
+async def test_a_subscription_lost_in_a_reconnect_is_asked_for_again(encoder: FrameEncoder) -> None:
+    h = Harness(spec(), FakeSdk(), encoder, subscribe_timeout_s=0.05)
+    room = await h.joined()
+    room.lose_subscriptions = 1
+    room.join("cam", FakePublication("TR_1"))
+    await until(lambda: len(room.subscribe_requests) == 2)  # no track after the timeout: asked again
+    await until(lambda: h.source.followed is not None and h.source.followed.reader is not None)
+    await h.send(9)
+    assert numbers(h.target) == [9]
+    room.lose_subscriptions = 1
+    room.leave("cam")
+    room.join("cam", FakePublication("TR_2"))
+    room.emit("reconnected")  # the SDK says it is back: the lost request is sent again at once
+    assert room.subscribe_requests == ["TR_1", "TR_1", "TR_2", "TR_2"]
+    await until(lambda: h.source.followed is not None and h.source.followed.reader is not None)
+    await h.send(10)
+    assert numbers(h.target) == [9, 10]
+    await h.source.stop()

@@ -51,6 +51,7 @@ from livesight.ingest.pull import OPEN_FAILED, RetryPolicy
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 20.0
+SUBSCRIBE_TIMEOUT_S = 3.0  # a subscription with no track by then is asked for again (one sent mid-reconnect is lost)
 TOKEN_TTL = datetime.timedelta(hours=6)  # a minted token is only read at join and by the SDK's reconnects
 _SOURCES: dict[str, int] = {
     "camera": rtc.TrackSource.SOURCE_CAMERA,
@@ -142,6 +143,7 @@ class _Followed:
     identity: str
     sid: str
     codec: str | None
+    publication: Any
     reader: asyncio.Task[None] | None = None
 
 
@@ -160,6 +162,7 @@ class RoomSource:
         room_factory: RoomFactory = sdk_room,
         frames_factory: FrameStreamFactory = sdk_frames,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S,
     ) -> None:
         self.target = target
         self.spec = spec
@@ -170,6 +173,7 @@ class RoomSource:
         self.room_factory = room_factory
         self.frames_factory = frames_factory
         self.connect_timeout_s = connect_timeout_s
+        self.subscribe_timeout_s = subscribe_timeout_s
         self.identity = f"livesight-{target.stream_id[:8]}"
         self.tag = f"stream {target.stream_id}"
         self.frames = 0  # stored
@@ -249,7 +253,7 @@ class RoomSource:
         room.on("track_unpublished", self._on_unpublished)
         room.on("participant_disconnected", self._on_participant_left)
         room.on("track_subscription_failed", self._on_subscription_failed)
-        room.on("reconnected", lambda *_: self._follow_next())
+        room.on("reconnected", lambda *_: self._on_reconnected())
         room.on("disconnected", lambda *_: self._left.set())
         try:
             await asyncio.wait_for(
@@ -288,14 +292,38 @@ class RoomSource:
 
     def _follow(self, publication: Any, participant: Any) -> None:
         codec = (publication.mime_type or "").rpartition("/")[2].upper() or None
-        self.followed = _Followed(participant.identity, publication.sid, codec)
+        self.followed = followed = _Followed(participant.identity, publication.sid, codec, publication)
         self._announced = False
         log.info("livekit_room source of %s follows track %s of %r", self.tag, publication.sid, participant.identity)
         track = publication.track
         if track is not None and publication.subscribed:
             self._read(track)
         else:
-            publication.set_subscribed(True)
+            self._subscribe(followed)
+
+    def _subscribe(self, followed: _Followed) -> None:
+        followed.publication.set_subscribed(True)
+        asyncio.get_running_loop().call_later(self.subscribe_timeout_s, self._check_subscribed, followed)
+
+    def _check_subscribed(self, followed: _Followed) -> None:
+        """Still no track for the followed publication: ask again, or follow another if it is gone."""
+        if self.followed is not followed or followed.reader is not None or self.room is None:
+            return
+        participant = self.room.remote_participants.get(followed.identity)
+        if participant is not None and followed.sid in participant.track_publications:
+            log.info("livekit_room source of %s: no track %s yet; subscribing again", self.tag, followed.sid)
+            self._subscribe(followed)
+            return
+        self._unfollow("the followed track is gone; waiting for it to be published again")
+        self._follow_next()
+
+    def _on_reconnected(self) -> None:
+        """The SDK resumed or rejoined: a subscription asked for meanwhile may be lost."""
+        followed = self.followed
+        if followed is not None and followed.reader is None:
+            self._check_subscribed(followed)
+        else:
+            self._follow_next()
 
     def _unfollow(self, why: str | None) -> None:
         followed, self.followed = self.followed, None
