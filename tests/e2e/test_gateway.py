@@ -138,6 +138,7 @@ def test_a_gateway_stream_buffers_the_frames_of_another_servers_room(
         wait_for(lambda: c.get(f"/v1/streams/{stream_b}").json()["codec"] == "H264", timeout=30, what="B on H264")
     wait_for(lambda: len(read_frames(b, stream_b)) >= before + 20, timeout=30, what="B's frames of the new track")
     assert source.sessions > sessions
+    assert source.relay is not None and source.relay.connections >= 2  # joined and rejoined via the relay
     third.join()
     latest = read_frames(b, stream_b)[before:]
     assert None not in [f.number for f in latest]

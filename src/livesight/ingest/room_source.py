@@ -48,6 +48,7 @@ from livesight.core.outbound import OutboundPolicy
 from livesight.core.records import SourceSpec
 from livesight.core.redact import redact
 from livesight.ingest.pull import OPEN_FAILED, RetryPolicy
+from livesight.ingest.room_relay import SignalRelay
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 20.0
@@ -163,6 +164,7 @@ class RoomSource:
         frames_factory: FrameStreamFactory = sdk_frames,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S,
+        relay: bool = True,
     ) -> None:
         self.target = target
         self.spec = spec
@@ -174,6 +176,8 @@ class RoomSource:
         self.frames_factory = frames_factory
         self.connect_timeout_s = connect_timeout_s
         self.subscribe_timeout_s = subscribe_timeout_s
+        self.use_relay = relay
+        self.relay: SignalRelay | None = None  # of the current join
         self.identity = f"livesight-{target.stream_id[:8]}"
         self.tag = f"stream {target.stream_id}"
         self.frames = 0  # stored
@@ -256,8 +260,12 @@ class RoomSource:
         room.on("reconnected", lambda *_: self._on_reconnected())
         room.on("disconnected", lambda *_: self._left.set())
         try:
+            url = self.spec.url
+            if self.use_relay:  # the SDK signals through the relay, which filters what the server sends
+                self.relay = SignalRelay(self.policy, self.spec.url, self.tag)
+                url = await self.relay.start()
             await asyncio.wait_for(
-                room.connect(self.spec.url, token, rtc.RoomOptions(auto_subscribe=False)), self.connect_timeout_s
+                room.connect(url, token, rtc.RoomOptions(auto_subscribe=False)), self.connect_timeout_s
             )
             self.room = room
             log.info("livekit_room source of %s joined room %r as %s", self.tag, self.spec.room, self.identity)
@@ -270,6 +278,9 @@ class RoomSource:
             self._unfollow(None)
             with contextlib.suppress(Exception):
                 await room.disconnect()
+            if self.relay is not None:
+                await self.relay.close()
+                self.relay = None
 
     # --- which track -----------------------------------------------------------------------------------
 
@@ -451,7 +462,9 @@ class RoomSources:
         *,
         room_factory: RoomFactory = sdk_room,
         frames_factory: FrameStreamFactory = sdk_frames,
+        relay: bool = True,
     ) -> None:
+        self.relay = relay
         self.directory = directory
         self.encoder = encoder
         self.policy = policy or OutboundPolicy()
@@ -482,6 +495,7 @@ class RoomSources:
             on_failed=on_failed,
             room_factory=self.room_factory,
             frames_factory=self.frames_factory,
+            relay=self.relay,
         )
         self.sources[stream_id] = source
         source.start()
