@@ -161,3 +161,31 @@ def test_a_gateway_stream_buffers_the_frames_of_another_servers_room(
         if r.name.startswith(("livesight", "livekit")) and view["token"] in r.getMessage()
     ]
     assert leaks == []
+
+
+def test_candidates_the_policy_refuses_are_dropped_by_the_relay(
+    pair: tuple[LiveServer, LiveServer], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """B may reach A's signalling on loopback but not the namespace's 10.77.0.0/24, where A's media is:
+    the relay drops every candidate A sends (the SDK never starts ICE checks towards them) and the join
+    still works. Media may still flow: A (aiortc) checks B's candidates itself and B answers it as a
+    peer-reflexive candidate, which no signalling filter can stop (docs/outbound.md)."""
+    a, _ = pair
+    key_a = a.new_key()
+    with a.client(key_a) as c:
+        created = c.post("/v1/streams").json()
+    stream_a, publish = created["id"], created["publish"]
+    view = viewer_token(a, key_a, stream_a)
+    with run_server(tmp_path_factory.mktemp("strict"), clock=SystemClock(), outbound_allow_cidrs=["127.0.0.0/8"]) as b:
+        key_b = b.new_key()
+        publisher = Publisher(publish["url"], publish["token"], seconds=4)
+        wait_for(lambda: read_frames(a, stream_a), timeout=20, what="A's first frame")
+        with b.client(key_b) as c:
+            source = {"type": "livekit_room", "url": view["url"], "token": view["token"]}
+            stream_b = c.post("/v1/streams", json={"source": source}).json()["id"]
+            room_source = b.components.rooms.sources[stream_b]
+            wait_for(lambda: room_source.followed is not None, timeout=20, what="B subscribes to A's track")
+            relay = room_source.relay
+            assert relay is not None
+            wait_for(lambda: relay.dropped > 0, timeout=20, what="A's candidates dropped")
+            publisher.join()

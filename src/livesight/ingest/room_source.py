@@ -19,8 +19,9 @@ costs frames, never memory or loop time. The stream time of a frame is its arriv
 
 Outbound policy: the server URL's host is resolved and every address checked (core/outbound.py)
 before each join; a refused or unreachable server shows only the generic OPEN_FAILED, the reason is
-in the log. The SDK then makes its own connections (docs/outbound.md says what is and is not
-checked). Credentials (`token`, or `api_key` + `api_secret` to mint one) are held in memory only.
+in the log. The SDK signals through ingest/room_relay.py (each connection to the checked address;
+refused ICE candidates and TURN servers removed); docs/outbound.md says what is and is not checked.
+Credentials (`token`, or `api_key` + `api_secret` to mint one) are held in memory only.
 """
 
 from __future__ import annotations
