@@ -53,6 +53,7 @@ from livesight.ingest.room_relay import SignalRelay
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 20.0
+DISCONNECT_TIMEOUT_S = 5.0
 SUBSCRIBE_TIMEOUT_S = 3.0  # a subscription with no track by then is asked for again (one sent mid-reconnect is lost)
 TOKEN_TTL = datetime.timedelta(hours=6)  # a minted token is only read at join and by the SDK's reconnects
 _SOURCES: dict[str, int] = {
@@ -277,8 +278,8 @@ class RoomSource:
         finally:
             self.room = None
             self._unfollow(None)
-            with contextlib.suppress(Exception):
-                await room.disconnect()
+            with contextlib.suppress(Exception):  # bounded: a stuck SDK must not hold up the stream's end
+                await asyncio.wait_for(room.disconnect(), DISCONNECT_TIMEOUT_S)
             if self.relay is not None:
                 await self.relay.close()
                 self.relay = None
