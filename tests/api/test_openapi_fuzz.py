@@ -14,7 +14,8 @@ What is excluded, each by design:
   outbound policy, which is runtime configuration), or a `livekit_room` source whose fields do not go
   together (a token or an API key and secret, not both; a room the token grants). Likewise POST
   /v1/watches (its request's ovs:// URIs are parsed and its streams looked up: 400, 404; the key's
-  watch limit: 429) and PATCH of a watch that has ended (400). Every other status, and every other operation, is checked with schemathesis's defaults.
+  watch limit: 429) and PATCH of a watch that has ended (400). Every other status, and every other
+  operation, is checked with schemathesis's defaults.
 """
 
 from __future__ import annotations
