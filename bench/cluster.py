@@ -9,7 +9,11 @@ and real servers on port 0 in this process with the real clock and default clust
   on one node without Redis and on node A of a two-node cluster (same run);
 - revocation: a key revoked on A (in A's SQLite, as `livesight keys revoke` does; and through A's
   store, published at once) until B answers 401, polled every 5 ms: p50 and max over the trials;
-- visibility: a stream created on A until B answers 200 for it: p50 and max.
+- visibility: a stream created on A until B answers 200 for it: p50 and max;
+- forwarding (two `livesight serve` processes with a cluster secret, tests/cluster/nodes.py): GET
+  /streams/{id} and keepalive answered by the stream's owner (local) and by the other node (forwarded
+  over the internal port), interleaved in one run: p50/p99 and the ratio of the p50s; and create with
+  placement (every other stream lands on the other node, so half the creates are forwarded).
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+from tests.cluster.nodes import Node, run_nodes
 from tests.support.redis_server import redis_server
 from tests.support.server import LiveServer, run_server
 
 from livesight.core.clock import SystemClock
+from livesight.store.keys import SQLiteKeyStore
 
 
 def pct(values: list[float], p: float) -> float:
@@ -123,6 +129,52 @@ def cluster(tmp: Path, url: str) -> Iterator[tuple[LiveServer, LiveServer]]:
         yield a, b
 
 
+def _stats(name: str, values: list[float]) -> dict[str, float]:
+    return {f"{name}_p50_ms": round(pct(values, 50), 2), f"{name}_p99_ms": round(pct(values, 99), 2)}
+
+
+def forwarding(tmp: Path, redis_url: str, requests: int) -> dict[str, float]:
+    """Local vs forwarded GET and keepalive on two node processes, and create with placement."""
+    (tmp / "a").mkdir(parents=True)
+    keys = SQLiteKeyStore(tmp / "a" / "livesight.db")
+    _, key = keys.create("bench")
+    keys.close()
+    settings = {"max_active_streams_per_key": 1000, "builtin_models": []}
+    with run_nodes(tmp, redis_url, ["a", "b"], **settings) as nodes:
+        a, b = nodes["a"], nodes["b"]
+        with a.client(key) as ca, b.client(key) as cb:
+            until(lambda: cb.get("/v1/streams").status_code == 200)
+            creates: list[float] = []
+            placed: dict[str, Node] = {}
+            for _ in range(requests):
+                started = time.perf_counter()
+                r = ca.post("/v1/streams")
+                creates.append((time.perf_counter() - started) * 1000)
+                body = r.json()
+                placed[body["id"]] = a if body["publish"]["url"].endswith(f":{a.port}") else b
+            on_b = [sid for sid, node in placed.items() if node is b]
+            local_get: list[float] = []
+            forwarded_get: list[float] = []
+            local_keep: list[float] = []
+            forwarded_keep: list[float] = []
+            for sid in on_b:  # owned by b: b answers locally, a forwards to b
+                local_get.append(timed(lambda sid=sid: cb.get(f"/v1/streams/{sid}").raise_for_status()))
+                forwarded_get.append(timed(lambda sid=sid: ca.get(f"/v1/streams/{sid}").raise_for_status()))
+                local_keep.append(timed(lambda sid=sid: cb.post(f"/v1/streams/{sid}/keepalive").raise_for_status()))
+                forwarded_keep.append(timed(lambda sid=sid: ca.post(f"/v1/streams/{sid}/keepalive").raise_for_status()))
+    report = {
+        **_stats("create_placed", creates),
+        **_stats("get_local", local_get),
+        **_stats("get_forwarded", forwarded_get),
+        **_stats("keepalive_local", local_keep),
+        **_stats("keepalive_forwarded", forwarded_keep),
+    }
+    report["placed_on_other_node"] = len(on_b)
+    report["get_forwarded_over_local_p50"] = round(pct(forwarded_get, 50) / pct(local_get, 50), 2)
+    report["keepalive_forwarded_over_local_p50"] = round(pct(forwarded_keep, 50) / pct(local_keep, 50), 2)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300)
@@ -138,6 +190,9 @@ def main() -> None:
         with redis_server(tmp / "redis") as redis, cluster(tmp / "nodes", redis.url) as (a, b):
             report["cluster_node_a"] = lifecycle(a, args.requests)
             report["across_nodes"] = crossing(a, b, args.trials)
+        (tmp / "redis2").mkdir()
+        with redis_server(tmp / "redis2") as redis:
+            report["forwarding"] = forwarding(tmp / "procs", redis.socket_url, args.requests)
     print(json.dumps(report, indent=2))
 
 

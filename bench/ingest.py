@@ -28,6 +28,11 @@ markdown table of all points. Per point:
   frame n (its number is drawn in the pixels, read back from `GET /v1/streams/{id}/frames/{index}`) to the
   first `GET /v1/streams/{id}` that shows it as `last_frame_index` (polled every `--poll-ms`).
 
+`--viewers V` adds V SDK viewers per stream (`bench/sdk_viewer.py`, in child processes joined after the
+publishers' first frames), so the server CPU includes forwarding to them; `viewer_fps_median` is what a
+viewer received over the window. Compare a point with `--viewers 0` and `--viewers 4` for the CPU a
+viewer costs (docs/benchmarks.md).
+
 `--setting KEY=VALUE` passes a server setting (a `Settings` field, value parsed as JSON if it parses).
 """
 
@@ -109,6 +114,63 @@ class Publishers:
                 proc.wait()
 
 
+class Viewers:
+    """`--viewers` SDK viewers per stream, in one child process that counts the frames they decode."""
+
+    def __init__(
+        self, args: argparse.Namespace, server: Any, key: str, ids: list[str], workdir: Path, total: float
+    ) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.out = workdir / "viewers.json"
+        self.progress = workdir / "viewers-progress"
+        self.stop_file = workdir / "viewers-stop"
+        self._mark: dict[str, int] = {}
+        self._mark_at = 0.0
+        self.ingest = server.components.ingest
+        if args.viewers <= 0:
+            return
+        with server.client(key) as c:
+            views = [c.post(f"/v1/streams/{s}/viewer-token").json()["view"] for s in ids for _ in range(args.viewers)]
+        listing = workdir / "viewers-tokens.json"
+        listing.write_text(json.dumps(views))
+        cmd = [sys.executable, "-m", "bench.sdk_viewer", "--tokens", str(listing), "--out", str(self.out)]
+        cmd += ["--stop-file", str(self.stop_file), "--seconds", str(total)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT)
+        deadline = time.monotonic() + 30 + len(views)
+        while self._sent_total() is None or len(self._sent()) < len(views):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(self._sent())} of {len(views)} viewers are receiving")
+            time.sleep(0.5)
+
+    def _sent(self) -> dict[str, int]:
+        """Frames the server sent each viewer so far (its own count), by viewer identity."""
+        return {
+            v.identity: v.frames_sent for vs in list(self.ingest.viewers.values()) for v in list(vs) if v.frames_sent
+        }
+
+    def _sent_total(self) -> int | None:
+        sent = self._sent()
+        return sum(sent.values()) if sent else None
+
+    def mark(self) -> None:
+        self._mark, self._mark_at = self._sent(), time.monotonic()
+
+    def fps_since_mark(self) -> list[float]:
+        if self.proc is None:
+            return []
+        now, window = self._sent(), time.monotonic() - self._mark_at
+        return [(now.get(k, 0) - v) / window for k, v in self._mark.items()]
+
+    def kill(self) -> None:
+        self.stop_file.touch()
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def parse_settings(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -148,9 +210,11 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
             deadline = time.monotonic() + 60 + 2 * n  # publishers start, connect, publish
             while min(last_indexes()) < 0 and time.monotonic() < deadline:
                 time.sleep(0.5)
+            viewers = Viewers(args, server, key, ids, workdir, total)
             time.sleep(args.warmup)
 
             start_idx, cpu0, threads0 = last_indexes(), measure.cpu_seconds(), measure.thread_cpu()
+            viewers.mark()
             pub0, t0 = measure.process_cpu(publishers.pids), time.monotonic()
             lag_future = asyncio.run_coroutine_threadsafe(measure.loop_lag(args.seconds), server._loop)
             series, interval = [], max(1.0, args.seconds / 20)
@@ -159,6 +223,7 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
                 growth = (measure.rss_bytes() - rss_before) / n / 2**20
                 series.append([round(time.monotonic() - t0), round(growth, 1)])
             end_idx, cpu1, threads1 = last_indexes(), measure.cpu_seconds(), measure.thread_cpu()
+            viewer_fps = viewers.fps_since_mark()
             pub1, t1 = measure.process_cpu(publishers.pids), time.monotonic()
             rss_after = measure.rss_bytes()
             lags = lag_future.result(timeout=30)
@@ -172,6 +237,7 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
                 final = [c.get(f"/v1/streams/{s}").json() for s in ids]
         finally:
             publishers.kill()
+            viewers.kill()
     fps = [(b - a) / window for a, b in zip(start_idx, end_idx, strict=True)]
     received = [_last_index(f) + 1 for f in final]
     sent = [int(r.get("sent") or 0) for r in results]
@@ -192,6 +258,8 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
         "frames_received": sum(received),
         "received_ratio": round(sum(received) / max(1, sum(sent)), 3),
         "server_cpu_s_per_stream_s": round((cpu1 - cpu0) / (n * window), 4),
+        "viewers_per_stream": args.viewers,
+        "viewer_fps_median": round(measure.median(viewer_fps), 1) if viewer_fps else None,
         "server_cpu_share": {k: round(v / max(1e-9, cpu1 - cpu0), 3) for k, v in sorted(roles.items())},
         "publisher_cpu_s_per_stream_s": round((pub1 - pub0) / (n * window), 4),
         "publisher_processes": len(publishers.children),
@@ -255,6 +323,7 @@ def main() -> None:
         help="status: last_frame_index in GET /v1/streams/{id}; frame: the pixels of GET .../frames/-1",
     )
     parser.add_argument("--publisher", choices=("cheap", "sdk", "pre-encoded", "sdk-encode"), default="sdk")
+    parser.add_argument("--viewers", type=int, default=0, help="SDK viewers per stream (forwarding cost)")
     parser.add_argument("--per-process", type=int, default=10, help="streams per cheap publisher process")
     parser.add_argument("--codec", default="vp8", choices=("vp8", "h264"))
     parser.add_argument("--width", type=int, default=1280)

@@ -160,6 +160,27 @@ class Settings(BaseSettings):
     cluster_tick_ms: int = Field(
         500, ge=50, le=5000, description="Period of heartbeats, claim renewals and the cluster-wide reaper"
     )
+    cluster_secret: str | None = Field(
+        None,
+        min_length=16,
+        description="Shared secret every node of a cluster sends on its internal port (forwarding to a stream's "
+        "owner, remote frames); unset: no internal port, no placement on other nodes",
+    )
+    internal_host: str | None = Field(
+        None, description="Address the internal (node-to-node) port binds; default: `host`"
+    )
+    internal_port: int = Field(7881, ge=0, le=65535, description="The internal (node-to-node) port; 0: any free port")
+    internal_url: str | None = Field(
+        None,
+        description="http://host:port other nodes reach this node's internal port at; default: "
+        "http://<internal_host>:<internal_port> (required when that host is a wildcard address)",
+    )
+    node_max_streams: int = Field(
+        500, ge=1, description="Active streams this node takes before placement sends new ones elsewhere"
+    )
+    forward_timeout_s: float = Field(
+        300.0, gt=0, description="How long a request forwarded to a stream's owner may take (chat included)"
+    )
     admin_key_ids: list[str] = Field(
         default_factory=list,
         description="API key ids (`key_…`, from `livesight keys list`) allowed to call admin endpoints "

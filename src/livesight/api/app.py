@@ -15,9 +15,10 @@ from typing import TypedDict, Unpack
 
 from fastapi import APIRouter, FastAPI, Request
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp
 
 from livesight import __version__
-from livesight.api import chat, cluster, errors, frames, health, models, streams, viewers, watches, web
+from livesight.api import chat, cluster, errors, frames, health, internal, models, streams, viewers, watches, web
 from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import Limiter, RateLimiter, SharedRateLimiter
 from livesight.api.metrics import Metrics
@@ -77,6 +78,7 @@ class Components:
     watches: WatchService
     cluster: ClusterDirectory | None = None  # with `redis_url`: the directory every component is handed
     rooms: RoomSources | None = None  # `livekit_room` sources (ingest/room_source.py)
+    internal_app: ASGIApp | None = None  # with `cluster_secret`: what the internal port serves (api/internal.py)
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -103,9 +105,12 @@ class LivesightApp(FastAPI):
 
 
 def publish_url(settings: Settings, request: Request) -> str:
-    """Where publishers connect: the configured public URL, or this server as the client reached it."""
+    """Where publishers connect: the configured public URL, or this server as the client reached it
+    (a create forwarded from another node: this node's own address)."""
     if settings.public_url:
         return settings.public_url
+    if request.scope.get(internal.FORWARDED) and settings.host not in ("0.0.0.0", "::", ""):  # noqa: S104
+        return f"ws://{settings.host}:{settings.port}"
     scheme = "wss" if request.url.scheme in ("https", "wss") else "ws"
     host = request.headers.get("host") or f"{settings.host}:{settings.port}"
     return f"{scheme}://{host}"
@@ -171,6 +176,8 @@ def create_app(
             claim_ttl_ms=settings.owner_lease_ms,
             tick_ms=settings.cluster_tick_ms,
             grace_ms=settings.owner_lease_ms,
+            capacity=settings.node_max_streams,
+            internal_url=settings.internal_url,
         )
         shared = ClusterDirectory(registry, state, node, clock)
         watch_counts = WatchCounts(state, node.node_id, ttl_ms=3 * node.tick_ms)
@@ -194,7 +201,15 @@ def create_app(
         auto_pull=settings.auto_pull_models,
         vlm_threads=settings.vlm_threads,
     )
-    resolver = ChatResolver(directory, settings.max_segment_frames, settings.max_request_frames)
+    forwarder = None
+    if shared is not None and settings.cluster_secret:
+        forwarder = internal.Forwarder(shared, settings.cluster_secret, settings.forward_timeout_s)
+    resolver = ChatResolver(
+        directory,
+        settings.max_segment_frames,
+        settings.max_request_frames,
+        remote=internal.RemoteFrames(forwarder) if forwarder is not None else None,
+    )
     chat_service = ChatService(model_registry, resolver, clock, app_metrics)
     limiter: Limiter = RateLimiter(settings.rate_limit_rps, clock)
     if settings.redis_url:  # counted across the cluster; this node's bucket while Redis is unreachable
@@ -293,6 +308,8 @@ def create_app(
             yield
         finally:
             parts.ready = False
+            if shared is not None:
+                await shared.drain()  # no placements here from now on (SIGTERM already said so: cli/serve.py)
             await watch_service.aclose()
             if not directory.durable:
                 ended = directory.end_all("deleted")
@@ -314,6 +331,8 @@ def create_app(
                 kept = len(directory.all_active())
                 directory.close()  # a last checkpoint; the streams stay active in the store
                 log.info("shutdown: kept %d active streams (they continue after a restart)", kept)
+            if forwarder is not None:
+                await forwarder.aclose()
             await model_registry.aclose()
             media_executor.shutdown(wait=False, cancel_futures=True)
             if own_keys:
@@ -354,6 +373,10 @@ def create_app(
     include(health.build_router(lambda: _not_ready(parts)))
     include(build_metrics_router(app_metrics, settings.metrics_token), schema=False)  # docs/metrics.md
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
+    if forwarder is not None and shared is not None and settings.cluster_secret:
+        include(internal.build_router(directory), schema=False)  # /_cluster/*: the internal port only
+        app.add_middleware(internal.ForwardingMiddleware, forwarder=forwarder)
+        parts.internal_app = internal.InternalApp(app, settings.cluster_secret, shared)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, on_request=app_metrics.request_done
     )

@@ -75,6 +75,8 @@ async def cluster_view(shared: ClusterDirectory | None, local: StreamRegistry) -
             publishers=_int(b.info.get("publishers")),
             retained_frames=_int(b.info.get("retained_frames")),
             started_at_ms=_int(b.info.get("started_at_ms")),
+            capacity=_int(b.info.get("capacity")) or None,
+            draining=b.info.get("draining") is True,
         )
         for b in beats
     ]

@@ -302,6 +302,8 @@ class ClusterNode(BaseModel):
     publishers: int = Field(description="Of those, streams with a connected publisher")
     retained_frames: int = Field(description="Frames held in this node's buffers: its load")
     started_at_ms: int | None = None
+    capacity: int | None = Field(None, description="Active streams it takes before placement prefers others")
+    draining: bool = Field(False, description="Shutting down (SIGTERM): no new streams are placed on it")
 
 
 class ClusterView(BaseModel):

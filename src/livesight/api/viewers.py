@@ -1,6 +1,7 @@
 """`POST /streams/{stream_id}/viewer-token` (CONTRACT §9, Overshoot's): watch a stream live.
 
-Owner only (another key's stream is 404, like every stream endpoint); an ended stream is 410. The
+Owner only: another key's stream is 404, like every stream endpoint, and so is an ended one (its
+message says it has ended). The
 token joins the stream's room on the embedded endpoint and can only subscribe (ingest/tokens.py);
 `url` is the same LiveKit URL publishers get. Pulled sources are viewable the same way.
 """
@@ -30,8 +31,7 @@ def build_router(
         response_model=ViewerToken,
         responses={
             401: {"model": DetailError, "description": "Missing, unknown or revoked API key"},
-            404: {"model": DetailError, "description": "Unknown stream, another key's stream, or an expired tombstone"},
-            410: {"model": DetailError, "description": "The stream has ended"},
+            404: {"model": DetailError, "description": "Unknown, ended, or another key's stream"},
         },
         summary="Get a subscribe-only LiveKit token to watch the stream",
     )

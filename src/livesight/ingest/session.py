@@ -79,26 +79,10 @@ class PublisherSession(SignalSession):
         def on_track(track: MediaStreamTrack) -> None:
             self._on_track(track)
 
-        @self.pc.on("connectionstatechange")
-        def on_state() -> None:
-            if self.pc.connectionState == "failed":
-                self._finish("the media connection (ICE/DTLS) failed")
-
+        self._fail_with(self.pc, "the media connection (ICE/DTLS) failed")
         try:
-            await self._send(
-                signal.join(
-                    room=self.stream_id,
-                    room_sid=signal.new_sid("RM_"),
-                    participant_sid=self.sid,
-                    identity=self.identity,
-                    name=self.name,
-                    ping_interval_s=self.options.ping_interval_s,
-                    ping_timeout_s=self.options.ping_timeout_s,
-                    now_ms=self.clock.now_ms(),
-                )
-            )
+            await self._join()
             self.target.publisher_connected(self.identity, codec=None)
-            self._spawn(self._refresh_tokens())
             if join_request is not None:
                 for request in join_request.add_track_requests:
                     await self._on_add_track(request)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from aiortc import RTCPeerConnection
 from aiortc.sdp import candidate_from_sdp
-from livekit.protocol import rtc
+from livekit.protocol import models, rtc
 
 from livesight.core.clock import Clock
 from livesight.ingest import signal
@@ -67,6 +67,32 @@ class SignalSession:
         self._stop = asyncio.Event()
         self._stop_reason: str | None = None  # an error to show on the stream; None for a normal leave
         self._kicked = False
+
+    async def _join(self, *, viewer: bool = False, others: list[models.ParticipantInfo] | None = None) -> None:
+        """Send the join (the first message), then keep refreshing the client's token."""
+        await self._send(
+            signal.join(
+                room=self.stream_id,
+                room_sid=signal.new_sid("RM_"),
+                participant_sid=self.sid,
+                identity=self.identity,
+                name=self.name,
+                ping_interval_s=self.options.ping_interval_s,
+                ping_timeout_s=self.options.ping_timeout_s,
+                now_ms=self.clock.now_ms(),
+                viewer=viewer,
+                others=others,
+            )
+        )
+        self._spawn(self._refresh_tokens())
+
+    def _fail_with(self, pc: RTCPeerConnection, message: str) -> None:
+        """End the session with `message` when `pc`'s media connection fails."""
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState == "failed":
+                self._finish(message)
 
     async def kick(self, reason: int, message: str | None = None) -> None:
         """Tell the client to go away for good (LeaveRequest DISCONNECT), then close."""

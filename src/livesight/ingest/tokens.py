@@ -65,14 +65,7 @@ class TokenIssuer:
             can_publish_data=False,
             can_publish_sources=["camera", "screen_share"],
         )
-        return (
-            api.AccessToken(self.api_key, self._secret)
-            .with_identity(PUBLISHER_IDENTITY)
-            .with_name("livesight publisher")
-            .with_grants(grants)
-            .with_ttl(datetime.timedelta(seconds=self.ttl_seconds))
-            .to_jwt()
-        )
+        return self._mint(PUBLISHER_IDENTITY, "livesight publisher", grants, self.ttl_seconds)
 
     def viewer_token(self, stream_id: str, *, identity: str | None = None) -> str:
         """A subscribe-only token for the stream's room (a fresh identity, or `identity` on refresh)."""
@@ -84,14 +77,11 @@ class TokenIssuer:
             can_publish_data=False,
             hidden=True,
         )
-        return (
-            api.AccessToken(self.api_key, self._secret)
-            .with_identity(identity or f"viewer-{secrets.token_hex(6)}")
-            .with_name("livesight viewer")
-            .with_grants(grants)
-            .with_ttl(datetime.timedelta(seconds=VIEWER_TTL_SECONDS))
-            .to_jwt()
-        )
+        return self._mint(identity or f"viewer-{secrets.token_hex(6)}", "livesight viewer", grants, VIEWER_TTL_SECONDS)
+
+    def _mint(self, identity: str, name: str, grants: api.VideoGrants, ttl_seconds: int) -> str:
+        token = api.AccessToken(self.api_key, self._secret).with_identity(identity).with_name(name)
+        return token.with_grants(grants).with_ttl(datetime.timedelta(seconds=ttl_seconds)).to_jwt()
 
     def verify(self, token: str, room: str | None = None) -> Grant:
         """Check signature, expiry, issuer, roomJoin, room and canPublish or canSubscribe; TokenRejected

@@ -236,28 +236,10 @@ class ViewerSession(SignalSession):
         return self.track.sent if self.track else 0
 
     async def run(self) -> None:
-        @self.pc.on("connectionstatechange")
-        def on_state() -> None:
-            if self.pc.connectionState == "failed":
-                self._finish("the viewer's media connection (ICE/DTLS) failed")
-
+        self._fail_with(self.pc, "the viewer's media connection (ICE/DTLS) failed")
         try:
             source = self.room.source(self.feed, self.clock.now_ms())
-            await self._send(
-                signal.join(
-                    room=self.stream_id,
-                    room_sid=signal.new_sid("RM_"),
-                    participant_sid=self.sid,
-                    identity=self.identity,
-                    name=self.name,
-                    ping_interval_s=self.options.ping_interval_s,
-                    ping_timeout_s=self.options.ping_timeout_s,
-                    now_ms=self.clock.now_ms(),
-                    viewer=True,
-                    others=[source] if source else [],
-                )
-            )
-            self._spawn(self._refresh_tokens())
+            await self._join(viewer=True, others=[source] if source else [])
             self.pc.createDataChannel("_reliable")  # the PC has something to connect before any video
             self._unsubscribe = self.feed.subscribe(self._on_frame)
             self._announced = source is not None
@@ -350,9 +332,9 @@ class ViewerSession(SignalSession):
             self._renegotiate = True
             return
         self._renegotiate = False
+        self._awaiting_answer = True  # before the awaits: a second negotiation waits for this one's answer
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._offer_id += 1
-        self._awaiting_answer = True
         await self._send(signal.offer(self.pc.localDescription.sdp, self._offer_id))
 
     async def _handle(self, request: rtc.SignalRequest) -> None:

@@ -9,6 +9,8 @@ becomes a `MediaPart`; the result is the backends' `ChatRequest`.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from livesight.backends.request import ChatRequest, MediaPart, Part
 from livesight.buffer.ring import FrameWindow
 from livesight.core.errors import SegmentInvalid, StreamNotFound, StreamUnauthorized, TooManyFrames
@@ -21,14 +23,26 @@ from livesight.streams.directory import StreamDirectory
 from livesight.streams.stream import Stream
 
 
+class RemoteWindows(Protocol):
+    """Another node's stream as a window (cluster mode: api/internal.py fetches it from the owner)."""
+
+    async def window(self, stream: Stream) -> FrameWindow | None: ...
+
+
 class ChatResolver:
     """`max_request_frames` bounds the frames of one request, all parts together (CONTRACT §6): a frame
     referenced by several parts is sent, and counted, each time; an inline (non-ovs) image counts one."""
 
     def __init__(
-        self, registry: StreamDirectory, max_segment_frames: int, max_request_frames: int | None = None
+        self,
+        registry: StreamDirectory,
+        max_segment_frames: int,
+        max_request_frames: int | None = None,
+        *,
+        remote: RemoteWindows | None = None,
     ) -> None:
         self._registry = registry
+        self._remote = remote  # where the registry has no window (a stream another node owns)
         self._max_segment_frames = max_segment_frames
         self._max_request_frames = max_request_frames or max_segment_frames
 
@@ -38,7 +52,11 @@ class ChatResolver:
         windows: dict[str, FrameWindow | None] = {}
         for ref in refs:
             if ref.stream_id not in windows:
-                windows[ref.stream_id] = self._registry.window(self._stream(ref, owner))
+                stream = self._stream(ref, owner)
+                window = self._registry.window(stream)
+                if window is None and self._remote is not None:
+                    window = await self._remote.window(stream)
+                windows[ref.stream_id] = window
         selected = {id(ref): self._select(windows[ref.stream_id], ref, model) for ref in refs}
         self._check_budget(draft.inline_media_count() + sum(len(indexes) for indexes in selected.values()))
 

@@ -36,7 +36,7 @@ from livesight.core.errors import ClusterUnavailable, StreamNotFound
 from livesight.core.frame import IngestTarget, StreamEndHook
 from livesight.core.ids import parse_stream_id
 from livesight.core.records import EndReason, SourceSpec, StreamFacts
-from livesight.store.redis_state import Changes, ClusterState, SharedStream
+from livesight.store.redis_state import Changes, ClusterState, NodeBeat, SharedStream
 from livesight.streams.cluster_parts import NO_FACTS, ClusterConfig, from_shared, limit_error, settled
 from livesight.streams.registry import StreamRegistry
 from livesight.streams.stream import Stream, find_stream, list_key, require_active
@@ -79,6 +79,10 @@ class ClusterDirectory:
         self._ticks = 0
         self.tick_hooks: list[Callable[[], Awaitable[None]]] = []  # more shared state a tick refreshes
         self.reachable = False
+        self.draining = False  # SIGTERM: no placements here, the heartbeat says so (docs/scale-out.md "Drain")
+        self.beats: dict[str, NodeBeat] = {}  # every node's last heartbeat, refreshed each tick
+        self._node_of: dict[str, str] = {}  # every known stream: the node its record names (its owner)
+        self._end_hooks: list[StreamEndHook] = []  # also called when another node's stream ends (watches here)
         self._stopping = False
         self.started_at_ms = clock.now_ms()
         self._grace_until_ms = self.started_at_ms + config.grace_ms
@@ -99,6 +103,7 @@ class ClusterDirectory:
             raise limit_error(limit)
         stream = self.local.create(owner, source=source)
         self._view[stream.id] = stream
+        self._node_of[stream.id] = self.node_id
         self._served_until[stream.id] = self._monotonic() + self.config.claim_ttl_ms / 1000
         self._queue(self._create_remote(stream, limit))
         return stream
@@ -134,6 +139,7 @@ class ClusterDirectory:
         else:
             stream.state, stream.ended_at_ms, stream.end_reason = "ended", self.clock.now_ms(), reason
             stream.final = stream.final or NO_FACTS
+            self._remote_ended(stream.id)
         self._queue(self._end_remote(stream.id, reason, stream.ended_at_ms or 0, stream.final))
 
     def end_all(self, reason: EndReason = "deleted") -> int:
@@ -174,7 +180,15 @@ class ClusterDirectory:
         return self.local.ingest_target(canonical)
 
     def add_end_hook(self, hook: StreamEndHook) -> None:
-        self.local.add_end_hook(hook)
+        self.local.add_end_hook(hook)  # this node's streams
+        self._end_hooks.append(hook)  # other nodes' streams, once this node learns they ended
+
+    def _remote_ended(self, stream_id: str) -> None:
+        for hook in self._end_hooks:
+            try:
+                hook(stream_id)
+            except Exception:
+                log.exception("end hook failed for stream %s", stream_id)
 
     # --- ownership --------------------------------------------------------------------------------
 
@@ -182,6 +196,93 @@ class ClusterDirectory:
         """True while this node owns the stream and its claim is known to be held (fencing)."""
         until = self._served_until.get(stream_id)
         return until is not None and self._monotonic() < until
+
+    def owner_node(self, stream_id: str) -> str | None:
+        """The node that owns an active stream this node knows of (itself included); None otherwise."""
+        canonical = parse_stream_id(stream_id)
+        stream = self._view.get(canonical) if canonical is not None else None
+        if canonical is None or stream is None or not stream.active:
+            return None
+        return self.node_id if self._is_mine(canonical) else self._node_of.get(canonical)
+
+    def known(self, stream_id: str) -> Stream | None:
+        """Any stream this node knows of, by id, whoever owns it (for the cluster's own plumbing)."""
+        canonical = parse_stream_id(stream_id)
+        return self._view.get(canonical) if canonical is not None else None
+
+    def ended_elsewhere(self, stream_id: str, reason: EndReason, ended_at_ms: int) -> None:
+        """Its owner says another node's stream has ended (before this node's tick reads it): show it
+        ended here now, and run the end hooks (watches here end with it)."""
+        stream = self.known(stream_id)
+        if stream is None or not stream.active or self._is_mine(stream.id):
+            return
+        stream.state, stream.ended_at_ms, stream.end_reason = "ended", ended_at_ms, reason
+        stream.final = stream.final or NO_FACTS
+        self._remote_ended(stream.id)
+
+    def alive(self, node: str) -> bool:
+        """`node` sent a heartbeat within 3 ticks (as this node last read them)."""
+        beat = self.beats.get(node)
+        return beat is not None and beat.last_seen_ms >= self.clock.now_ms() - 3 * self.config.tick_ms
+
+    def internal_url(self, node: str) -> str | None:
+        """Where `node` takes forwarded requests; None for this node, one that left, or one unseen for a
+        whole claim lease (the reaper's bound: it is lost). Between 3 ticks and the lease it is tried (a
+        refused connection says lost; a slow tick here, or there, does not); while this node cannot
+        read the heartbeats, its last known address is tried too."""
+        beat = self.beats.get(node)
+        if node == self.node_id or beat is None:
+            return None
+        if self.reachable and beat.last_seen_ms < self.clock.now_ms() - self.config.claim_ttl_ms:
+            return None
+        url = self.beats[node].info.get("internal_url")
+        return url if isinstance(url, str) and url else None
+
+    def load(self) -> dict[str, int]:
+        """Active streams per node, from the records this node knows (its own count exactly)."""
+        counts: dict[str, int] = {}
+        for sid, stream in self._view.items():
+            node = self._node_of.get(sid)
+            if stream.active and node is not None:
+                counts[node] = counts.get(node, 0) + 1
+        counts[self.node_id] = len(self.all_active())
+        return counts
+
+    async def place(self) -> str:
+        """The node a new stream goes to: least loaded (active streams / capacity) among the live,
+        non-draining nodes with room that can take forwarded requests; ties go to this node, then by id.
+        This node when no other qualifies (it may then refuse with the per-key or its own limit). The
+        heartbeats are read afresh (one round trip), so a node that just joined or began draining counts."""
+        with contextlib.suppress(*_UNREACHABLE):
+            self.beats = {beat.node: beat for beat in await self.state.nodes()}
+        load = self.load()
+        candidates: list[tuple[float, int, str]] = []
+        if not self.draining:
+            candidates.append((load[self.node_id] / self.config.capacity, 0, self.node_id))
+        for node, beat in self.beats.items():
+            capacity = beat.info.get("capacity")
+            if not self.alive(node) or self.internal_url(node) is None or beat.info.get("draining"):
+                continue
+            if not isinstance(capacity, int):
+                continue
+            used = max(load.get(node, 0), _int(beat.info.get("streams")))
+            if capacity > 0 and used < capacity:
+                candidates.append((used / capacity, 1, node))
+        mine = load[self.node_id]
+        if not self.draining and mine >= self.config.capacity and len(candidates) > 1:
+            candidates = [c for c in candidates if c[2] != self.node_id]
+        return min(candidates)[2] if candidates else self.node_id
+
+    async def refresh(self) -> None:
+        """Read the change log now (after a stream was placed on another node: it is known here at once)."""
+        with contextlib.suppress(*_UNREACHABLE):
+            self._apply(await self.state.changes(self._seq, self._gen), self.clock.now_ms())
+
+    async def drain(self) -> None:
+        """Stop taking placements: the heartbeat says `draining` from now on (sent at once)."""
+        self.draining = True
+        with contextlib.suppress(*_UNREACHABLE):
+            await self.state.heartbeat(self.node_id, self.clock.now_ms(), self.node_info())
 
     def _is_mine(self, stream_id: str) -> bool:
         return stream_id in self._served_until
@@ -276,6 +377,7 @@ class ClusterDirectory:
         now = self.clock.now_ms()
         try:
             await self.state.heartbeat(self.node_id, now, self.node_info())
+            self.beats = {beat.node: beat for beat in await self.state.nodes()}
         except _UNREACHABLE as exc:
             if self.reachable:
                 ttl = self.config.claim_ttl_ms
@@ -345,6 +447,7 @@ class ClusterDirectory:
             if record is None:
                 if not self._is_mine(sid):
                     self._view.pop(sid, None)
+                    self._node_of.pop(sid, None)
                     self._published.pop(sid, None)
             elif self._is_mine(sid):
                 self._apply_mine(sid, record)
@@ -370,6 +473,12 @@ class ClusterDirectory:
             stream.expires_at_ms = record.expires_at_ms
 
     def _apply_remote(self, record: SharedStream) -> None:
+        self._node_of[record.id] = record.node
+        if record.state == "active" and record.node == self.node_id and record.created_at_ms < self.started_at_ms:
+            # A ghost: this node's id owned it in a previous life (killed, restarted); its frames and
+            # publisher died with that process, so it ends now instead of when its claim lapses.
+            log.warning("stream %s: owned by this node before it restarted; ending it (node_lost)", record.id)
+            self._queue_background(self._end_ghost(record.id))
         if record.facts is not None:
             self._published[record.id] = record.facts
         stream = self._view.get(record.id)
@@ -378,8 +487,15 @@ class ClusterDirectory:
             return
         stream.expires_at_ms = record.expires_at_ms
         if record.state == "ended":
+            was_active = stream.active
             stream.state, stream.ended_at_ms, stream.end_reason = "ended", record.ended_at_ms, record.end_reason
             stream.final = record.final or stream.final or NO_FACTS
+            if was_active:
+                self._remote_ended(record.id)
+
+    async def _end_ghost(self, stream_id: str) -> None:
+        with contextlib.suppress(*_UNREACHABLE):
+            await self.state.end(stream_id, "node_lost", self.clock.now_ms())
 
     def _queue_background(self, coro: Coroutine[object, object, None]) -> None:
         op = asyncio.get_running_loop().create_task(coro)
@@ -394,6 +510,9 @@ class ClusterDirectory:
             "publishers": sum(1 for s in mine if s.publisher.connected),
             "retained_frames": self.local.pool.retained_frames(),
             "started_at_ms": self.started_at_ms,
+            "capacity": self.config.capacity,
+            "draining": self.draining,
+            "internal_url": self.config.internal_url or "",
         }
 
     async def aclose(self) -> None:
@@ -403,3 +522,7 @@ class ClusterDirectory:
         with contextlib.suppress(*_UNREACHABLE):
             await self.state.leave(self.node_id)
         await self.state.aclose()
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0

@@ -25,6 +25,8 @@ class ClusterConfig:
     grace_ms: int = 6_000
     facts_every_ticks: int = 4  # owners publish their streams' facts this often (non-owners show them)
     full_resync_ms: int = 30_000
+    capacity: int = 500  # active streams this node takes before placement prefers others
+    internal_url: str | None = None  # where other nodes forward this node's streams' requests (api/internal.py)
 
 
 def limit_error(limit: int) -> StreamLimitExceeded:
