@@ -11,9 +11,11 @@ What is excluded, each by design:
   Keepalive, frames and chat on an ended stream are 404 and stay checked.
 - `positive_data_acceptance` may see a 400 on POST /v1/streams: a schema-valid pulled-source URL can
   still be one the server refuses to open (its scheme does not fit the type, or its host is outside the
-  outbound policy, which is runtime configuration). Likewise POST /v1/watches (its request's ovs:// URIs
-  are parsed and its streams looked up: 400, 404; the key's watch limit: 429) and PATCH of a watch that
-  has ended (400). Every other status, and every other operation, is checked with schemathesis's defaults.
+  outbound policy, which is runtime configuration), or a `livekit_room` source whose fields do not go
+  together (a token or an API key and secret, not both; a room the token grants). Likewise POST
+  /v1/watches (its request's ovs:// URIs are parsed and its streams looked up: 400, 404; the key's
+  watch limit: 429) and PATCH of a watch that has ended (400). Every other status, and every other
+  operation, is checked with schemathesis's defaults.
 """
 
 from __future__ import annotations

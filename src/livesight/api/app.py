@@ -37,6 +37,7 @@ from livesight.core.errors import ConfigError
 from livesight.ingest.hub import EmbeddedIngest
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.pull import PullSources, RetryPolicy
+from livesight.ingest.room_source import RoomSources
 from livesight.ingest.routes import build_router as build_rtc_router
 from livesight.ingest.tokens import TokenIssuer, load_or_create_secret
 from livesight.resolve.request import ChatResolver
@@ -76,6 +77,7 @@ class Components:
     metrics: Metrics
     watches: WatchService
     cluster: ClusterDirectory | None = None  # with `redis_url`: the directory every component is handed
+    rooms: RoomSources | None = None  # `livekit_room` sources (ingest/room_source.py)
     internal_app: ASGIApp | None = None  # with `cluster_secret`: what the internal port serves (api/internal.py)
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -223,6 +225,12 @@ def create_app(
         settings.outbound_policy(hosts=settings.source_allowed_hosts),
         RetryPolicy(max_failures=settings.source_max_failures),
     )
+    rooms = RoomSources(
+        directory,
+        encoder,
+        settings.outbound_policy(hosts=settings.source_allowed_hosts),
+        RetryPolicy(max_failures=settings.source_max_failures),
+    )
     gate = ModelGate(settings.watch_max_concurrent_calls)
     watch_service = WatchService(
         directory,
@@ -251,7 +259,18 @@ def create_app(
         shared.tick_hooks.append(lambda: counts.publish(watch_service.counts_by_owner()))
     app_metrics.count_watches(watch_service.active_count)
     parts = Components(
-        settings, clock, key_store, registry, tokens, model_registry, ingest, pulls, app_metrics, watch_service, shared
+        settings,
+        clock,
+        key_store,
+        registry,
+        tokens,
+        model_registry,
+        ingest,
+        pulls,
+        app_metrics,
+        watch_service,
+        shared,
+        rooms=rooms,
     )
 
     async def nodes_view() -> cluster.ClusterView:
@@ -266,7 +285,10 @@ def create_app(
         if stream.source is None:
             return
         on_failed = functools.partial(directory.end, stream, "source_failed")
-        pulls.start(stream.id, stream.source.type, stream.source.url, on_failed)
+        if stream.source.type == "livekit_room":
+            rooms.start(stream.id, stream.source, on_failed)
+        else:
+            pulls.start(stream.id, stream.source.type, stream.source.url, on_failed)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -293,6 +315,7 @@ def create_app(
                 ended = directory.end_all("deleted")
                 log.info("shutdown: ended %d active streams", ended)
             await pulls.aclose()
+            await rooms.aclose()
             await ingest.aclose()
             encoder.close()
             pool.reader.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+import jwt
 from pydantic import BaseModel, ConfigDict, Field
 
+from livesight.core.errors import SourceUnsupported
 from livesight.core.jsontypes import JsonValue
 
 # --- error envelopes ------------------------------------------------------------------------------
@@ -75,12 +77,99 @@ class PulledSource(BaseModel):
     url: str = Field(min_length=1, max_length=4096)
 
 
+_ROOM_FIELDS = {
+    "url": "The LiveKit server, ws:// or wss:// (what a LiveKit client SDK connects to)",
+    "room": "The room to join. Required with `api_key`; with `token`, the token's room (they must agree)",
+    "participant": "Follow this participant identity's track; default: any participant",
+    "track_source": "Follow the `camera` or the `screen_share` track; default: the first video track",
+}
+
+
+class SourceRequest(BaseModel):
+    """A server-pulled source: `rtsp`, `hls` or `file` (`url` only), or `livekit_room`: join a room on a
+    LiveKit server you run, as a hidden, subscribe-only participant, and buffer one video track of it
+    (docs/ingest.md). A `livekit_room` source takes `token` (a LiveKit access token for that room that
+    may subscribe) or `api_key` + `api_secret` (livesight mints a hidden, subscribe-only token for
+    `room`); the credentials are never shown again, never logged and never stored."""
+
+    type: Literal["rtsp", "hls", "file", "livekit_room"]
+    url: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="rtsp:// or rtsps:// (rtsp), http(s):// (hls), a file name (file); livekit_room: "
+        + _ROOM_FIELDS["url"],
+    )
+    room: str | None = Field(None, min_length=1, max_length=256, description="livekit_room: " + _ROOM_FIELDS["room"])
+    token: str | None = Field(None, min_length=1, max_length=16384, description="livekit_room: a LiveKit access token")
+    api_key: str | None = Field(
+        None, min_length=1, max_length=256, description="livekit_room: API key (with api_secret)"
+    )
+    api_secret: str | None = Field(None, min_length=1, max_length=1024, description="livekit_room: API secret")
+    participant: str | None = Field(
+        None, min_length=1, max_length=256, description="livekit_room: " + _ROOM_FIELDS["participant"]
+    )
+    track_source: Literal["camera", "screen_share"] | None = Field(
+        None, description="livekit_room: " + _ROOM_FIELDS["track_source"]
+    )
+
+
+def check_source_request(source: SourceRequest) -> SourceRequest:
+    """The fields that go together (a 400 naming them, like a source the server cannot open: the
+    schema cannot say "token, or api_key and api_secret"); with a token and no `room`, its room."""
+    room_fields = ("room", "token", "api_key", "api_secret", "participant", "track_source")
+    if source.type != "livekit_room":
+        given = [name for name in room_fields if getattr(source, name) is not None]
+        if given:
+            raise SourceUnsupported(f"{', '.join(f'`{n}`' for n in given)}: only a livekit_room source takes these")
+        return source
+    if source.token is not None:
+        if source.api_key is not None or source.api_secret is not None:
+            raise SourceUnsupported("give either `token` or `api_key` and `api_secret`, not both")
+        granted = token_room(source.token)
+        room = source.room or granted
+        if granted is not None and granted != room:
+            raise SourceUnsupported("`room` is not the room `token` grants")
+        if room is None:
+            raise SourceUnsupported("`token` names no room: pass `room`")
+        return source.model_copy(update={"room": room})
+    if source.api_key is None or source.api_secret is None:
+        raise SourceUnsupported("a livekit_room source needs `token`, or `api_key` and `api_secret`")
+    if source.room is None:
+        raise SourceUnsupported("`room` is required with `api_key` and `api_secret`")
+    return source
+
+
+def token_room(token: str) -> str | None:
+    """The room a LiveKit access token grants (read, not verified: the LiveKit server verifies it).
+    SourceUnsupported when it is not a JWT at all."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise SourceUnsupported("`token` is not a LiveKit access token (a JWT)") from None
+    video = claims.get("video") if isinstance(claims, dict) else None
+    room = video.get("room") if isinstance(video, dict) else None
+    return room if isinstance(room, str) and room else None
+
+
+class LiveKitRoomSourceView(BaseModel):
+    """A `livekit_room` source as GET /streams/{id} shows it: never its credentials."""
+
+    type: Literal["livekit_room"]
+    url: str = Field(description=_ROOM_FIELDS["url"])
+    room: str | None
+    participant: str | None = Field(description=_ROOM_FIELDS["participant"])
+    track_source: Literal["camera", "screen_share"] | None = Field(description=_ROOM_FIELDS["track_source"])
+
+
+SourceView = Annotated[PulledSource | LiveKitRoomSourceView, Field(discriminator="type")]
+
+
 class StreamCreateRequest(BaseModel):
     """Empty, `{}`, or a server-pulled source. Unknown fields are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
-    source: PulledSource | None = None
+    source: SourceRequest | None = None
 
 
 class Publish(BaseModel):
@@ -134,7 +223,7 @@ class StreamStatus(BaseModel):
     publisher_connected: bool
     last_error: str | None
     last_error_at_ms: int | None
-    source: PulledSource | None
+    source: SourceView | None
 
 
 class Keepalive(BaseModel):

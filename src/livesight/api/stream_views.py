@@ -6,17 +6,42 @@ layer hands over plain typed values.
 
 from __future__ import annotations
 
-from livesight.api.schemas import PulledSource, StreamStatus
-from livesight.core.records import SourceSpec
+from livesight.api.schemas import LiveKitRoomSourceView, PulledSource, SourceRequest, StreamStatus, check_source_request
+from livesight.core.records import RoomCredentials, SourceSpec
 from livesight.streams.stream import Stream, StreamFacts
 
 
-def source_spec(source: PulledSource | None) -> SourceSpec | None:
-    return None if source is None else SourceSpec(source.type, source.url)
+def source_spec(source: SourceRequest | PulledSource | None) -> SourceSpec | None:
+    if source is None:
+        return None
+    if isinstance(source, SourceRequest):
+        source = check_source_request(source)
+    if isinstance(source, SourceRequest) and source.type == "livekit_room":
+        credentials = RoomCredentials(token=source.token, api_key=source.api_key, api_secret=source.api_secret)
+        return SourceSpec(
+            "livekit_room",
+            source.url,
+            room=source.room,
+            participant=source.participant,
+            track_source=source.track_source,
+            credentials=credentials,
+        )
+    return SourceSpec(source.type, source.url)
 
 
-def pulled_source(source: SourceSpec | None) -> PulledSource | None:
-    return None if source is None else PulledSource(type=source.type, url=source.url)
+def pulled_source(source: SourceSpec | None) -> PulledSource | LiveKitRoomSourceView | None:
+    """The source as GET /streams/{id} shows it (a livekit_room source without its credentials)."""
+    if source is None:
+        return None
+    if source.type == "livekit_room":
+        return LiveKitRoomSourceView(
+            type="livekit_room",
+            url=source.url,
+            room=source.room,
+            participant=source.participant,
+            track_source=source.track_source,
+        )
+    return PulledSource(type=source.type, url=source.url)
 
 
 def stream_status(stream: Stream, facts: StreamFacts) -> StreamStatus:

@@ -10,24 +10,44 @@ stored; a tombstone keeps `final`, what it showed when it ended.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from livesight.core.frame import BufferStats
 
 StreamState = Literal["active", "ended"]
 EndReason = Literal["expired", "deleted", "source_failed", "node_lost"]
-SourceKind = Literal["rtsp", "hls", "file"]
+SourceKind = Literal["rtsp", "hls", "file", "livekit_room"]
+TrackSourceKind = Literal["camera", "screen_share"]
 END_REASONS: tuple[EndReason, ...] = ("expired", "deleted", "source_failed", "node_lost")
-SOURCE_KINDS: tuple[SourceKind, ...] = ("rtsp", "hls", "file")
+SOURCE_KINDS: tuple[SourceKind, ...] = ("rtsp", "hls", "file", "livekit_room")
 
 
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
-    """A server-pulled source (`POST /streams` with `source`): where ingest pulls frames from."""
+    """A server-pulled source (`POST /streams` with `source`): where ingest pulls frames from.
+
+    A `livekit_room` source also names the room, and optionally the participant and track source to
+    follow; its credentials ride in `credentials`, which is never stored (the stores write the other
+    fields only), never shown (GET /streams/{id}) and never in a repr: after a restart the source
+    cannot rejoin, and its stream ends `source_failed` (docs/ingest.md)."""
 
     type: SourceKind
     url: str
+    room: str | None = None
+    participant: str | None = None
+    track_source: TrackSourceKind | None = None
+    credentials: RoomCredentials | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCredentials:
+    """How a `livekit_room` source joins: a token the caller minted, or an API key and secret to mint
+    a hidden, subscribe-only one with. Held in memory only; the repr shows neither secret."""
+
+    token: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    api_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

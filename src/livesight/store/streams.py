@@ -78,7 +78,15 @@ def _str(value: object) -> str | None:
 
 
 def _dump_source(source: SourceSpec | None) -> str | None:
-    return None if source is None else _dump({"type": source.type, "url": source.url})
+    """The source without its credentials (a `livekit_room` token or API secret is never stored)."""
+    if source is None:
+        return None
+    obj: dict[str, object] = {"type": source.type, "url": source.url}
+    for name in ("room", "participant", "track_source"):
+        value = getattr(source, name)
+        if value is not None:
+            obj[name] = value
+    return _dump(obj)
 
 
 def _load_source(value: str | None) -> SourceSpec | None:
@@ -86,9 +94,16 @@ def _load_source(value: str | None) -> SourceSpec | None:
     if obj is None:
         return None
     kind, url = obj.get("type"), obj.get("url")
+    track = obj.get("track_source")
     for known in SOURCE_KINDS:
         if kind == known and isinstance(url, str):
-            return SourceSpec(known, url)
+            return SourceSpec(
+                known,
+                url,
+                room=_str(obj.get("room")),
+                participant=_str(obj.get("participant")),
+                track_source="camera" if track == "camera" else "screen_share" if track == "screen_share" else None,
+            )
     return None
 
 
