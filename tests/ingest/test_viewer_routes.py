@@ -130,3 +130,17 @@ def test_a_token_that_can_neither_publish_nor_subscribe_is_refused(server: LiveS
     status, body = refused_status(ws_url(server, f"/rtc?access_token={token}"))
     assert status == 401 and "neither publish nor subscribe" in body
     assert signal.VIEWER_PERMISSION.hidden
+
+
+def test_a_viewer_token_opens_only_its_own_room(server: LiveServer, key: str) -> None:
+    sid, token = new_viewed_stream(server, key)
+    other, _ = new_viewed_stream(server, key)
+    with connect(ws_url(server, f"/rtc?access_token={token}&room={other}"), open_timeout=5) as ws:
+        assert receive(ws).join.room.name == sid  # the room is the token's, whatever the client asks
+    tokens = server.components.tokens
+    stranger = tokens.viewer_token("00000000-0000-4000-8000-00000000dead")
+    status, body = refused_status(ws_url(server, f"/rtc?access_token={stranger}"))
+    assert status == 401 and "not active" in body
+    forged = api.AccessToken(tokens.api_key, "another-secret-" * 3).with_identity("v")
+    forged_token = forged.with_grants(api.VideoGrants(room_join=True, room=sid, can_subscribe=True)).to_jwt()
+    assert refused_status(ws_url(server, f"/rtc?access_token={forged_token}"))[0] == 401
