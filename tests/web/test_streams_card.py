@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from livekit.protocol import models
 from playwright.sync_api import expect
 
 from livesight.core.clock import SystemClock
@@ -26,6 +27,7 @@ from tests.e2e.test_browser_view import Publisher
 from tests.support.fake_upstream import MODEL, run_fake_upstream
 from tests.support.polling import wait_for
 from tests.support.server import LiveServer, run_server
+from tests.support.video import write_video
 from tests.web.pages import MOBILE, Playground
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.browser, pytest.mark.timeout(150)]
@@ -99,7 +101,9 @@ def test_pick_a_published_stream_watch_it_live_ask_about_it_and_see_it_end(
         expect(pg.loc(f'.stream-row[data-id="{idle}"]')).to_have_attribute("aria-pressed", "true")
 
         # the published stream: live, and the numbers on the page's video are what was published
-        expect(pg.loc(f'.stream-row[data-id="{live_id}"]')).to_contain_text(re.compile(r"fps · 640×480"), timeout=20_000)
+        expect(pg.loc(f'.stream-row[data-id="{live_id}"]')).to_contain_text(
+            re.compile(r"fps · 640×480"), timeout=20_000
+        )
         pg.loc(f'.stream-row[data-id="{live_id}"]').click()
         expect(pg.loc("#view-state")).to_have_text("live", timeout=30_000)
         expect(pg.loc("#view-id")).to_have_text(live_id)
@@ -143,10 +147,115 @@ def test_pick_a_published_stream_watch_it_live_ask_about_it_and_see_it_end(
         expect(pg.loc("#ask")).to_be_disabled()
         expect(pg.loc(f'.stream-row[data-id="{live_id}"]')).to_be_disabled(timeout=10_000)
         assert pg.loc("#live-video").evaluate("v => v.srcObject") is None
-        viewer = pg.page.evaluate("() => ({tokens: window.livesightViewer.tokens, state: window.livesightViewer.state})")
+        viewer = pg.page.evaluate(
+            "() => ({tokens: window.livesightViewer.tokens, state: window.livesightViewer.state})"
+        )
         assert viewer == {"tokens": 1, "state": "ended"}, viewer
         assert not [u for u in pg.request_urls() if key in u], "the key must never be in a URL"
         assert not pg.errors, pg.errors
     finally:
         pg.close()
         publisher.join(40)
+
+
+@pytest.fixture(scope="module")
+def pulled_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with a file source directory holding 40 s of the numbered test pattern (MPEG-4: the
+    server stores JPEGs, and each viewer gets them VP8-encoded)."""
+    root = tmp_path_factory.mktemp("pulled")
+    media = root / "media"
+    media.mkdir()
+    write_video(media / "pattern.mp4", frames=400, fps=10, size=(640, 360))
+    with run_server(root, clock=SystemClock(), source_file_dir=media, builtin_models=[]) as live:
+        yield live
+
+
+def test_a_pulled_stream_plays_and_the_viewer_renews_its_token_and_rejoins(
+    browser: Any, pulled_site: LiveServer
+) -> None:
+    key = pulled_site.new_key()
+    with pulled_site.client(key) as c:
+        created = c.post("/v1/streams", json={"source": {"type": "file", "url": "pattern.mp4"}})
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    pg = Playground.open(browser, pulled_site)
+    tokens: list[str] = []
+
+    def short_lived_tokens(route: Any) -> None:
+        """The server's viewer token, announced as living 62 s: the page must renew it 60 s before that,
+        so every 2 s here (the token itself still lives 300 s on the server)."""
+        response = route.fetch()
+        body = response.json()
+        tokens.append(body["view"]["token"])
+        body["view"]["expires_in_seconds"] = 62
+        route.fulfill(response=response, json=body)
+
+    pg.page.route(re.compile(r".*/v1/streams/[^/]+/viewer-token$"), short_lived_tokens)
+    try:
+        pg.set_key(key)
+        row = pg.loc(f'.stream-row[data-id="{sid}"]')
+        expect(row).to_contain_text("pulled · file", timeout=10_000)
+        expect(row).to_contain_text(re.compile(r"fps · 640×360"), timeout=20_000)
+        row.click()
+        expect(pg.loc("#view-state")).to_have_text("live", timeout=30_000)
+
+        def numbers(count: int) -> list[int]:
+            seen: list[int] = []
+
+            def more() -> bool:
+                number, size = shown_number(pg)
+                assert size == (640, 360), size
+                if number is not None and (not seen or number > seen[-1]):
+                    seen.append(number)
+                return len(seen) >= count
+
+            wait_for(more, timeout=20, interval=0.3, what="the live video to advance")
+            return seen
+
+        before = numbers(3)
+        # (the page's calls let Playwright's sync API run the route handler meanwhile)
+        fetched = lambda: pg.page.evaluate("() => livesightViewer.tokens")  # noqa: E731
+        wait_for(lambda: fetched() >= 3, timeout=20, interval=0.2, what="two token renewals")
+        assert len(tokens) >= 3
+        assert len(set(tokens)) == len(tokens), "every renewal is a new token"
+        # the viewer's signalling connection drops (no leave, like a network cut): livekit-client's resume is
+        # refused by the server (a leave: it cannot restart ICE), so it rejoins in full with the renewed token
+        viewers = pulled_site.components.ingest.viewers
+
+        async def drop() -> int:
+            sessions = list(viewers.get(sid, ()))
+            for session in sessions:
+                await session.channel.close(1011, "dropped for a reconnect test")
+            return len(sessions)
+
+        assert pulled_site.call(drop) == 1
+        history = lambda: pg.page.evaluate("() => livesightViewer.history")  # noqa: E731
+        wait_for(lambda: "reconnecting" in history(), timeout=15, interval=0.1, what="the viewer to notice the drop")
+        expect(pg.loc("#view-state")).to_have_text("live", timeout=30_000)
+        after = numbers(3)
+        assert after[0] > before[-1], (before, after)
+
+        # the server sends the viewer away (a leave, as a restarting server does): the SDK gives up
+        # (Disconnected) and the page, seeing the stream still active, rejoins it itself
+        async def kick() -> list[str]:
+            sessions = list(viewers.get(sid, ()))
+            for session in sessions:
+                await session.kick(models.DisconnectReason.SERVER_SHUTDOWN, None)
+            return [session.identity for session in sessions]
+
+        went = len(history())
+        (kicked,) = pulled_site.call(kick)
+        wait_for(lambda: "reconnecting" in history()[went:], timeout=15, interval=0.1, what="the page to rejoin")
+        expect(pg.loc("#view-state")).to_have_text("live", timeout=30_000)
+        rejoined = pulled_site.call(lambda: [v.identity for v in viewers.get(sid, ())])
+        assert len(rejoined) == 1 and rejoined != [kicked], rejoined
+        last = numbers(3)
+        assert last[0] > after[-1], (after, last)
+        assert pg.page.evaluate("() => livesightViewer.state") == "live"
+        assert history()[:3] == ["connecting", "waiting", "live"], history()
+        asks = [r for r in pg.requests if "/viewer-token" in r.url]
+        assert all(r.method == "POST" and r.headers.get("authorization") == f"Bearer {key}" for r in asks)
+        assert not [u for u in pg.request_urls() if key in u], "the key must never be in a URL"
+        assert not pg.errors, pg.errors
+    finally:
+        pg.close()

@@ -34,10 +34,15 @@ export class StreamViewer {
     this.timers = new Set();
     this.tokens = 0; // how many viewer tokens this viewer fetched
     this.rejoins = 0; // generation of the page's own rejoin loop
+    this.history = []; // the states it went through, oldest first (the last 50)
   }
 
   setState(state, text) {
     if (this.closed && state !== "ended") return;
+    if (state !== this.state) {
+      this.history.push(state);
+      if (this.history.length > 50) this.history.shift();
+    }
     this.state = state;
     this.onState({ state, text });
   }
@@ -95,7 +100,9 @@ export class StreamViewer {
       throw new Error(`this page is served over https but the stream's URL is ${this.url}, which the browser blocks ` +
         "as mixed content (set livesight's public_url to its wss:// address)");
     }
-    const room = new LK.Room({ adaptiveStream: false, dynacast: false, disconnectOnPageLeave: true });
+    // Viewers use v0 signalling (/rtc): the server answers /rtc/v1 with a 404 for viewer tokens, so ask for
+    // the two-PC mode at once instead of letting the SDK find that out on every (re)connect.
+    const room = new LK.Room({ adaptiveStream: false, dynacast: false, disconnectOnPageLeave: true, singlePeerConnection: false });
     room.on(LK.RoomEvent.TrackSubscribed, (track) => this.onTrack(room, track));
     room.on(LK.RoomEvent.TrackUnsubscribed, (track) => this.onTrackGone(room, track));
     room.on(LK.RoomEvent.Reconnecting, () => room === this.room && this.setState("reconnecting", "reconnecting…"));
