@@ -53,6 +53,7 @@ def test_every_file_the_page_loads_is_served(server: LiveServer) -> None:
                 base = ref.rsplit("/", 1)[0]
                 todo += [f"{base}/{m}" for m in re.findall(r'from "\./([^"]+)"', r.text)]
     assert {"assets/js/api.js", "assets/js/chat.js", "assets/js/publisher.js", "assets/js/snippets.js"} <= seen
+    assert {"assets/js/streams.js", "assets/js/viewer.js"} <= seen  # the Streams card and its live viewer
 
 
 @pytest.mark.parametrize(

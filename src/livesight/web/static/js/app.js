@@ -6,6 +6,7 @@ import { askStreaming, downloadText, listModels, pickModel } from "./chat.js";
 import { countSet, readOptions } from "./options.js";
 import { StreamSession } from "./publisher.js";
 import { chatRequest, curlSnippet, pythonSnippet } from "./snippets.js";
+import { initStreams } from "./streams.js";
 import { initWatch } from "./watch.js";
 
 const KEY_STORAGE = "livesight.apiKey";
@@ -116,6 +117,29 @@ async function copyText(text, button) {
   }, 1200);
 }
 
+// ---------------------------------------------------------------------------------------------- current stream
+
+/** The stream questions are about: the one picked in the Streams card, else this page's camera stream. */
+function currentStreamId() {
+  const picked = streamsCard && streamsCard.picked();
+  if (picked) return picked.id;
+  const s = state.session;
+  return s && s.id && !s.closed ? s.id : null;
+}
+
+/** The current stream's telemetry (GET v1/streams/{id} shape), or null. */
+function currentTelemetry() {
+  const picked = streamsCard && streamsCard.picked();
+  if (picked) return picked;
+  return state.session ? state.telemetry : null;
+}
+
+function currentIsActive() {
+  const t = currentTelemetry();
+  if (streamsCard && streamsCard.picked()) return !!t && t.state === "active";
+  return !!(state.session && state.session.id && !state.session.closed);
+}
+
 // ---------------------------------------------------------------------------------------------- key
 
 async function checkKey() {
@@ -154,6 +178,7 @@ function saveKey(value) {
   if (state.key) localStorage.setItem(KEY_STORAGE, state.key);
   else localStorage.removeItem(KEY_STORAGE);
   checkKey();
+  if (streamsCard) streamsCard.keyChanged();
   renderControls();
   renderSnippet();
 }
@@ -213,6 +238,7 @@ async function startStream(kind) {
     show(el.streamIdRow, true);
     el.stageBadgeText.textContent = kind === "screen" ? "SCREEN" : "LIVE";
     show(el.stageBadge, true);
+    if (streamsCard) streamsCard.refresh();
   } catch (err) {
     if (state.session === session) state.session = null;
     pill(el.streamState, "idle", "muted");
@@ -247,6 +273,7 @@ function onEnded(session, reason, message) {
   el.tPublisher.textContent = "disconnected";
   if (message) notice(el.cameraNotice, message, reason === "deleted" && !message.includes("fail") ? "info" : "error");
   else notice(el.cameraNotice, "Stream stopped. Its frames are gone; Start camera makes a new one.", "info");
+  if (streamsCard) streamsCard.refresh();
   renderControls();
   renderSnippet();
 }
@@ -375,11 +402,11 @@ function onRefChange() {
 }
 
 function renderScrubber() {
-  const t = state.telemetry;
-  const live = state.session && t && t.state === "active" && t.last_frame_index != null;
+  const t = currentTelemetry();
+  const live = currentIsActive() && t && t.state === "active" && t.last_frame_index != null;
   el.scrubber.disabled = !live;
   if (!live) {
-    el.scrubLabel.textContent = state.session ? "waiting for frames…" : "start the camera to pick a frame";
+    el.scrubLabel.textContent = currentStreamId() ? "waiting for frames…" : "start the camera (or pick a stream) to pick a frame";
     return;
   }
   const lo = t.first_available_frame_index;
@@ -392,7 +419,7 @@ function renderScrubber() {
 }
 
 function renderScrubLabel() {
-  const t = state.telemetry;
+  const t = currentTelemetry();
   const i = Number(el.scrubber.value);
   if (!t || t.last_frame_index == null) return;
   const behind = t.last_frame_index - i;
@@ -409,19 +436,19 @@ let scrubShown = null;
 function loadScrubPreview() {
   clearTimeout(scrubTimer);
   scrubTimer = setTimeout(async () => {
-    const s = state.session;
+    const id = currentStreamId();
     const i = Number(el.scrubber.value);
-    if (!s || el.scrubber.disabled || scrubShown === `${s.id}/${i}`) return;
+    if (!id || el.scrubber.disabled || scrubShown === `${id}/${i}`) return;
     if (scrubAbort) scrubAbort.abort();
     scrubAbort = new AbortController();
     try {
-      const url = await frameBlobUrl(state.key, s.id, i, 480, scrubAbort.signal);
+      const url = await frameBlobUrl(state.key, id, i, 480, scrubAbort.signal);
       const img = new Image();
       img.alt = `frame ${i}`;
       img.src = url;
       img.onload = () => URL.revokeObjectURL(url);
       el.scrubPreview.replaceChildren(img);
-      scrubShown = `${s.id}/${i}`;
+      scrubShown = `${id}/${i}`;
     } catch (err) {
       if (err.name === "AbortError") return;
       const span = document.createElement("span");
@@ -435,8 +462,7 @@ function loadScrubPreview() {
 // ---------------------------------------------------------------------------------------------- ask
 
 function requestBody() {
-  const s = state.session;
-  const streamId = s && s.id ? s.id : "STREAM_ID";
+  const streamId = currentStreamId() || "STREAM_ID";
   return chatRequest({
     model: el.model.value || "MODEL",
     question: el.question.value.trim() || el.question.placeholder,
@@ -463,20 +489,22 @@ function renderSnippet() {
   const body = requestBody();
   el.snippet.textContent = state.lang === "python" ? pythonSnippet(base, body) : curlSnippet(base, body);
   el.snippet.dataset.lang = state.lang;
-  const live = state.session && state.session.id;
+  const live = currentStreamId() && currentIsActive();
   el.snippetHint.textContent = live
     ? "Ready to run while this stream is live: export LIVESIGHT_API_KEY=… first. Your key is never put into the snippet."
     : "Start the camera to fill in a real stream_id. Your key is never put into the snippet (export LIVESIGHT_API_KEY=… first).";
 }
 
 function renderControls() {
-  const live = !!(state.session && state.session.id && !state.session.closed);
+  const live = currentIsActive();
+  const picked = streamsCard && streamsCard.picked();
   el.startCamera.disabled = !!state.session || state.starting;
   el.shareScreen.disabled = !!state.session || state.starting;
   el.stop.disabled = !state.session;
   el.actions.toggleAttribute("data-live", !!state.session);
   el.stop.lastChild.textContent = state.starting ? " Cancel" : " Stop";
-  const hasFrames = live && state.telemetry && state.telemetry.last_frame_index != null;
+  const t = currentTelemetry();
+  const hasFrames = live && t && t.last_frame_index != null;
   const canAsk = live && !!el.model.value;
   el.ask.disabled = !canAsk && !state.asking;
   el.ask.textContent = state.asking ? "Stop answer" : "Ask";
@@ -484,10 +512,10 @@ function renderControls() {
   el.askHint.textContent = !state.key
     ? "Paste your API key to start"
     : !live
-      ? "Start the camera to ask about it"
+      ? picked ? "The picked stream has ended: pick another" : "Start the camera (or pick a stream) to ask about it"
       : !hasFrames
         ? "Waiting for the first frame…"
-        : "Ask about what the camera shows";
+        : picked ? `Ask about stream ${picked.id.slice(0, 8)} (picked under Streams)` : "Ask about what the camera shows";
 }
 
 async function ask() {
@@ -501,9 +529,9 @@ async function ask() {
     notice(el.askNotice, problems.join(" "), "error");
     return;
   }
-  const s = state.session;
-  if (!s || !s.id) {
-    notice(el.askNotice, "Start the camera first: questions are about its frames.", "error");
+  const currentId = currentStreamId();
+  if (!currentId || !currentIsActive()) {
+    notice(el.askNotice, "Start the camera (or pick an active stream) first: questions are about its frames.", "error");
     return;
   }
   const body = requestBody();
@@ -519,7 +547,7 @@ async function ask() {
   el.answer.dataset.state = "streaming";
   el.framesUsed.replaceChildren();
   el.timing.replaceChildren();
-  const streamId = s.id;
+  const streamId = currentId;
   try {
     const result = await askStreaming({
       key: state.key,
@@ -743,6 +771,23 @@ function init() {
     }
   }, 1000);
 
+  streamsCard = initStreams({
+    key: () => state.key,
+    LK: () => (livekitMissing() ? null : LK()),
+    ownStreamId: () => (state.session ? state.session.id : null),
+    onPick: (stream) => {
+      if (stream && watchCard) watchCard.streamStarted(stream.id);
+      state.followLive = true;
+      scrubShown = null;
+      renderScrubber();
+      renderControls();
+      renderSnippet();
+    },
+    onChange: () => {
+      renderScrubber();
+      renderControls();
+    },
+  });
   watchCard = initWatch({
     key: () => state.key,
     model: () => el.model.value,
@@ -753,9 +798,11 @@ function init() {
   renderControls();
   checkKey();
   refreshModels();
+  streamsCard.refresh();
   document.body.dataset.ready = "1";
 }
 
 let watchCard = null; // the Watch card (js/watch.js), once init() made it
+let streamsCard = null; // the Streams card (js/streams.js), once init() made it
 
 init();
