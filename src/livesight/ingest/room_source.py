@@ -35,7 +35,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import av
@@ -60,17 +59,17 @@ _SOURCES: dict[str, int] = {
     "camera": rtc.TrackSource.SOURCE_CAMERA,
     "screen_share": rtc.TrackSource.SOURCE_SCREENSHARE,
 }
-RoomFactory = Callable[[asyncio.AbstractEventLoop], Any]
+RoomFactory = Callable[[asyncio.AbstractEventLoop], rtc.Room]
 """Makes an unconnected `rtc.Room` (the seam unit tests fake)."""
-FrameStreamFactory = Callable[[Any, asyncio.AbstractEventLoop], Any]
+FrameStreamFactory = Callable[[rtc.Track, asyncio.AbstractEventLoop], rtc.VideoStream]
 """Makes the frame stream of a subscribed track: an async iterator of `rtc.VideoFrameEvent` with `aclose()`."""
 
 
-def sdk_room(loop: asyncio.AbstractEventLoop) -> Any:
+def sdk_room(loop: asyncio.AbstractEventLoop) -> rtc.Room:
     return rtc.Room(loop=loop)
 
 
-def sdk_frames(track: Any, loop: asyncio.AbstractEventLoop) -> Any:
+def sdk_frames(track: rtc.Track, loop: asyncio.AbstractEventLoop) -> rtc.VideoStream:
     # capacity 2: the SDK's own queue drops its oldest frame when this loop falls behind
     return rtc.VideoStream(track, loop=loop, capacity=2, format=rtc.VideoBufferType.I420)
 
@@ -146,7 +145,7 @@ class _Followed:
     identity: str
     sid: str
     codec: str | None
-    publication: Any
+    publication: rtc.RemoteTrackPublication
     reader: asyncio.Task[None] | None = None
 
 
@@ -186,7 +185,7 @@ class RoomSource:
         self.dropped = 0  # replaced in the one-frame slot before they were encoded
         self.attempts = 0
         self.sessions = 0  # tracks followed
-        self.room: Any = None  # the joined room, while joined
+        self.room: rtc.Room | None = None  # the joined room, while joined
         self.followed: _Followed | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"livesight-room-{self.identity[10:]}")
         self._busy = False
@@ -286,7 +285,7 @@ class RoomSource:
 
     # --- which track -----------------------------------------------------------------------------------
 
-    def _fits(self, publication: Any, participant: Any) -> bool:
+    def _fits(self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> bool:
         if publication.kind != rtc.TrackKind.KIND_VIDEO:
             return False
         if self.spec.participant is not None and participant.identity != self.spec.participant:
@@ -303,7 +302,7 @@ class RoomSource:
                     self._follow(publication, participant)
                     return
 
-    def _follow(self, publication: Any, participant: Any) -> None:
+    def _follow(self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         codec = (publication.mime_type or "").rpartition("/")[2].upper() or None
         self.followed = followed = _Followed(participant.identity, publication.sid, codec, publication)
         self._announced = False
@@ -347,27 +346,31 @@ class RoomSource:
         self._pending = None
         self.target.publisher_disconnected(why)
 
-    def _is_followed(self, publication: Any, participant: Any) -> bool:
+    def _is_followed(self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> bool:
         f = self.followed
         return f is not None and f.sid == publication.sid and f.identity == participant.identity
 
-    def _on_published(self, publication: Any, participant: Any) -> None:
+    def _on_published(self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         if self.followed is None and self.room is not None and self._fits(publication, participant):
             self._follow(publication, participant)
 
-    def _on_subscribed(self, track: Any, publication: Any, participant: Any) -> None:
+    def _on_subscribed(
+        self, track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
         if self._is_followed(publication, participant):
             self._read(track)
 
-    def _on_unsubscribed(self, track: Any, publication: Any, participant: Any) -> None:
+    def _on_unsubscribed(
+        self, track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
         self._on_unpublished(publication, participant)
 
-    def _on_unpublished(self, publication: Any, participant: Any) -> None:
+    def _on_unpublished(self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         if self._is_followed(publication, participant):
             self._unfollow("the followed track was unpublished; waiting for it to be published again")
             self._follow_next()
 
-    def _on_subscription_failed(self, participant: Any, track_sid: str, error: str) -> None:
+    def _on_subscription_failed(self, participant: rtc.RemoteParticipant, track_sid: str, error: str) -> None:
         f = self.followed
         if f is not None and f.sid == track_sid and f.identity == participant.identity:
             log.warning("livekit_room source of %s: subscribing to %s failed: %s", self.tag, track_sid, redact(error))
@@ -383,7 +386,7 @@ class RoomSource:
             self._unfollow("the followed track ended; waiting for it to be published again")
             asyncio.get_running_loop().call_later(self.retry.first_s, self._follow_next)
 
-    def _on_participant_left(self, participant: Any) -> None:
+    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
         f = self.followed
         if f is not None and f.identity == participant.identity:
             self._unfollow("the followed participant left the room; waiting for it to come back")
@@ -391,7 +394,7 @@ class RoomSource:
 
     # --- frames ----------------------------------------------------------------------------------------
 
-    def _read(self, track: Any) -> None:
+    def _read(self, track: rtc.Track) -> None:
         followed = self.followed
         if followed is None or followed.reader is not None:
             return
@@ -399,7 +402,7 @@ class RoomSource:
         session = f"room-{self.sessions}"
         followed.reader = asyncio.get_running_loop().create_task(self._frames(track, session, followed))
 
-    async def _frames(self, track: Any, session: str, followed: _Followed) -> None:
+    async def _frames(self, track: rtc.Track, session: str, followed: _Followed) -> None:
         stream = self.frames_factory(track, asyncio.get_running_loop())
         try:
             async for event in stream:

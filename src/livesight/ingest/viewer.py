@@ -26,14 +26,15 @@ import fractions
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import av
 import numpy as np
 import simplejpeg
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.stream import Stream
 from livekit.protocol import models, rtc
+from numpy.typing import NDArray
 
 from livesight.core.clock import Clock
 from livesight.core.feed import LiveFeed, payload_codec
@@ -132,7 +133,7 @@ class ViewerTrack(MediaStreamTrack):
             self.waiting_keyframe = True
             self._ask_keyframe()
 
-    async def recv(self) -> Any:
+    async def recv(self) -> av.Packet[Stream] | av.VideoFrame:
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -158,8 +159,8 @@ class ViewerTrack(MediaStreamTrack):
         self._ready.set()
 
 
-def _decode_rgb(data: bytes) -> np.ndarray[Any, Any]:
-    rgb: np.ndarray[Any, Any] = simplejpeg.decode_jpeg(data, colorspace="RGB")
+def _decode_rgb(data: bytes) -> NDArray[np.uint8]:
+    rgb: NDArray[np.uint8] = simplejpeg.decode_jpeg(data, colorspace="RGB")
     return rgb
 
 

@@ -206,7 +206,7 @@ class ClusterDirectory:
         return self.node_id if self._is_mine(canonical) else self._node_of.get(canonical)
 
     def known(self, stream_id: str) -> Stream | None:
-        """Any stream this node knows of, by id, whoever owns it (for the cluster's own plumbing)."""
+        """A stream this node knows of, by id, whoever owns it (for the cluster's own plumbing)."""
         canonical = parse_stream_id(stream_id)
         return self._view.get(canonical) if canonical is not None else None
 
