@@ -30,8 +30,8 @@ markdown table of all points. Per point:
 
 `--viewers V` adds V SDK viewers per stream (`bench/sdk_viewer.py`, in child processes joined after the
 publishers' first frames), so the server CPU includes forwarding to them; `viewer_fps_median` is what a
-viewer received over the window. Compare a point with `--viewers 0` and `--viewers 4` for the CPU a
-viewer costs (docs/benchmarks.md).
+viewer received over the window. `--viewers 0,4` measures a point without and one with 4 viewers per
+stream in one run: their difference is the CPU a viewer costs (docs/benchmarks.md).
 
 `--setting KEY=VALUE` passes a server setting (a `Settings` field, value parsed as JSON if it parses).
 """
@@ -293,13 +293,16 @@ def run_point(args: argparse.Namespace, n: int) -> dict[str, Any]:
 
 def table(points: list[dict[str, Any]]) -> str:
     rows = [
-        "| streams | codec | publisher | fps kept median / min | received / sent (window) | server CPU core-s per "
-        "stream-s | publisher CPU per stream-s | loop lag p50 / p99 ms | RSS MB per stream | load avg 1m |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| streams | viewers per stream (fps) | codec | publisher | fps kept median / min | received / sent (window) "
+        "| server CPU core-s per stream-s | publisher CPU per stream-s | loop lag p50 / p99 ms | RSS MB per stream "
+        "| load avg 1m |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         rows.append(
-            f"| {p['streams']} | {p['codec']} | {p['publisher']} | {p['fps_kept_median']} / {p['fps_kept_min']} "
+            f"| {p['streams']} | {p['viewers_per_stream']} ({p['viewer_fps_median']}) "
+            f"| {p['codec']} | {p['publisher']} "
+            f"| {p['fps_kept_median']} / {p['fps_kept_min']} "
             f"| {p['window_received_ratio']} | {p['server_cpu_s_per_stream_s']} | {p['publisher_cpu_s_per_stream_s']} "
             f"| {p['loop_lag_ms_p50']} / {p['loop_lag_ms_p99']} "
             f"| {p['rss_mb_per_stream']} ({p['measured_seconds']:g} s) "
@@ -323,7 +326,9 @@ def main() -> None:
         help="status: last_frame_index in GET /v1/streams/{id}; frame: the pixels of GET .../frames/-1",
     )
     parser.add_argument("--publisher", choices=("cheap", "sdk", "pre-encoded", "sdk-encode"), default="sdk")
-    parser.add_argument("--viewers", type=int, default=0, help="SDK viewers per stream (forwarding cost)")
+    parser.add_argument(
+        "--viewers", default="0", help="SDK viewers per stream (forwarding cost); comma-separated: one point each"
+    )
     parser.add_argument("--per-process", type=int, default=10, help="streams per cheap publisher process")
     parser.add_argument("--codec", default="vp8", choices=("vp8", "h264"))
     parser.add_argument("--width", type=int, default=1280)
@@ -343,8 +348,9 @@ def main() -> None:
     if args.publisher != "sdk-encode":  # encode the clip once, before the children need it
         load_or_encode(ClipSpec(args.codec, args.width, args.height, args.fps, args.bitrate, args.gop))
     counts = [int(c) for c in args.curve.split(",")] if args.curve else [args.streams]
+    viewer_counts = [int(v) for v in str(args.viewers).split(",")]
     points = []
-    for n in counts:
+    for n, args.viewers in ((n, v) for n in counts for v in viewer_counts):
         point = run_point(args, n)
         points.append(point)
         line = json.dumps(point)

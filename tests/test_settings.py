@@ -34,7 +34,8 @@ def test_precedence_arguments_over_env_over_file(tmp_path: Path, monkeypatch: py
         ("no_such_setting = 1", "no_such_setting"),
         ("[[models]]\nbackend = 'openai'", "models.0.id"),
         ("this is not toml", "cannot read"),
-        ("livekit_url = 'wss://lk.example'", "not implemented yet"),
+        ("livekit_url = 'wss://lk.example'", "livekit_api_secret"),
+        ("livekit_url = 'https://lk.example'\nlivekit_api_secret = 's'", "ws:// or wss://"),
         # extra_body is sent as JSON: a TOML date cannot be, so it is refused here, not at the first request
         ("[[models]]\nid = 'm'\nbase_url = 'http://x/v1'\nextra_body = { since = 2024-01-01 }", "extra_body.since"),
     ],

@@ -258,8 +258,10 @@ class Settings(BaseSettings):
     )
     livekit_url: str | None = Field(
         None,
-        description="External LiveKit server. Not supported yet (the gateway that joins its rooms is "
-        "future work): setting it is refused so publishers are never sent where no one receives.",
+        description="A LiveKit server (or cluster) you run, ws:// or wss://: publishers and viewers are sent "
+        "there, and the stream's node joins each stream's room as a hidden subscriber (docs/ingest.md, 'Your "
+        "LiveKit server'). Needs `livekit_api_key` and `livekit_api_secret` set to that server's. Unset: "
+        "livesight's embedded endpoint.",
     )
     publish_token_ttl_seconds: int = Field(600, ge=10)
 
@@ -443,13 +445,19 @@ class Settings(BaseSettings):
 
     @field_validator("livekit_url")
     @classmethod
-    def _no_external_livekit_yet(cls, value: str | None) -> str | None:
-        if value:
+    def _livekit_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("ws://", "wss://")):
+            raise ValueError("livekit_url must be the LiveKit server's ws:// or wss:// URL")
+        return value or None
+
+    @model_validator(mode="after")
+    def _livekit_server_keys(self) -> Settings:
+        if self.livekit_url and not self.livekit_api_secret:
             raise ValueError(
-                "joining rooms on an external LiveKit server is not implemented yet; unset livekit_url to use "
-                "livesight's embedded LiveKit endpoint (publishers connect to this server's own port)"
+                "livekit_url needs livekit_api_key and livekit_api_secret: the API key and secret of that LiveKit "
+                "server (its tokens are signed with them)"
             )
-        return value
+        return self
 
     @classmethod
     def settings_customise_sources(

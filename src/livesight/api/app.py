@@ -34,6 +34,8 @@ from livesight.buffer.reader import FrameStoreReader, ReaderLimits
 from livesight.codec.jpeg import FrameEncoder
 from livesight.core.clock import Clock, SystemClock
 from livesight.core.errors import ConfigError
+from livesight.core.outbound import OutboundPolicy
+from livesight.core.records import RoomCredentials, SourceSpec
 from livesight.ingest.hub import EmbeddedIngest
 from livesight.ingest.options import IngestOptions
 from livesight.ingest.pull import PullSources, RetryPolicy
@@ -78,6 +80,7 @@ class Components:
     watches: WatchService
     cluster: ClusterDirectory | None = None  # with `redis_url`: the directory every component is handed
     rooms: RoomSources | None = None  # `livekit_room` sources (ingest/room_source.py)
+    gateway: RoomSources | None = None  # with `livekit_url`: the published streams' rooms on that server
     internal_app: ASGIApp | None = None  # with `cluster_secret`: what the internal port serves (api/internal.py)
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -105,8 +108,11 @@ class LivesightApp(FastAPI):
 
 
 def publish_url(settings: Settings, request: Request) -> str:
-    """Where publishers connect: the configured public URL, or this server as the client reached it
-    (a create forwarded from another node: this node's own address)."""
+    """Where publishers (and viewers) connect: the user's LiveKit server (`livekit_url`), the configured
+    public URL, or this server as the client reached it (a create forwarded from another node: this
+    node's own address)."""
+    if settings.livekit_url:
+        return settings.livekit_url
     if settings.public_url:
         return settings.public_url
     if request.scope.get(internal.FORWARDED) and settings.host not in ("0.0.0.0", "::", ""):  # noqa: S104
@@ -231,6 +237,11 @@ def create_app(
         settings.outbound_policy(hosts=settings.source_allowed_hosts),
         RetryPolicy(max_failures=settings.source_max_failures),
     )
+    gateway = None  # with livekit_url: each published stream's room joined on the user's LiveKit server
+    if settings.livekit_url:
+        # the operator's own server (a setting, not a caller's URL): any address, no relay (docs/outbound.md)
+        retry = RetryPolicy(max_failures=settings.source_max_failures)
+        gateway = RoomSources(directory, encoder, OutboundPolicy.anywhere(), retry, relay=False)
     gate = ModelGate(settings.watch_max_concurrent_calls)
     watch_service = WatchService(
         directory,
@@ -271,6 +282,7 @@ def create_app(
         watch_service,
         shared,
         rooms=rooms,
+        gateway=gateway,
     )
 
     async def nodes_view() -> cluster.ClusterView:
@@ -282,13 +294,23 @@ def create_app(
         return Publish(url=publish_url(settings, request), token=tokens.publish_token(stream.id))
 
     def start_source(stream: Stream) -> None:
+        """Start what feeds the stream's buffer here: its pulled source, or (with `livekit_url`) the
+        gateway that joins its room on the user's LiveKit server; a published stream otherwise needs none."""
         if stream.source is None:
+            if gateway is not None:
+                gateway.start(stream.id, gateway_spec(settings, secret, stream.id))
             return
         on_failed = functools.partial(directory.end, stream, "source_failed")
         if stream.source.type == "livekit_room":
             rooms.start(stream.id, stream.source, on_failed)
         else:
             pulls.start(stream.id, stream.source.type, stream.source.url, on_failed)
+
+    if shared is not None and gateway is not None:
+        # a published stream's media lives on the user's LiveKit server: a lost node's streams are
+        # re-placed on a surviving node, which rejoins their rooms (docs/scale-out.md "Your LiveKit cluster")
+        shared.adopt_lost = lambda stream: stream.source is None
+        shared.on_adopted.append(start_source)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -311,11 +333,16 @@ def create_app(
             if shared is not None:
                 await shared.drain()  # no placements here from now on (SIGTERM already said so: cli/serve.py)
             await watch_service.aclose()
+            if shared is not None and gateway is not None:
+                handed = await shared.hand_off()  # their media lives on LiveKit: other nodes take them over
+                log.info("shutdown: handed %d streams to the other nodes", handed)
             if not directory.durable:
                 ended = directory.end_all("deleted")
                 log.info("shutdown: ended %d active streams", ended)
             await pulls.aclose()
             await rooms.aclose()
+            if gateway is not None:
+                await gateway.aclose()
             await ingest.aclose()
             encoder.close()
             pool.reader.close()
@@ -369,7 +396,8 @@ def create_app(
         include(cluster.build_router(nodes_view, authenticate, settings.admin_key_ids), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     # LiveKit signalling: /rtc, /rtc/v1, */validate; refusals rendered by the one error mapping
-    include(build_rtc_router(ingest, errors.rtc_refusal_response), schema=False)
+    if not settings.livekit_url:  # with livekit_url, publishers and viewers go to that server instead
+        include(build_rtc_router(ingest, errors.rtc_refusal_response), schema=False)
     include(health.build_router(lambda: _not_ready(parts)))
     include(build_metrics_router(app_metrics, settings.metrics_token), schema=False)  # docs/metrics.md
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
@@ -396,11 +424,17 @@ def _host_node_id() -> str:
     return name or "node"
 
 
+def gateway_spec(settings: Settings, secret: str, stream_id: str) -> SourceSpec:
+    """With `livekit_url`: the stream's room on the user's LiveKit server, joined with its API key."""
+    assert settings.livekit_url is not None
+    credentials = RoomCredentials(api_key=settings.livekit_api_key, api_secret=secret)
+    return SourceSpec(type="livekit_room", url=settings.livekit_url, room=stream_id, credentials=credentials)
+
+
 def _restart_sources(directory: StreamDirectory, start_source: Callable[[Stream], None]) -> None:
-    """Pull again the sources of streams restored from the store (a failure shows as last_error)."""
+    """Pull again the sources of streams restored from the store, and (with `livekit_url`) rejoin their
+    rooms (a failure shows as last_error)."""
     for stream in directory.all_active():
-        if stream.source is None:
-            continue
         try:
             start_source(stream)
         except Exception as exc:

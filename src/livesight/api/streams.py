@@ -78,12 +78,11 @@ def build_router(
     ) -> StreamCreated:
         source = source_spec(body.source if body else None)
         stream = directory.create(key.owner, source=source)
-        if source is not None:
-            try:
-                start_source(stream)
-            except Exception:
-                directory.end(stream, "deleted")
-                raise
+        try:
+            start_source(stream)  # a pulled source, or the gateway into the user's LiveKit server
+        except Exception:
+            directory.end(stream, "deleted")
+            raise
         await directory.saved()  # on disk before the client learns the id
         return StreamCreated(
             id=stream.id,

@@ -110,6 +110,12 @@ class OutboundPolicy:
             resolver=resolver or _system_resolver,
         )
 
+    @classmethod
+    def anywhere(cls) -> OutboundPolicy:
+        """Refuses nothing: only for a destination the operator configured (e.g. `livekit_url`), never
+        for a caller's URL."""
+        return cls.build(allow=[*(str(net) for net, _ in REFUSED_BY_DEFAULT), "0.0.0.0/0", "::/0"])
+
     def check_host(self, host: str) -> None:
         """The host name as written, before any lookup (the `hosts` narrowing)."""
         name = host.lower().rstrip(".").strip("[]")

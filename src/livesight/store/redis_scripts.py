@@ -125,6 +125,15 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
     + "return epoch"
 )
 
+# KEYS: claim, claims. ARGV: id, node|epoch. Give up a claim still held as node|epoch (a draining node in
+# gateway mode): the claim's deadline becomes 0, so the next tick of a surviving node re-places the stream.
+RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+"""
+
 # KEYS: tomb, gone, seq, chg. ARGV: cutoff (ended before it: forget), record prefix, now, log cutoff
 FORGET = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)

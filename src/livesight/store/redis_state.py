@@ -133,6 +133,7 @@ class ClusterState:
         self._facts = client.register_script(lua.FACTS)
         self._renew = client.register_script(lua.RENEW)
         self._claim = client.register_script(lua.CLAIM)
+        self._release = client.register_script(lua.RELEASE)
         self._forget = client.register_script(lua.FORGET)
         self._admit_watch = client.register_script(lua.ADMIT_WATCH)
 
@@ -231,6 +232,11 @@ class ClusterState:
         """Take over an active stream whose claim lapsed: the new epoch; 0 held by a node, -1 not active."""
         keys = [rec_key(stream_id), claim_key(stream_id), CLAIMS, SEQ, CHG]
         return int(await self._claim(keys, [stream_id, node, claim_ttl_ms, now_ms + claim_ttl_ms]))
+
+    async def release(self, stream_id: str, node: str, epoch: int) -> bool:
+        """Give up `node`'s claim (epoch `epoch`) so another node re-places the stream at once; False when
+        the claim is no longer that one."""
+        return bool(await self._release([claim_key(stream_id), CLAIMS], [stream_id, f"{node}|{epoch}"]))
 
     async def claim_holder(self, stream_id: str) -> str | None:
         value = await self.redis.get(claim_key(stream_id))

@@ -84,6 +84,10 @@ class ClusterDirectory:
         self._node_of: dict[str, str] = {}  # every known stream: the node its record names (its owner)
         self._end_hooks: list[StreamEndHook] = []  # also called when another node's stream ends (watches here)
         self._stopping = False
+        self.adopt_lost: Callable[[Stream], bool] | None = None
+        """Gateway mode (`livekit_url`): a lost node's stream for which this returns True is re-placed on
+        a surviving node (its media lives on the LiveKit server, not on the node) instead of ending."""
+        self.on_adopted: list[Callable[[Stream], None]] = []  # e.g. start the re-placed stream's gateway
         self.started_at_ms = clock.now_ms()
         self._grace_until_ms = self.started_at_ms + config.grace_ms
 
@@ -426,12 +430,44 @@ class ClusterDirectory:
             final = self.local.facts(due) if due is not None and self._is_mine(sid) else None
             reaped |= await self.state.end(sid, "expired", now, final, if_due_by_ms=now)
         for sid in await self.state.unrenewed(now):  # their node is gone: nobody renewed the claim
+            if await self._adopt(sid, now):
+                reaped = True
+                continue
             if await self.state.end(sid, "node_lost", now, if_unclaimed=True):
                 log.warning("stream %s ended: its node stopped renewing its claim", sid)
                 reaped = True
         await self.state.forget_tombstones(now - self.local.limits.tombstone_ms, now)
         if reaped:
             self._apply(await self.state.changes(self._seq, self._gen), now)
+
+    async def _adopt(self, sid: str, now: int) -> bool:
+        """Re-place a lost node's stream here (gateway mode): claim it (epoch + 1; exactly one node wins),
+        serve it from the local registry with its indexes continuing past what the lost node may have
+        handed out, and start its media (`on_adopted`). False: not adoptable here, or another node won."""
+        seen = self._view.get(sid)
+        if self.adopt_lost is None or self.draining or seen is None or not seen.active or not self.adopt_lost(seen):
+            return False
+        if len(self.all_active()) >= self.config.capacity:
+            return False
+        epoch = await self.state.claim(sid, self.node_id, claim_ttl_ms=self.config.claim_ttl_ms, now_ms=now)
+        if epoch <= 0:
+            return epoch == 0  # 0: another node claimed it first (it is theirs now); -1: it ended meanwhile
+        record = await self.state.record(sid)
+        stream = from_shared(record) if record is not None else seen
+        facts = self._published.get(sid)
+        skip = self.config.adopt_index_gap
+        self.local.adopt(stream, facts.buffer if facts is not None else None, index_gap=skip)
+        self._view[sid] = stream
+        self._node_of[sid] = self.node_id
+        self._epochs[sid] = epoch
+        self._served_until[sid] = self._monotonic() + self.config.claim_ttl_ms / 1000
+        log.warning("stream %s: its node stopped renewing its claim; re-placed here (epoch %d)", sid, epoch)
+        for hook in self.on_adopted:
+            try:
+                hook(stream)
+            except Exception:
+                log.exception("stream %s: re-placed, but its media did not restart", sid)
+        return True
 
     def _apply(self, changes: Changes, now: int) -> None:
         if changes.full:
@@ -514,6 +550,23 @@ class ClusterDirectory:
             "draining": self.draining,
             "internal_url": self.config.internal_url or "",
         }
+
+    async def hand_off(self) -> int:
+        """Gateway mode shutdown (a drain): release this node's claims so the surviving nodes re-place its
+        streams at their next tick instead of the streams ending; the local copies stop here (frames
+        freed, rooms left), the records stay active. Returns how many were handed off."""
+        mine = self.all_active() if self.adopt_lost is not None else []
+        handed = 0
+        for stream in mine:
+            if not self.adopt_lost or not self.adopt_lost(stream):
+                continue
+            epoch = self._epochs.get(stream.id)
+            with contextlib.suppress(*_UNREACHABLE):
+                if epoch is not None and await self.state.release(stream.id, self.node_id, epoch):
+                    handed += 1
+            self._forget_claim(stream.id)
+            self.local.end(stream, "deleted")  # this node's copy only: the record is untouched
+        return handed
 
     async def aclose(self) -> None:
         """After the last request: let queued changes land, leave the node list, close the client."""

@@ -27,6 +27,10 @@ class ClusterConfig:
     full_resync_ms: int = 30_000
     capacity: int = 500  # active streams this node takes before placement prefers others
     internal_url: str | None = None  # where other nodes forward this node's streams' requests (api/internal.py)
+    adopt_index_gap: int = 1_000
+    """A re-placed stream's next `frame_index` is this far past the last one its lost owner published
+    (owners publish facts every `facts_every_ticks`: at 30 fps a few seconds are ~100 frames), so no
+    index is ever handed out twice; the skipped ones read as evicted (410)."""
 
 
 def limit_error(limit: int) -> StreamLimitExceeded:

@@ -218,6 +218,18 @@ class StreamRegistry:
                 len(expired),
             )
 
+    def adopt(self, stream: Stream, buffer: BufferStats | None, *, index_gap: int) -> None:
+        """Serve an active stream re-placed from a lost node (streams/cluster.py `_adopt`): its frames
+        died with that node, so its ring starts empty, `index_gap` past the last index the node
+        published (`buffer`), with the stream clock continuing from there."""
+        self._streams[stream.id] = stream
+        self._active_by_owner[stream.owner] = self._active_by_owner.get(stream.owner, 0) + 1
+        last = buffer.last_frame_index if buffer is not None else None
+        next_index = (last + 1 if last is not None else 0) + index_gap  # it may have had frames nobody published
+        stream_time = buffer.stream_time_ms if buffer is not None else 0
+        self.pool.restore(stream.id, next_index, stream_time, buffer.first_frame_at_ms if buffer else None)
+        self._write([stream])
+
     def _cap_tombstones(self) -> None:
         excess = len(self._tombstones) - self.limits.max_tombstones
         if excess > 0:
