@@ -174,6 +174,9 @@ def test_watches_run_on_the_owner_of_their_stream(tmp_path: Path, redis: RedisSe
         second = _send(third, key, "POST", "/v1/watches", _watch_body(sid)).json()["id"]
         assert db.hget(f"ls:w:{second}", "node") == owner.node_id
         wait_for(lambda: _watch(via, key, second)["last_seq"] >= 1, timeout=30, what="the second watch runs")
+        wait_for(  # its owner publishes its view each tick: what the others answer once it is lost
+            lambda: json.loads(db.hget(f"ls:w:{second}", "snap"))["last_seq"] >= 1, timeout=10, what="the snapshot"
+        )
         owner.kill()
         for node in (via, third):  # 503 (retry) while its last heartbeat is fresh: it may be slow, not gone
             wait_for(
