@@ -202,4 +202,3 @@ def test_watches_run_on_the_owner_of_their_stream(tmp_path: Path, redis: RedisSe
                 what=f"the stream node_lost on {node.node_id}",
             )
     db.close()
-

@@ -22,10 +22,11 @@ and remote frames for a chat request that spans nodes.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Annotated, Protocol
 
 import httpx
@@ -101,9 +102,12 @@ class Forwarder:
         *,
         refuse: Callable[[int], bool] = lambda status: False,
         before: Callable[[], Awaitable[None]] | None = None,
+        receive: Receive | None = None,
     ) -> bool:
         """Send the request to `base`'s internal port and relay the answer; False when nothing was
-        relayed (the node is unreachable, or answered a status `refuse` picks): the caller decides."""
+        relayed (the node is unreachable, or answered a status `refuse` picks): the caller decides.
+        With `receive` (the client's messages after the body), a client that leaves ends the relay
+        (an endless SSE answer, a watch's events, does not outlive its client)."""
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP and k.lower() != SECRET_HEADER.encode()]
         headers.append((SECRET_HEADER.encode(), self.secret.encode()))
         raw = scope.get("raw_path")
@@ -130,15 +134,41 @@ class Forwarder:
                 await before()
             out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP]
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+            async def pump() -> None:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+            if receive is None:
+                await pump()
+            else:
+                await _until_disconnect(pump(), receive)
         finally:
             await response.aclose()
         return True
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def _until_disconnect(work: Coroutine[object, object, None], receive: Receive) -> None:
+    """Run `work` until it finishes or the client disconnects (then it is cancelled)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    pumping = asyncio.ensure_future(work)
+    watching = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, watching):
+            task.cancel()
+        await asyncio.gather(pumping, watching, return_exceptions=True)
+    if pumping.done() and not pumping.cancelled():
+        pumping.result()  # its error, if it failed
 
 
 def _idempotent(scope: Scope) -> bool:
@@ -248,7 +278,7 @@ class ForwardingMiddleware:
         if body is None:
             body = await _read_body(receive)
             receive = _replay(body, receive)
-        if not await self.forwarder.relay(base, scope, body, send):
+        if not await self.forwarder.relay(base, scope, body, send, receive=receive):
             await self.app(scope, receive, send)
 
     async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
