@@ -7,14 +7,18 @@ owner ends its watch `node_lost`, seen from both other nodes. Every wait is on o
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis as redis_py
 
+from livesight.api.internal import _until_disconnect
 from livesight.store.keys import SQLiteKeyStore
+from livesight.store.redis_state import ClusterState, SharedWatch
 from tests.cluster.nodes import Node, run_nodes
 from tests.support.fake_upstream import MODEL, run_fake_upstream
 from tests.support.polling import wait_for
@@ -202,3 +206,52 @@ def test_watches_run_on_the_owner_of_their_stream(tmp_path: Path, redis: RedisSe
                 what=f"the stream node_lost on {node.node_id}",
             )
     db.close()
+
+
+async def test_watch_records_in_redis(state: ClusterState) -> None:
+    snap: dict[str, object] = {"id": "watch_1", "state": "active", "last_seq": 0}
+    await state.place_watch(SharedWatch("watch_1", "n1", "key_a", snap))
+    await state.place_watch(SharedWatch("watch_2", "n2", "key_a", {**snap, "id": "watch_2"}))
+    assert await state.watch_node("watch_1") == "n1"
+    assert await state.watch_node("watch_x") is None
+    assert await state.watch_index("key_a") == {"watch_1": "n1", "watch_2": "n2"}
+    assert await state.watch_index("key_b") == {}
+    ended = {**snap, "state": "ended", "last_seq": 3}
+    await state.publish_watches([SharedWatch("watch_1", "n1", "key_a", ended)], ended_kept_ms=60_000)
+    shared = await state.watch("watch_1")
+    assert shared is not None and shared.snap == ended and shared.owner == "key_a"
+    assert 0 < await state.redis.pttl("ls:w:watch_1") <= 60_000  # an ended watch's record lapses
+    assert await state.redis.pttl("ls:w:watch_2") == -1  # an active one's does not
+    await state.lapse_watch("watch_2", 5_000)
+    await state.lapse_watch("watch_2", 60_000)  # the first lapse stands
+    assert 0 < await state.redis.pttl("ls:w:watch_2") <= 5_000
+    await state.forget_watches([("watch_1", "key_a")])
+    assert await state.watch("watch_1") is None
+    assert await state.watch_index("key_a") == {"watch_2": "n2"}
+
+
+async def test_a_relayed_answer_ends_when_its_client_leaves() -> None:
+    messages = [{"type": "http.request", "body": b"", "more_body": False}, {"type": "http.disconnect"}]
+    pumped = asyncio.Event()
+
+    async def receive() -> dict[str, object]:
+        await pumped.wait()
+        return messages.pop(0)
+
+    async def endless() -> None:
+        pumped.set()
+        await asyncio.Event().wait()  # an SSE answer that would never end
+
+    await asyncio.wait_for(_until_disconnect(endless(), receive), 5)  # returns: the client left
+
+    async def fails() -> None:
+        raise RuntimeError("the owner closed")
+
+    never = asyncio.Event()
+
+    async def quiet() -> dict[str, object]:
+        await never.wait()
+        return {}
+
+    with pytest.raises(RuntimeError, match="owner closed"):  # the relay's error is not swallowed
+        await _until_disconnect(fails(), quiet)
