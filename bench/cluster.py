@@ -13,7 +13,10 @@ and real servers on port 0 in this process with the real clock and default clust
 - forwarding (two `livesight serve` processes with a cluster secret, tests/cluster/nodes.py): GET
   /streams/{id} and keepalive answered by the stream's owner (local) and by the other node (forwarded
   over the internal port), interleaved in one run: p50/p99 and the ratio of the p50s; and create with
-  placement (every other stream lands on the other node, so half the creates are forwarded).
+  placement (every other stream lands on the other node, so half the creates are forwarded);
+- watches on the owner (`--watches N`, same two processes, the fake vLLM upstream): N watches on B's
+  streams created through A (forwarded to B, which runs them), then GET /watches/{id} on B (local)
+  and on A (forwarded), and the list on B (its own) and on A (A's none plus B's, fanned out).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import httpx
 from tests.cluster.nodes import Node, run_nodes
+from tests.support.fake_upstream import MODEL, run_fake_upstream
 from tests.support.redis_server import redis_server
 from tests.support.server import LiveServer, run_server
 
@@ -133,14 +137,56 @@ def _stats(name: str, values: list[float]) -> dict[str, float]:
     return {f"{name}_p50_ms": round(pct(values, 50), 2), f"{name}_p99_ms": round(pct(values, 99), 2)}
 
 
-def forwarding(tmp: Path, redis_url: str, requests: int) -> dict[str, float]:
+def _watch_body(sid: str) -> dict[str, object]:
+    parts = [{"type": "image_url", "image_url": {"url": f"ovs://streams/{sid}?frame_index=-1"}}]
+    request = {"model": "up", "messages": [{"role": "user", "content": parts}]}
+    return {"request": request, "interval_ms": 86_400_000}  # no frames, no model call: the API alone
+
+
+def watches_across(ca: httpx.Client, cb: httpx.Client, on_b: list[str], count: int) -> dict[str, float]:
+    """Watches on B's streams, created through A; each read on B (local) and on A (forwarded)."""
+    creates, local, forwarded = [], [], []
+    ids = []
+    for sid in (on_b * (count // max(1, len(on_b)) + 1))[:count]:
+        started = time.perf_counter()
+        r = ca.post("/v1/watches", json=_watch_body(sid))
+        creates.append((time.perf_counter() - started) * 1000)
+        r.raise_for_status()
+        ids.append(r.json()["id"])
+    for watch_id in ids:
+        local.append(timed(lambda w=watch_id: cb.get(f"/v1/watches/{w}").raise_for_status()))
+        forwarded.append(timed(lambda w=watch_id: ca.get(f"/v1/watches/{w}").raise_for_status()))
+    list_b, list_a = [], []
+    for _ in range(50):
+        list_b.append(timed(lambda: cb.get("/v1/watches").raise_for_status()))
+        list_a.append(timed(lambda: ca.get("/v1/watches").raise_for_status()))
+    assert len(ca.get("/v1/watches").json()["data"]) == len(ids)
+    report = {
+        **_stats("watch_create_forwarded", creates),
+        **_stats("watch_get_local", local),
+        **_stats("watch_get_forwarded", forwarded),
+        **_stats("watch_list_own", list_b),
+        **_stats("watch_list_fanned_out", list_a),
+    }
+    report["watches"] = len(ids)
+    report["watch_get_forwarded_over_local_p50"] = round(pct(forwarded, 50) / pct(local, 50), 2)
+    report["watch_list_fanned_out_over_own_p50"] = round(pct(list_a, 50) / pct(list_b, 50), 2)
+    return report
+
+
+def forwarding(tmp: Path, redis_url: str, requests: int, watches: int = 0) -> dict[str, float]:
     """Local vs forwarded GET and keepalive on two node processes, and create with placement."""
     (tmp / "a").mkdir(parents=True)
     keys = SQLiteKeyStore(tmp / "a" / "livesight.db")
     _, key = keys.create("bench")
     keys.close()
-    settings = {"max_active_streams_per_key": 1000, "builtin_models": []}
-    with run_nodes(tmp, redis_url, ["a", "b"], **settings) as nodes:
+    settings: dict[str, object] = {"max_active_streams_per_key": 1000, "builtin_models": []}
+    settings["max_active_watches_per_key"] = max(20, watches)
+    with contextlib.ExitStack() as stack:
+        if watches:  # a model the watches' requests name (no frames: it is never called)
+            fake = stack.enter_context(run_fake_upstream())
+            settings["models"] = [{"id": "up", "base_url": fake.base_url, "upstream_model": MODEL, "profile": "vllm"}]
+        nodes = stack.enter_context(run_nodes(tmp, redis_url, ["a", "b"], **settings))
         a, b = nodes["a"], nodes["b"]
         with a.client(key) as ca, b.client(key) as cb:
             until(lambda: cb.get("/v1/streams").status_code == 200)
@@ -162,6 +208,7 @@ def forwarding(tmp: Path, redis_url: str, requests: int) -> dict[str, float]:
                 forwarded_get.append(timed(lambda sid=sid: ca.get(f"/v1/streams/{sid}").raise_for_status()))
                 local_keep.append(timed(lambda sid=sid: cb.post(f"/v1/streams/{sid}/keepalive").raise_for_status()))
                 forwarded_keep.append(timed(lambda sid=sid: ca.post(f"/v1/streams/{sid}/keepalive").raise_for_status()))
+            across = watches_across(ca, cb, on_b, watches) if watches else {}
     report = {
         **_stats("create_placed", creates),
         **_stats("get_local", local_get),
@@ -172,27 +219,30 @@ def forwarding(tmp: Path, redis_url: str, requests: int) -> dict[str, float]:
     report["placed_on_other_node"] = len(on_b)
     report["get_forwarded_over_local_p50"] = round(pct(forwarded_get, 50) / pct(local_get, 50), 2)
     report["keepalive_forwarded_over_local_p50"] = round(pct(forwarded_keep, 50) / pct(local_keep, 50), 2)
-    return report
+    return {**report, **across}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--watches", type=int, default=100, help="watches on the owner (0: skip)")
+    parser.add_argument("--only-forwarding", action="store_true", help="skip the in-process parts")
     args = parser.parse_args()
     report: dict[str, object] = {"load_avg": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        (tmp / "single").mkdir()
-        with run_server(tmp / "single", clock=SystemClock(), preload_builtin_models=False) as single:
-            report["one_node_no_redis"] = lifecycle(single, args.requests)
-        (tmp / "redis").mkdir()
-        with redis_server(tmp / "redis") as redis, cluster(tmp / "nodes", redis.url) as (a, b):
-            report["cluster_node_a"] = lifecycle(a, args.requests)
-            report["across_nodes"] = crossing(a, b, args.trials)
+        if not args.only_forwarding:
+            (tmp / "single").mkdir()
+            with run_server(tmp / "single", clock=SystemClock(), preload_builtin_models=False) as single:
+                report["one_node_no_redis"] = lifecycle(single, args.requests)
+            (tmp / "redis").mkdir()
+            with redis_server(tmp / "redis") as redis, cluster(tmp / "nodes", redis.url) as (a, b):
+                report["cluster_node_a"] = lifecycle(a, args.requests)
+                report["across_nodes"] = crossing(a, b, args.trials)
         (tmp / "redis2").mkdir()
         with redis_server(tmp / "redis2") as redis:
-            report["forwarding"] = forwarding(tmp / "procs", redis.socket_url, args.requests)
+            report["forwarding"] = forwarding(tmp / "procs", redis.socket_url, args.requests, args.watches)
     print(json.dumps(report, indent=2))
 
 

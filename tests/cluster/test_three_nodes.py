@@ -3,12 +3,13 @@
 Runs inside the private network namespace (scripts/netns tests/cluster/test_three_nodes.py): the
 official `livekit` SDK publishes the numbered test pattern into six streams, placed two per node by
 POST /streams on one node. Then, in order: queries through non-owner nodes (status, frames, keepalive,
-chat forwarded whole, one chat spanning two nodes, answered by the fake upstream, and a watch on a
-node that does not own its stream); SIGKILL of one
+chat forwarded whole, one chat spanning two nodes, answered by the fake upstream, and a watch created
+on a node that does not own its stream, which runs on the owner); SIGKILL of one
 node (its streams end `node_lost` within the lease and a few ticks, seen from the others; the rest keep
 receiving frames); its restart with the same id (no ghosts, it takes placements again); Redis stopped
 for 5 s and restarted empty (nothing ends); SIGTERM of a node (it drains: its streams end `deleted`,
-it leaves the node list, the watch on another node ends `stream_ended`). Every wait is on observable state.
+it leaves the node list, its watch ends `stream_ended`, as the node it was created on answers).
+Every wait is on observable state.
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def test_three_nodes(tmp_path: Path, redis_unix: RedisServer) -> None:
             assert spanning.status_code == 200, spanning.text
             seen = json.loads(spanning.json()["choices"][0]["message"]["content"])
             assert seen["images"] == [[160, 120], [160, 120]]
-            watch = _post(a, key, "/v1/watches", _watch_body(on["b"][0])).json()  # on a, b's frames fetched
+            watch = _post(a, key, "/v1/watches", _watch_body(on["b"][0])).json()  # created on a, runs on b
+            assert db.hget(f"ls:w:{watch['id']}", "node") == "b"
             wait_for(lambda: _watch(a, key, watch["id"])["last_seq"] >= 2, timeout=20, what="the watch's answers")
 
             # --- SIGKILL c: its streams end node_lost, seen from a and b; a's and b's are untouched
@@ -262,7 +264,7 @@ def test_three_nodes(tmp_path: Path, redis_unix: RedisServer) -> None:
             assert "b" not in _nodes(a, key)
             wait_for(lambda: _watch(a, key, watch["id"])["state"] == "ended", timeout=10, what="the watch ended")
             finished = _watch(a, key, watch["id"])
-            assert finished["end_reason"] == "stream_ended", finished  # a heard b's stream end
+            assert finished["end_reason"] == "stream_ended", finished  # b published its watch's end as it drained
             for sid in on["a"] + [fresh["id"]]:
                 assert _status(c, key, sid)["state"] == "active"
             placed = _post(c, key, "/v1/streams").json()

@@ -21,6 +21,7 @@ from livesight import __version__
 from livesight.api import chat, cluster, errors, frames, health, internal, models, streams, viewers, watches, web
 from livesight.api.auth import make_authenticate
 from livesight.api.chat_ratelimit import Limiter, RateLimiter, SharedRateLimiter
+from livesight.api.cluster_watches import RemoteWatches
 from livesight.api.metrics import Metrics
 from livesight.api.metrics import build_router as build_metrics_router
 from livesight.api.middleware import RequestContextMiddleware
@@ -47,7 +48,7 @@ from livesight.serving.chat import ChatService
 from livesight.settings import Settings
 from livesight.store.keys import KeyStore, SQLiteKeyStore
 from livesight.store.redis_keys import ClusterKeyStore
-from livesight.store.redis_state import ClusterState, WatchCounts
+from livesight.store.redis_state import ClusterState, WatchCounts, WatchRecords
 from livesight.store.streams import SQLiteStreamStore
 from livesight.store.watches import SQLiteWatchStore
 from livesight.streams.cluster import ClusterDirectory
@@ -176,6 +177,7 @@ def create_app(
     )
     shared = None
     watch_counts = None
+    watch_records = None
     if state is not None:
         node = ClusterConfig(
             node_id=settings.node_id or _host_node_id(),
@@ -187,6 +189,7 @@ def create_app(
         )
         shared = ClusterDirectory(registry, state, node, clock)
         watch_counts = WatchCounts(state, node.node_id, ttl_ms=3 * node.tick_ms)
+        watch_records = WatchRecords(state, node.node_id, ended_kept_ms=settings.watch_ended_retention_s * 1000)
     directory: StreamDirectory = shared or registry  # what every component is handed
     app_metrics.watch(directory, pool)
     secret = settings.livekit_api_secret or load_or_create_secret(settings.data_dir / "livekit.secret")
@@ -210,6 +213,9 @@ def create_app(
     forwarder = None
     if shared is not None and settings.cluster_secret:
         forwarder = internal.Forwarder(shared, settings.cluster_secret, settings.forward_timeout_s)
+    remote_watches = None
+    if forwarder is not None and state is not None:  # a cluster with an internal port: watches on their owners
+        remote_watches = RemoteWatches(forwarder, state, ended_kept_ms=settings.watch_ended_retention_s * 1000)
     resolver = ChatResolver(
         directory,
         settings.max_segment_frames,
@@ -264,10 +270,12 @@ def create_app(
         SQLiteWatchStore(settings.resolved_db_path) if settings.persist_watches else None,
         recorder=app_metrics,
         quota=watch_counts,  # in a cluster the per-key limit counts every node's watches
+        places=watch_records,  # in a cluster: which node runs each watch, and its snapshot
     )
     if shared is not None and watch_counts is not None:
         counts = watch_counts
         shared.tick_hooks.append(lambda: counts.publish(watch_service.counts_by_owner()))
+        shared.tick_hooks.append(watch_service.publish)
     app_metrics.count_watches(watch_service.active_count)
     parts = Components(
         settings,
@@ -339,6 +347,7 @@ def create_app(
             if not directory.durable:
                 ended = directory.end_all("deleted")
                 log.info("shutdown: ended %d active streams", ended)
+                await watch_service.flush()  # a cluster: its watches' ends reach Redis before the node leaves
             await pulls.aclose()
             await rooms.aclose()
             if gateway is not None:
@@ -392,7 +401,7 @@ def create_app(
         include(frames.build_router(directory, authenticate, media_executor), prefix, schema=schema)
         include(chat.build_router(chat_service, authenticate, limiter, gate), prefix, schema=schema)
         include(models.build_router(model_registry), prefix, schema=schema)
-        include(watches.build_router(watch_service, authenticate), prefix, schema=schema)
+        include(watches.build_router(watch_service, authenticate, remote_watches), prefix, schema=schema)
         include(cluster.build_router(nodes_view, authenticate, settings.admin_key_ids), prefix, schema=schema)
     include(models.build_router(model_registry), schema=False)
     # LiveKit signalling: /rtc, /rtc/v1, */validate; refusals rendered by the one error mapping
@@ -403,7 +412,7 @@ def create_app(
     include(web.build_router(), schema=False)  # the playground page: /, /playground, /assets/*; and /docs
     if forwarder is not None and shared is not None and settings.cluster_secret:
         include(internal.build_router(directory), schema=False)  # /_cluster/*: the internal port only
-        app.add_middleware(internal.ForwardingMiddleware, forwarder=forwarder)
+        app.add_middleware(internal.ForwardingMiddleware, forwarder=forwarder, watches=remote_watches)
         parts.internal_app = internal.InternalApp(app, settings.cluster_secret, shared)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, on_request=app_metrics.request_done

@@ -22,11 +22,12 @@ and remote frames for a chat request that spans nodes.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Annotated, Protocol
 
 import httpx
 from fastapi import APIRouter, Body, Query
@@ -57,6 +58,8 @@ _HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"
 _STREAM_PATH = re.compile(r"^/(?:v1|v1beta)/streams/([^/]+)(/.*)?$")
 _CREATE_PATH = re.compile(r"^/(?:v1|v1beta)/streams$")
 _CHAT_PATH = re.compile(r"^/(?:v1|v1beta)/chat/completions$")
+_WATCHES_PATH = re.compile(r"^/(?:v1|v1beta)/watches$")
+_WATCH_PATH = re.compile(r"^/(?:v1|v1beta)/watches/([^/]+)(?:/.*)?$")
 _OVS = re.compile(rb"ovs://streams/([0-9A-Fa-f-]{36})")
 
 
@@ -99,9 +102,12 @@ class Forwarder:
         *,
         refuse: Callable[[int], bool] = lambda status: False,
         before: Callable[[], Awaitable[None]] | None = None,
+        receive: Receive | None = None,
     ) -> bool:
         """Send the request to `base`'s internal port and relay the answer; False when nothing was
-        relayed (the node is unreachable, or answered a status `refuse` picks): the caller decides."""
+        relayed (the node is unreachable, or answered a status `refuse` picks): the caller decides.
+        With `receive` (the client's messages after the body), a client that leaves ends the relay
+        (an endless SSE answer, a watch's events, does not outlive its client)."""
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP and k.lower() != SECRET_HEADER.encode()]
         headers.append((SECRET_HEADER.encode(), self.secret.encode()))
         raw = scope.get("raw_path")
@@ -128,15 +134,41 @@ class Forwarder:
                 await before()
             out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP]
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+            async def pump() -> None:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+            if receive is None:
+                await pump()
+            else:
+                await _until_disconnect(pump(), receive)
         finally:
             await response.aclose()
         return True
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def _until_disconnect(work: Coroutine[object, object, None], receive: Receive) -> None:
+    """Run `work` until it finishes or the client disconnects (then it is cancelled)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    pumping = asyncio.ensure_future(work)
+    watching = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, watching):
+            task.cancel()
+        await asyncio.gather(pumping, watching, return_exceptions=True)
+    if pumping.done() and not pumping.cancelled():
+        pumping.result()  # its error, if it failed
 
 
 def _idempotent(scope: Scope) -> bool:
@@ -169,12 +201,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+class WatchNodes(Protocol):
+    """Where each watch runs (api/cluster_watches.py `RemoteWatches`)."""
+
+    async def node_of(self, watch_id: str) -> str | None: ...
+
+
 class ForwardingMiddleware:
     """On the public port: placement for creates, forwarding to owners (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, forwarder: Forwarder) -> None:
+    def __init__(self, app: ASGIApp, forwarder: Forwarder, watches: WatchNodes | None = None) -> None:
         self.app = app
         self.forwarder = forwarder
+        self.watches = watches
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get(FORWARDED):
@@ -190,6 +229,13 @@ class ForwardingMiddleware:
             await self._stream_request(match[1], match[2] is None and method in ("GET", "DELETE"), scope, receive, send)
         elif method == "POST" and _CREATE_PATH.match(path):
             await self._create(scope, receive, send)
+        elif self.watches is not None and (match := _WATCH_PATH.match(path)) is not None:
+            await self._watch_request(await self.watches.node_of(match[1]), scope, receive, send)
+        elif self.watches is not None and method == "POST" and _WATCHES_PATH.match(path):
+            body = await _read_body(receive)  # runs on the owner of the first stream it names
+            first = _OVS.search(body)
+            node = cluster.owner_node(first[1].decode()) if first is not None else None
+            await self._watch_request(node, scope, _replay(body, receive), send, body)
         elif method == "POST" and _CHAT_PATH.match(path):
             body = await _read_body(receive)
             nodes = {cluster.owner_node(sid.decode()) for sid in set(_OVS.findall(body))}
@@ -218,6 +264,22 @@ class ForwardingMiddleware:
             await self.app(scope, _replay(body, receive), send)
         else:
             await error_response(await self.forwarder.gone(sid), scope["path"])(scope, receive, send)
+
+    async def _watch_request(
+        self, node: str | None, scope: Scope, receive: Receive, send: Send, body: bytes | None = None
+    ) -> None:
+        """To the node that runs (or is to run) the watch; here when that is this node, unknown, or
+        unreachable (the watch routes then answer from the shared record: api/cluster_watches.py)."""
+        cluster = self.forwarder.cluster
+        base = cluster.internal_url(node) if node is not None and node != cluster.node_id else None
+        if base is None:
+            await self.app(scope, receive, send)
+            return
+        if body is None:
+            body = await _read_body(receive)
+            receive = _replay(body, receive)
+        if not await self.forwarder.relay(base, scope, body, send, receive=receive):
+            await self.app(scope, receive, send)
 
     async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
         cluster = self.forwarder.cluster

@@ -122,7 +122,7 @@ class WatchOut(BaseModel):
     webhook: WebhookOut | None
     expires_at_ms: int | None
     ended_at_ms: int | None
-    end_reason: Literal["deleted", "expired", "stream_ended", "failed"] | None
+    end_reason: Literal["deleted", "expired", "stream_ended", "failed", "node_lost"] | None
     last_error: ResultError | None
     last_run_at_ms: int | None
     last_seq: int

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import StreamingResponse
 
 from livesight.api.auth import Authenticate
+from livesight.api.cluster_watches import RemoteWatches
+from livesight.api.internal import FORWARDED
 from livesight.api.schemas import DetailError, ValidationErrorEnvelope
 from livesight.api.sse import EventStream, sse_data
 from livesight.api.watch_schemas import (
@@ -25,6 +27,7 @@ from livesight.api.watch_schemas import (
     WatchOut,
     WatchUpdate,
 )
+from livesight.core.errors import RequestInvalid, WatchNotFound
 from livesight.store.keys import ApiKey
 from livesight.watches.model import Watch, WatchSpec
 from livesight.watches.service import WatchService
@@ -45,9 +48,17 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 _NOT_FOUND: dict[int | str, dict[str, object]] = {404: _err("Unknown watch, or another key's watch")}
 
 
-def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter:
+def build_router(service: WatchService, authenticate: Authenticate, remote: RemoteWatches | None = None) -> APIRouter:
+    """`remote`: a cluster's watches on other nodes (api/cluster_watches.py); a request for a watch another
+    node runs reaches it through the ForwardingMiddleware, and lands here only when that node could not be
+    reached (then the shared record answers)."""
     router = APIRouter(tags=["watches"], responses=_ERRORS)
     auth = Depends(authenticate)
+
+    async def elsewhere(watch_id: str, owner: str, exc: WatchNotFound) -> dict[str, object]:
+        if remote is None:
+            raise exc
+        return await remote.lost(watch_id, owner)
 
     @router.post(
         "/watches",
@@ -80,12 +91,21 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         return shown
 
     @router.get("/watches", response_model=WatchList, summary="List your watches (newest first)")
-    async def list_watches(key: ApiKey = auth) -> dict[str, object]:
-        return {"object": "list", "data": [w.public() for w in service.owned(key.owner)]}
+    async def list_watches(request: Request, key: ApiKey = auth) -> dict[str, object]:
+        shown = [w.public() for w in service.owned(key.owner)]
+        if remote is not None and not request.scope.get(FORWARDED):  # the other nodes' too, newest first
+            here = {w["id"] for w in shown}
+            others = await remote.elsewhere(key.owner, request.headers.get("authorization"))
+            shown += [w for w in others if w.get("id") not in here]
+            shown.sort(key=lambda w: (_int(w.get("created_at_ms")), str(w.get("id"))), reverse=True)
+        return {"object": "list", "data": shown}
 
     @router.get("/watches/{watch_id}", response_model=WatchOut, responses=_NOT_FOUND, summary="Inspect a watch")
     async def get_watch(watch_id: str, key: ApiKey = auth) -> dict[str, object]:
-        return service.get(watch_id, key.owner).public()
+        try:
+            return service.get(watch_id, key.owner).public()
+        except WatchNotFound as exc:
+            return await elsewhere(watch_id, key.owner, exc)
 
     @router.patch(
         "/watches/{watch_id}",
@@ -94,7 +114,15 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         summary="Pause, resume, or change the interval",
     )
     async def update_watch(watch_id: str, body: WatchUpdate, key: ApiKey = auth) -> dict[str, object]:
-        watch = service.get(watch_id, key.owner)
+        try:
+            watch = service.get(watch_id, key.owner)
+        except WatchNotFound as exc:
+            shown = await elsewhere(watch_id, key.owner, exc)  # its node is lost: it has ended
+            if body.state is None and body.interval_ms is None:
+                return shown
+            raise RequestInvalid(
+                f"watch {watch_id} has ended ({shown.get('end_reason')}): it cannot be changed"
+            ) from None
         await service.update(watch, state=body.state, interval_ms=body.interval_ms)
         return watch.public()
 
@@ -102,8 +130,11 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         "/watches/{watch_id}", response_model=WatchOut, responses=_NOT_FOUND, summary="End a watch (idempotent)"
     )
     async def delete_watch(watch_id: str, key: ApiKey = auth) -> dict[str, object]:
-        watch = await service.delete(service.get(watch_id, key.owner))
-        return watch.public()
+        try:
+            watch = service.get(watch_id, key.owner)
+        except WatchNotFound as exc:
+            return await elsewhere(watch_id, key.owner, exc)  # its node is lost: ended already
+        return (await service.delete(watch)).public()
 
     @router.get(
         "/watches/{watch_id}/results",
@@ -117,7 +148,11 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
         key: ApiKey = auth,
     ) -> dict[str, object]:
-        watch = service.get(watch_id, key.owner)
+        try:
+            watch = service.get(watch_id, key.owner)
+        except WatchNotFound as exc:  # its node is lost, and its results with it
+            shown = await elsewhere(watch_id, key.owner, exc)
+            return {"object": "list", "data": [], "has_more": False, "last_seq": _int(shown.get("last_seq"))}
         page = service.results(watch, after, limit + 1)
         return {"object": "list", "data": page[:limit], "has_more": len(page) > limit, "last_seq": watch.seq}
 
@@ -142,7 +177,10 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
         ] = None,
         key: ApiKey = auth,
     ) -> EventStream:
-        watch = service.get(watch_id, key.owner)
+        try:
+            watch = service.get(watch_id, key.owner)
+        except WatchNotFound as exc:  # its node is lost: the end, at once
+            return EventStream(_lost_events(await elsewhere(watch_id, key.owner, exc)))
         digits = (last_event_id or "").strip()
         start = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 15 else after
         return EventStream(_events(service, watch, start))
@@ -153,6 +191,15 @@ def build_router(service: WatchService, authenticate: Authenticate) -> APIRouter
 def _event(name: str, payload: object, event_id: int | None = None) -> bytes:
     """A named event (`event: result` / `end`) around sse_data's framing."""
     return f"event: {name}\n".encode() + sse_data(payload, event_id=None if event_id is None else str(event_id))
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+async def _lost_events(shown: dict[str, object]) -> AsyncIterator[bytes]:
+    yield b": watching\n\n"
+    yield _event("end", shown)
 
 
 async def _events(service: WatchService, watch: Watch, after: int) -> AsyncIterator[bytes]:

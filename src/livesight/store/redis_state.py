@@ -22,6 +22,10 @@ Key layout (prefix `ls:`, docs/scale-out.md has the same table):
 - `ls:nodes` hash node → JSON heartbeat; `ls:seen` zset node → last heartbeat ms.
 - `ls:wc:{node}` hash owner → that node's watches not ended, with a PX TTL of 3 ticks (a lost
   node's count lapses): the cluster-wide per-key watch limit sums them.
+- `ls:w:{watch}` hash: where a watch runs (`node`: the owner of its stream), its key (`owner`) and
+  `snap`, its API view as its node last published it (what other nodes answer once that node is
+  lost); PX `ended_kept_ms` once it ended. `ls:wo:{owner}` hash watch → node: the key's watches
+  cluster-wide (what `GET /v1/watches` fans out over). Both go when the watch is forgotten.
 - `ls:keys` hash SHA-256 digest → JSON API key; `ls:revoked` hash key id → revoked_at_ms.
 """
 
@@ -62,6 +66,24 @@ def own_key(owner: str) -> str:
 
 def claim_key(stream_id: str) -> str:
     return f"{P}claim:{stream_id}"
+
+
+def watch_key(watch_id: str) -> str:
+    return f"{P}w:{watch_id}"
+
+
+def watch_index_key(owner: str) -> str:
+    return f"{P}wo:{owner}"
+
+
+@dataclass(frozen=True, slots=True)
+class SharedWatch:
+    """Where a watch runs, whose it is, and its API view as that node last published it."""
+
+    id: str
+    node: str
+    owner: str
+    snap: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +328,56 @@ class ClusterState:
 
     # --- API keys ---------------------------------------------------------------------------------
 
+    # --- watches: where each runs (docs/scale-out.md "Watches") ------------------------------------
+
+    async def place_watch(self, w: SharedWatch) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(watch_key(w.id), mapping={"node": w.node, "owner": w.owner, "snap": json.dumps(w.snap)})
+            pipe.hset(watch_index_key(w.owner), w.id, w.node)
+            await pipe.execute()
+
+    async def publish_watches(self, watches: Sequence[SharedWatch], *, ended_kept_ms: int) -> None:
+        """Refresh the snapshots (an ended watch's record lapses `ended_kept_ms` later)."""
+        if not watches:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for w in watches:
+                key = watch_key(w.id)
+                pipe.hset(key, mapping={"node": w.node, "owner": w.owner, "snap": json.dumps(w.snap)})
+                if w.snap.get("state") == "ended":
+                    pipe.pexpire(key, ended_kept_ms)
+            await pipe.execute()
+
+    async def watch(self, watch_id: str) -> SharedWatch | None:
+        row: dict[str, str] = await self.redis.hgetall(watch_key(watch_id))  # type: ignore[assignment]
+        if "node" not in row:
+            return None
+        snap = json.loads(row.get("snap") or "{}")
+        return SharedWatch(watch_id, row["node"], row.get("owner", ""), snap if isinstance(snap, dict) else {})
+
+    async def watch_node(self, watch_id: str) -> str | None:
+        node = await self.redis.hget(watch_key(watch_id), "node")
+        return str(node) if node else None
+
+    async def watch_index(self, owner: str) -> dict[str, str]:
+        """The owner's watches cluster-wide: watch id → node."""
+        row: dict[str, str] = await self.redis.hgetall(watch_index_key(owner))  # type: ignore[assignment]
+        return dict(row)
+
+    async def lapse_watch(self, watch_id: str, ttl_ms: int) -> None:
+        """A lost node's watch: its record lapses `ttl_ms` from the first time this is said."""
+        await self.redis.pexpire(watch_key(watch_id), ttl_ms, nx=True)
+
+    async def forget_watches(self, watches: Sequence[tuple[str, str]]) -> None:
+        """(watch id, owner) pairs: out of the records and the owners' index."""
+        if not watches:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for watch_id, owner in watches:
+                pipe.delete(watch_key(watch_id))
+                pipe.hdel(watch_index_key(owner), watch_id)
+            await pipe.execute()
+
     async def push_keys(self, keys: Sequence[tuple[str, ApiKey]]) -> None:
         """Publish (digest, key) pairs; revoked ones also to the revocation hash."""
         if not keys:
@@ -370,3 +442,26 @@ class WatchCounts:
 
     async def publish(self, counts: Mapping[str, int]) -> None:
         await self.state.publish_watch_counts(self.node, counts, ttl_ms=self.ttl_ms)
+
+
+class WatchRecords:
+    """Implements `watches.model.WatchPlaces` on Redis: which node runs each watch, and its snapshot."""
+
+    def __init__(self, state: ClusterState, node: str, *, ended_kept_ms: int) -> None:
+        self.state, self.node, self.ended_kept_ms = state, node, ended_kept_ms
+
+    def _shared(self, watch_id: str, owner: str, snap: Mapping[str, object]) -> SharedWatch:
+        return SharedWatch(watch_id, self.node, owner, dict(snap))
+
+    async def placed(self, watch_id: str, owner: str, snap: Mapping[str, object]) -> None:
+        try:
+            await self.state.place_watch(self._shared(watch_id, owner, snap))
+        except (RedisError, OSError) as exc:
+            raise ClusterUnavailable("the cluster state is unreachable; retry shortly") from exc
+
+    async def changed(self, snaps: Sequence[tuple[str, str, Mapping[str, object]]]) -> None:
+        shared = [self._shared(watch_id, owner, snap) for watch_id, owner, snap in snaps]
+        await self.state.publish_watches(shared, ended_kept_ms=self.ended_kept_ms)
+
+    async def forgotten(self, watches: Sequence[tuple[str, str]]) -> None:
+        await self.state.forget_watches(watches)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -14,7 +15,7 @@ from livesight.watches.results import ResultError, WatchResult
 from livesight.watches.triggers import Trigger, TriggerState
 
 WatchState = Literal["active", "paused", "ended"]
-EndReason = Literal["deleted", "expired", "stream_ended", "failed"]
+EndReason = Literal["deleted", "expired", "stream_ended", "failed", "node_lost"]  # node_lost: its node died (a cluster)
 SKIP_REASONS = ("busy", "no_new_frames", "no_change")
 
 
@@ -120,6 +121,23 @@ class Counts:
             delivery_failures=raw["delivery_failures"],
             deliveries_abandoned=raw["deliveries_abandoned"],
         )
+
+
+class WatchPlaces(Protocol):
+    """Where a cluster's watches run (store/redis_state.py `WatchRecords`): each watch's node and its API
+    view as last published, so every node can find it, list it, and answer for it once its node is lost."""
+
+    async def placed(self, watch_id: str, owner: str, snap: Mapping[str, object]) -> None:
+        """Record a new watch as this node's (raises ClusterUnavailable when it cannot)."""
+        ...
+
+    async def changed(self, snaps: Sequence[tuple[str, str, Mapping[str, object]]]) -> None:
+        """(watch id, owner, API view) of watches that changed."""
+        ...
+
+    async def forgotten(self, watches: Sequence[tuple[str, str]]) -> None:
+        """(watch id, owner) of watches forgotten here."""
+        ...
 
 
 class WatchQuota(Protocol):

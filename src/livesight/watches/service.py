@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 
 from livesight.core.clock import Clock
@@ -43,6 +43,7 @@ from livesight.watches.model import (
     EndReason,
     Watch,
     WatchLimits,
+    WatchPlaces,
     WatchQuota,
     WatchSpec,
     Webhook,
@@ -83,9 +84,13 @@ class WatchService:
         store: SQLiteWatchStore | None = None,
         recorder: WatchRecorder = NULL_RECORDER,
         quota: WatchQuota | None = None,
+        places: WatchPlaces | None = None,
     ) -> None:
         self.registry, self.runner, self.clock = registry, runner, clock
         self.quota = quota
+        self.places = places  # a cluster: where each watch runs, its snapshot for the other nodes
+        self._dirty: set[str] = set()  # watches whose snapshot changed since `publish` last ran
+        self._publishing: set[asyncio.Task[None]] = set()
         self.gate, self.deliverer, self.limits, self.recorder = gate, deliverer, limits, recorder
         self.journal = WatchJournal(store, limits.results_kept, limits.results_max_age_ms)
         self._watches: dict[str, Watch] = {}
@@ -153,6 +158,8 @@ class WatchService:
             expires_at_ms=expires,
             created_at_ms=now,
         )
+        if self.places is not None:  # every node can find it before the client learns the id
+            await self.places.placed(watch.id, owner, watch.public())
         self._watches[watch.id] = watch
         self._rt[watch.id] = _Runtime(body, deque(maxlen=self.limits.results_kept))
         await self.journal.save(watch)  # on disk before the client learns the id
@@ -182,12 +189,14 @@ class WatchService:
             watch.state = "paused" if state == "paused" else "active"
         self._rt[watch.id].wake.set()
         await self.journal.save(watch)
+        await self._publish_now(watch)
         return watch
 
     async def delete(self, watch: Watch) -> Watch:
         """End the watch (idempotent: an ended watch stays as it ended)."""
         self._end(watch, "deleted")
         await self.journal.save(watch)
+        await self._publish_now(watch)
         return watch
 
     def results(self, watch: Watch, after: int = 0, limit: int = 100) -> list[WatchResult]:
@@ -317,6 +326,7 @@ class WatchService:
             if not recorded:
                 watch.counts.held_back += 1
         watch.last_result = result
+        self._dirty.add(watch.id)
         if recorded:
             watch.seq += 1
             result["seq"] = watch.seq
@@ -399,6 +409,7 @@ class WatchService:
         if watch.state == "ended":
             return
         watch.state, watch.end_reason, watch.ended_at_ms = "ended", reason, self.clock.now_ms()
+        self._mark_ended(watch)
         rt = self._rt.get(watch.id)
         if rt is None:
             return
@@ -407,6 +418,59 @@ class WatchService:
             rt.run.cancel()
         self._notify(rt)
 
+    # --- a cluster's view of this node's watches ---------------------------------------------------
+
+    async def publish(self) -> None:
+        """Publish the snapshots of watches that changed since the last call (a cluster tick hook)."""
+        self._sweep()
+        if self.places is None or not self._dirty:
+            return
+        ids, self._dirty = self._dirty, set()
+        snaps = [(w.id, w.owner, w.public()) for w in (self._watches.get(i) for i in ids) if w is not None]
+        try:
+            await self.places.changed(snaps)
+        except Exception:
+            self._dirty |= ids  # Redis unreachable: the next tick tries again
+            raise
+
+    async def flush(self) -> None:
+        """Wait for the snapshots being published, then publish what is still pending (at shutdown, after
+        the node's streams ended: the other nodes then answer for its watches as they ended)."""
+        await asyncio.gather(*self._publishing, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.publish()
+
+    async def _publish_now(self, watch: Watch) -> None:
+        if self.places is None:
+            return
+        self._dirty.discard(watch.id)
+        try:
+            await self.places.changed([(watch.id, watch.owner, watch.public())])
+        except Exception:  # the next tick publishes it
+            self._dirty.add(watch.id)
+
+    def _mark_ended(self, watch: Watch) -> None:
+        """An end is published at once (not at the next tick): a drained node may not see one."""
+        if self.places is None:
+            return
+        self._dirty.add(watch.id)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no running loop (a synchronous end in a test): the next publish has it
+            return
+        self._background(self.publish())
+
+    def _background(self, work: Coroutine[object, object, None]) -> None:
+        async def quietly() -> None:
+            try:
+                await work
+            except Exception as exc:  # Redis unreachable: the dirty set keeps what is still to publish
+                log.debug("watch snapshot not published: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(quietly())
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
     def _notify(self, rt: _Runtime) -> None:
         rt.changed.set()
         rt.changed = asyncio.Event()
@@ -414,11 +478,14 @@ class WatchService:
     def _sweep(self) -> None:
         """Forget ended watches older than `ended_kept_ms`."""
         cutoff = self.clock.now_ms() - self.limits.ended_kept_ms
-        old = [w.id for w in self._watches.values() if w.ended_at_ms is not None and w.ended_at_ms < cutoff]
+        gone = [w for w in self._watches.values() if w.ended_at_ms is not None and w.ended_at_ms < cutoff]
+        old = [w.id for w in gone]
         for watch_id in old:
             self._watches.pop(watch_id, None)
             self._rt.pop(watch_id, None)
         self.journal.forget(old)
+        if self.places is not None and old:
+            self._background(self.places.forgotten([(w.id, w.owner) for w in gone]))
 
 
 def _body(request: JsonObject) -> ChatCompletionRequest:
