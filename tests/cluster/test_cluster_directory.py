@@ -93,6 +93,7 @@ async def test_in_gateway_mode_a_lost_nodes_stream_is_re_placed_on_one_surviving
     assert one.serving(sid) and not two.serving(sid)
     window_facts = one.facts(stream).buffer
     assert window_facts.stream_time_ms >= 9_000  # the stream clock continues
+    assert window_facts.gaps == 1  # GET /v1/streams/{id} says the stream went on after a gap
     one.local.pool.append(sid, _frame())
     assert one.local.pool.get(sid).window().infos()[0].index == 270 + 100  # past anything n2 could have handed out
     await two.tick()

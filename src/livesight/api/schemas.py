@@ -217,6 +217,10 @@ class StreamStatus(BaseModel):
     # livesight's own fields
     retained_bytes: int
     keyframe_interval_ms: int | None
+    gaps: int = Field(
+        description="Times the stream went on after its node was lost (with `livekit_url`, several nodes): "
+        "the frames of each gap are gone (read as evicted), indexes continue past them"
+    )
     width: int | None
     height: int | None
     codec: str | None

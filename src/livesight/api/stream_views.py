@@ -67,6 +67,7 @@ def stream_status(stream: Stream, facts: StreamFacts) -> StreamStatus:
         audio=False,
         retained_bytes=buffer.retained_bytes,
         keyframe_interval_ms=buffer.keyframe_interval_ms,
+        gaps=buffer.gaps,
         width=facts.width,
         height=facts.height,
         codec=facts.codec,

@@ -46,10 +46,12 @@ class BufferPool:
             ring = self._rings[stream_id] = FrameRing(stream_id=stream_id, reader=self.reader)
         return ring
 
-    def restore(self, stream_id: str, next_index: int, stream_time_ms: int, first_frame_at_ms: int | None) -> None:
+    def restore(
+        self, stream_id: str, next_index: int, stream_time_ms: int, first_frame_at_ms: int | None, *, gaps: int = 0
+    ) -> None:
         """An empty ring that continues a stream after a server restart (see FrameRing.restore)."""
         ring = self.ring(stream_id)
-        ring.restore(next_index, stream_time_ms, self._clock.now_ms(), first_frame_at_ms)
+        ring.restore(next_index, stream_time_ms, self._clock.now_ms(), first_frame_at_ms, gaps=gaps)
 
     def get(self, stream_id: str) -> FrameRing | None:
         return self._rings.get(stream_id)

@@ -118,6 +118,7 @@ class FrameRing:
     def __init__(
         self, stream_clock: StreamClock | None = None, *, stream_id: str = "", reader: FrameReader | None = None
     ) -> None:
+        self.gaps = 0  # see restore()
         self._clock = stream_clock or StreamClock()
         self.stream_id = stream_id
         self.reader = reader
@@ -134,10 +135,14 @@ class FrameRing:
         self.restart_ms: int | None = None
         self._codec: str | None = None  # codec of the newest encoded frame (None: the newest is a JPEG)
 
-    def restore(self, next_index: int, stream_time_ms: int, now_ms: int, first_frame_at_ms: int | None) -> None:
-        """Continue a stream after a server restart: indexes from `next_index`, stream time after
-        `stream_time_ms`; every earlier frame is reported as lost in the restart."""
+    def restore(
+        self, next_index: int, stream_time_ms: int, now_ms: int, first_frame_at_ms: int | None, *, gaps: int = 0
+    ) -> None:
+        """Continue a stream after a server restart (or, `gaps` > 0, on another node after its node was
+        lost): indexes from `next_index`, stream time after `stream_time_ms`; every earlier frame is
+        reported as lost in the restart."""
         assert not self._infos, "restore an empty ring only"
+        self.gaps = gaps
         self._base = next_index
         self._clock.resume(stream_time_ms, now_ms)
         self.first_frame_at_ms = first_frame_at_ms
@@ -286,6 +291,7 @@ class FrameRing:
             evicted_frame_count=self.evicted_count,
             retained_bytes=self.nbytes,
             keyframe_interval_ms=self.keyframe_interval_ms(),
+            gaps=self.gaps,
         )
 
     def recent_fps(self, now_ms: int) -> float:

@@ -44,6 +44,7 @@ class BufferStats:
     evicted_frame_count: int = 0
     retained_bytes: int = 0
     keyframe_interval_ms: int | None = None  # mean of the last GOPs (encoded frames only)
+    gaps: int = 0  # times the stream went on after its node was lost (its frames then are gone: evicted)
 
 
 class FramePayload(Protocol):

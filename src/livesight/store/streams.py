@@ -137,6 +137,7 @@ def _load_final(value: str | None) -> StreamFacts | None:
         retained_frame_count=_int(obj.get("retained_frame_count")) or 0,
         evicted_frame_count=_int(obj.get("evicted_frame_count")) or 0,
         retained_bytes=_int(obj.get("retained_bytes")) or 0,
+        gaps=_int(obj.get("gaps")) or 0,
     )
     return StreamFacts(
         buffer,

@@ -227,7 +227,9 @@ class StreamRegistry:
         last = buffer.last_frame_index if buffer is not None else None
         next_index = (last + 1 if last is not None else 0) + index_gap  # it may have had frames nobody published
         stream_time = buffer.stream_time_ms if buffer is not None else 0
-        self.pool.restore(stream.id, next_index, stream_time, buffer.first_frame_at_ms if buffer else None)
+        first_frame_at_ms = buffer.first_frame_at_ms if buffer else None
+        gaps = (buffer.gaps if buffer else 0) + 1
+        self.pool.restore(stream.id, next_index, stream_time, first_frame_at_ms, gaps=gaps)
         self._write([stream])
 
     def _cap_tombstones(self) -> None:
