@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis as redis_py
 
 from livesight.core.clock import FakeClock
 from livesight.store.keys import SQLiteKeyStore
@@ -171,6 +172,11 @@ def test_the_watch_limit_is_counted_across_both_nodes(pair: Pair) -> None:
     on_a, on_b = _create(pair.a, key), _create(pair.b, key)
     assert _watch(pair.a, key, on_a).status_code == 201
     assert _watch(pair.b, key, on_b).status_code == 201
+    counts = redis_py.Redis.from_url(pair.redis.url, decode_responses=True)
+    wait_for(  # each node's count is in Redis (admission writes it; a tick republishes it)
+        lambda: sum(int(v) for n in ("node-a", "node-b") for v in counts.hvals(f"ls:wc:{n}")) == 2,
+        what="both nodes' watch counts in Redis",
+    )
     for node, sid in ((pair.a, on_a), (pair.b, on_b)):
         r = _watch(node, key, sid)
         assert r.status_code == 429 and "across the cluster" in r.text, r.text
