@@ -40,20 +40,12 @@ VISION = {
 VOCAB = 49_280
 
 
-def build(size: str, directory: Path) -> int:
-    import torch
-    from tests.support.tiny_vlm import IDEFICS3_TEMPLATE, build_idefics3
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessorPil,
-        Idefics3Processor,
-    )
+def smolvlm_config(size: str, image_token_id: int) -> object:
+    """The real SmolVLM-256M/-500M shape (Idefics3), for random-weight models of it."""
+    from transformers import Idefics3Config
 
-    tiny = build_idefics3(directory / "tokenizer")  # its tokenizer, template and special tokens
-    processor = Idefics3Processor.from_pretrained(tiny)
     s = SIZES[size]
-    config = Idefics3Config(
+    return Idefics3Config(
         vision_config=VISION,
         text_config={
             "model_type": "llama",
@@ -67,8 +59,22 @@ def build(size: str, directory: Path) -> int:
             "tie_word_embeddings": True,
         },
         scale_factor=4,
-        image_token_id=processor.tokenizer.convert_tokens_to_ids("<image>"),
+        image_token_id=image_token_id,
     )
+
+
+def build(size: str, directory: Path) -> int:
+    import torch
+    from tests.support.tiny_vlm import IDEFICS3_TEMPLATE, build_idefics3
+    from transformers import (
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessorPil,
+        Idefics3Processor,
+    )
+
+    tiny = build_idefics3(directory / "tokenizer")  # its tokenizer, template and special tokens
+    processor = Idefics3Processor.from_pretrained(tiny)
+    config = smolvlm_config(size, processor.tokenizer.convert_tokens_to_ids("<image>"))
     torch.manual_seed(0)
     model = Idefics3ForConditionalGeneration(config)
     model.generation_config.eos_token_id = processor.tokenizer.eos_token_id

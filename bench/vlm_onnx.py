@@ -31,30 +31,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench.vlm import SIZES, VISION, VOCAB  # noqa: E402
+from bench.vlm import VISION, VOCAB, smolvlm_config  # noqa: E402
 
 
 def build_model(size: str) -> Any:
     import torch
-    from transformers import Idefics3Config, Idefics3ForConditionalGeneration
+    from transformers import Idefics3ForConditionalGeneration
 
-    s = SIZES[size]
-    config = Idefics3Config(
-        vision_config=VISION,
-        text_config={
-            "model_type": "llama",
-            "vocab_size": VOCAB,
-            "hidden_size": s["hidden_size"],
-            "intermediate_size": s["intermediate_size"],
-            "num_hidden_layers": s["num_hidden_layers"],
-            "num_attention_heads": s["heads"],
-            "num_key_value_heads": s["kv"],
-            "max_position_embeddings": 8192,
-            "tie_word_embeddings": True,
-        },
-        scale_factor=4,
-        image_token_id=VOCAB - 1,
-    )
+    config = smolvlm_config(size, VOCAB - 1)
     torch.manual_seed(0)
     model = Idefics3ForConditionalGeneration(config).eval()
     return model
