@@ -8,8 +8,10 @@ A file name from the listing is used as a path under the model directory only wh
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
@@ -62,6 +64,30 @@ class RepoListing:
     @property
     def total(self) -> int:
         return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class FileSelection:
+    """Which files of a model repository one runtime needs: `fnmatch` patterns on the repository path
+    (`*` crosses `/`), a file is wanted when it matches an `include` and no `exclude`. A hub repository
+    often carries several runtimes' copies of the same model (safetensors, `onnx/` in six precisions,
+    GGUF…): pulling only what the runtime loads is the difference between 0.5 and 4 GB for SmolVLM-256M.
+    `name` says which files these are, in messages and in `livesight models list`."""
+
+    name: str
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+
+    def wants(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, p) for p in self.include) and not any(
+            fnmatch.fnmatchcase(path, p) for p in self.exclude
+        )
+
+    def pick(self, paths: Iterable[str]) -> list[str]:
+        return [p for p in paths if self.wants(p)]
+
+
+EVERYTHING = FileSelection("all files")
 
 
 def check_repo_id(repo: str) -> str:
