@@ -68,23 +68,34 @@ class RepoListing:
 
 @dataclass(frozen=True, slots=True)
 class FileSelection:
-    """Which files of a model repository one runtime needs: `fnmatch` patterns on the repository path
-    (`*` crosses `/`), a file is wanted when it matches an `include` and no `exclude`. A hub repository
-    often carries several runtimes' copies of the same model (safetensors, `onnx/` in six precisions,
-    GGUF…): pulling only what the runtime loads is the difference between 0.5 and 4 GB for SmolVLM-256M.
-    `name` says which files these are, in messages and in `livesight models list`."""
+    """Which files of a model repository one runtime needs. Patterns are matched segment by segment on
+    the repository path, as in a shell: `*` stays within one segment (`*.json` is the top level only), a
+    `**` segment spans any number of them (`**/*.onnx` anywhere, `onnx/**` everything under onnx/). A file
+    is wanted when it matches an `include` and no `exclude`. A hub repository often carries several
+    runtimes' copies of the same model (safetensors, `onnx/` in eight precisions, GGUF…): pulling only what
+    the runtime loads is the difference between 0.5 and ~4 GB for SmolVLM-256M. `name` says which files
+    these are, in messages and in `livesight models list`."""
 
     name: str
-    include: tuple[str, ...] = ("*",)
+    include: tuple[str, ...] = ("**",)
     exclude: tuple[str, ...] = ()
 
     def wants(self, path: str) -> bool:
-        return any(fnmatch.fnmatchcase(path, p) for p in self.include) and not any(
-            fnmatch.fnmatchcase(path, p) for p in self.exclude
+        parts = path.split("/")
+        return any(_matches(p.split("/"), parts) for p in self.include) and not any(
+            _matches(p.split("/"), parts) for p in self.exclude
         )
 
     def pick(self, paths: Iterable[str]) -> list[str]:
         return [p for p in paths if self.wants(p)]
+
+
+def _matches(pattern: list[str], parts: list[str]) -> bool:
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_matches(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _matches(pattern[1:], parts[1:])
 
 
 EVERYTHING = FileSelection("all files")
