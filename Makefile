@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 VLM_STAMP := $(VENV)/.installed-vlm
+VLM_CPU_STAMP := $(VENV)/.installed-vlm-cpu
 
-.PHONY: setup vlm run demo test check fmt clean
+.PHONY: setup vlm vlm-cpu run demo test check fmt clean
 
 setup: $(STAMP)
 	@scripts/setup-media
@@ -22,6 +23,13 @@ vlm: $(VLM_STAMP)
 
 $(VLM_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,vlm]'
+	@touch $@
+
+# The SmolVLM ids on onnxruntime only (the CPU default for them): transformers and llguidance, no torch (~0.1 GB).
+vlm-cpu: $(VLM_CPU_STAMP)
+
+$(VLM_CPU_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,vlm-cpu]'
 	@touch $@
 
 run: setup

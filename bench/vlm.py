@@ -1,14 +1,17 @@
 """In-process VLM latency at the REAL sizes of SmolVLM-256M and -500M, with random weights (no download).
 
     .venv/bin/python bench/vlm.py [--models 256m,500m] [--frames 1,8] [--tokens 30] [--threads N] [--runs 2]
+                                  [--runtimes transformers,onnxruntime]
 
 Same compute as the real models: the Idefics3 architecture with the published sizes (text: SmolLM2-135M /
 -360M, vision: SigLIP base patch16 at 512 px, pixel shuffle 4 → 64 tokens an image tile, vocab 49,280);
 the parameter count is printed so the size can be checked against the model names. The run goes through
-the backend's own engine (`livesight.backends.vlm.engine.Engine`: processor, chat template, generate with
-the token picker), one 1280×720 JPEG frame and an 8-frame segment, image splitting off (one 512×512 tile
-a frame, as the backend does). It forces `--tokens` new tokens (random weights would stop anywhere) and
-reports time to first token (prefill: vision encoder + prompt) and decode tokens/s after it.
+the backend's own engines (`engine.Engine` on torch: processor, chat template, generate with the token
+picker; `engine_onnx.OnnxEngine` on onnxruntime, from the three-graph ONNX export of the same random
+weights, `tests/support/onnx_export.py`; `--onnx-variants int8` quantizes it here), one 1280×720 JPEG
+frame and an 8-frame segment, image splitting off (one 512×512 tile a frame, as the backend does). It
+forces `--tokens` new tokens (random weights would stop anywhere) and reports time to first token
+(prefill: vision encoder + prompt) and decode tokens/s after it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
@@ -99,6 +103,24 @@ def frame_jpeg() -> bytes:
     return buf.getvalue()
 
 
+def stamp_decoder(engine: object, stamps: list[float]) -> Any:
+    """Record the end of every decoder pass into `stamps`; returns what undoes it."""
+    model = getattr(engine, "model", None)
+    if model is not None:  # torch: a forward hook (generate's own eos is off for a forced length)
+        model.generation_config.eos_token_id = None
+        return model.register_forward_hook(lambda *_: stamps.append(time.perf_counter())).remove
+    session = engine._decoder  # type: ignore[attr-defined]
+
+    class Stamped:
+        def run(self, *args: Any, **kwargs: Any) -> Any:
+            out = session.run(*args, **kwargs)
+            stamps.append(time.perf_counter())
+            return out
+
+    engine._decoder = Stamped()  # type: ignore[attr-defined]
+    return lambda: setattr(engine, "_decoder", session)
+
+
 def run(engine: object, frames: int, tokens: int) -> tuple[float, float, int]:
     from livesight.backends.vlm.prompt import Prompt, Sampling
 
@@ -109,16 +131,14 @@ def run(engine: object, frames: int, tokens: int) -> tuple[float, float, int]:
     parts.append({"type": "text", "text": "What is happening? Answer in one sentence."})
     prompt = Prompt([{"role": "user", "content": parts}], [jpeg] * frames)
     stamps: list[float] = []  # the end of each forward pass: the first is prefill, the others one token each
-    model = engine.model  # type: ignore[attr-defined]
-    hook = model.register_forward_hook(lambda *_: stamps.append(time.perf_counter()))
+    remove = stamp_decoder(engine, stamps)
     eos = engine.eos_ids  # type: ignore[attr-defined]
     engine.eos_ids = ()  # type: ignore[attr-defined]  # forced length: random weights stop anywhere
-    model.generation_config.eos_token_id = None
     started = time.perf_counter()
     try:
         done = engine.generate(prompt, Sampling(max_tokens=tokens), lambda _: None, lambda: False)  # type: ignore[attr-defined]
     finally:
-        hook.remove()
+        remove()
         engine.eos_ids = eos  # type: ignore[attr-defined]
     first, last = stamps[0], stamps[-1]
     rate = (len(stamps) - 1) / (last - first) if len(stamps) > 1 else float("nan")
@@ -132,29 +152,62 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=max(1, len(os.sched_getaffinity(0)) - 1))
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--frames", default="1,8", help="frame counts to time, e.g. 1 or 1,8")
+    parser.add_argument("--runtimes", default="transformers", help="transformers, onnxruntime or both")
+    parser.add_argument(
+        "--onnx-variants", default="fp32", help="fp32 and/or int8 (int8: quantized here from the fp32 export)"
+    )
     args = parser.parse_args()
+    import onnxruntime
     import torch
 
-    from livesight.backends.vlm.engine import Engine
-
-    print(f"torch {torch.__version__}, {args.threads} threads, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.models.split(","):
             params = build(size, Path(tmp))
-            engine = Engine(Path(tmp) / size, device="cpu", threads=args.threads)
-            run(engine, 1, 2)  # warm-up
             print(f"SmolVLM-{size} shape: {params / 1e6:.0f} M parameters")
-            for frames in (int(n) for n in args.frames.split(",")):
-                results = [run(engine, frames, args.tokens) for _ in range(args.runs)]
-                ttft = statistics.median(r[0] for r in results)
-                rate = statistics.median(r[1] for r in results)
-                print(
-                    f"  {frames} frame(s) 1280x720, {results[0][2]} prompt tokens: time to first token "
-                    f"{ttft:.2f} s, decode {rate:.1f} tokens/s, {args.tokens} tokens in "
-                    f"{ttft + (args.tokens - 1) / rate:.2f} s"
-                )
-            print(f"  load average now {os.getloadavg()[0]:.2f}")
-            del engine
+            for runtime in args.runtimes.split(","):
+                for variant in args.onnx_variants.split(",") if runtime == "onnxruntime" else ["fp32"]:
+                    measure(Path(tmp) / size, runtime, variant, args)
+
+
+def measure(directory: Path, runtime: str, variant: str, args: Any) -> None:
+    import torch
+
+    if runtime == "onnxruntime":
+        from tests.support.onnx_export import export_smolvlm, quantize_int8
+
+        from livesight.backends.vlm.engine_onnx import OnnxEngine
+
+        if not (directory / "onnx").is_dir():
+            started = time.perf_counter()
+            export_smolvlm(directory)
+            print(f"  ONNX export {time.perf_counter() - started:.0f} s")
+        if variant == "int8" and not (directory / "onnx" / "decoder_model_merged_int8.onnx").is_file():
+            quantize_int8(directory)
+        graphs = sorted((directory / "onnx").glob(f"*{'_int8' if variant == 'int8' else ''}.onnx"))
+        graphs = [p for p in graphs if variant == "int8" or "_int8" not in p.name]
+        print("  " + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.0f} MB" for p in graphs))
+        engine: object = OnnxEngine(directory, threads=args.threads, variant=variant)  # type: ignore[arg-type]
+    else:
+        from livesight.backends.vlm.engine import Engine
+
+        engine = Engine(directory, device="cpu", threads=args.threads)
+    torch.set_num_threads(args.threads)
+    run(engine, 1, 2)  # warm-up
+    print(f"  {runtime}{f' {variant}' if runtime == 'onnxruntime' else ''}:")
+    for frames in (int(n) for n in args.frames.split(",")):
+        results = [run(engine, frames, args.tokens) for _ in range(args.runs)]
+        ttft = statistics.median(r[0] for r in results)
+        rate = statistics.median(r[1] for r in results)
+        print(
+            f"    {frames} frame(s) 1280x720, {results[0][2]} prompt tokens: time to first token "
+            f"{ttft:.2f} s, decode {rate:.1f} tokens/s, {args.tokens} tokens in "
+            f"{ttft + (args.tokens - 1) / rate:.2f} s"
+        )
+    print(f"    load average now {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

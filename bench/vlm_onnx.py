@@ -31,6 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from tests.support.onnx_export import without_onnx_package  # noqa: E402
+
 from bench.vlm import VISION, VOCAB, smolvlm_config  # noqa: E402
 
 
@@ -99,18 +101,6 @@ def step_module(model: Any, layers: int) -> Any:
             return (logits, *present)
 
     return Step().eval()
-
-
-def without_onnx_package() -> None:
-    """The TorchScript exporter imports `onnx` only to splice custom onnxscript functions into the model;
-    with none (this model has none) that step returns the bytes unchanged, so skip it when `onnx` is absent
-    (it is not a dependency: onnxruntime runs the file without it)."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnx") is None:
-        from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
-
-        onnx_proto_utils._add_onnxscript_fn = lambda model_bytes, custom_opsets: model_bytes
 
 
 def session(path: Path, threads: int) -> Any:

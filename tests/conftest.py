@@ -33,11 +33,13 @@ def _media_environment(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="session")
 def tiny_vlm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny random-weight VLMs (tests/support/tiny_vlm.py), built once per session, each in the directory a
-    pulled repo would have under a WeightStore root: `tiny--idefics3`, `tiny--qwen2-vl`."""
+    pulled repo would have under a WeightStore root: `tiny--idefics3` (with its ONNX export under `onnx/`, as
+    the hub's SmolVLM repositories have: tests/support/onnx_export.py), `tiny--qwen2-vl`."""
     pytest.importorskip("torch")
+    from tests.support.onnx_export import export_smolvlm
     from tests.support.tiny_vlm import build_idefics3, build_qwen2vl
 
     root = tmp_path_factory.mktemp("weights")
-    build_idefics3(root / "tiny--idefics3")
+    export_smolvlm(build_idefics3(root / "tiny--idefics3"))
     build_qwen2vl(root / "tiny--qwen2-vl")
     return root

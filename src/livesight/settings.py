@@ -112,6 +112,16 @@ class ModelConfig(BaseModel):
     )
     revision: str = Field("main", description="transformers: the branch, tag or commit of `weights` to pull.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="transformers: auto = CUDA when present.")
+    runtime: Literal["auto", "transformers", "onnxruntime"] = Field(
+        "auto",
+        description="transformers: what runs the model. auto = onnxruntime on a CPU when the repository has "
+        "the ONNX export (SmolVLM, SmolVLM2), transformers + torch otherwise (docs/local-models.md).",
+    )
+    onnx_variant: Literal["fp32", "fp16", "int8", "uint8", "quantized", "q4", "q4f16", "bnb4"] = Field(
+        "fp32",
+        description="transformers, runtime onnxruntime: which precision of the ONNX export to pull and run "
+        "(the hub's file suffix: q4 = onnx/*_q4.onnx).",
+    )
     queue_limit: int = Field(
         2, ge=0, description="transformers: requests that may wait while one runs; more get 503 model_busy."
     )
@@ -415,7 +425,8 @@ class Settings(BaseSettings):
     vlm_threads: int | None = Field(
         None,
         ge=1,
-        description="Torch threads for in-process models; default: the CPU cores this process may use, less one "
+        description="Threads for in-process models (torch or onnxruntime); default: the CPU cores this process "
+        "may use, less one "
         "(kept for video decode and the event loop).",
     )
     hf_endpoint: str = Field(

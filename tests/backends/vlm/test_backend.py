@@ -40,6 +40,15 @@ SCHEMA: JsonObject = {
 }
 
 
+# each architecture on each runtime it runs on (the tiny Idefics3 directory has the ONNX export too)
+CASES = [
+    pytest.param(IDEFICS3, "transformers", id="idefics3-torch"),
+    pytest.param(IDEFICS3, "onnxruntime", id="idefics3-onnx"),
+    pytest.param(QWEN2VL, "transformers", id="qwen2vl-torch"),
+]
+BOTH_RUNTIMES = pytest.mark.parametrize("runtime", ["transformers", "onnxruntime"])
+
+
 def frame(i: int) -> MediaFrame:
     jpeg = text_jpeg(f"CAM {i}", 320, 180)
     return MediaFrame(jpeg=jpeg, width=320, height=180, index=i, timestamp_ms=1_000 + 500 * i)
@@ -88,9 +97,11 @@ def test_the_chat_template_puts_each_frame_after_its_stream_time(engines: dict[s
     assert per_frame > 0 and text.count(image_token) == 3 * per_frame
 
 
-@pytest.mark.parametrize("repo", [IDEFICS3, QWEN2VL])
-async def test_a_frame_and_a_segment_are_answered_with_real_token_counts(weights_root: Path, repo: str) -> None:
-    model = backend(weights_root, repo)
+@pytest.mark.parametrize(("repo", "runtime"), CASES)
+async def test_a_frame_and_a_segment_are_answered_with_real_token_counts(
+    weights_root: Path, repo: str, runtime: str
+) -> None:
+    model = backend(weights_root, repo, runtime=runtime)
     try:
         assert model.state == "downloaded" and not model.ready
         one = await model.complete(ask(image(), max_tokens=6))
@@ -109,8 +120,9 @@ async def test_a_frame_and_a_segment_are_answered_with_real_token_counts(weights
         await model.aclose()
 
 
-async def test_a_stream_says_what_the_whole_answer_says_and_ends_with_usage(weights_root: Path) -> None:
-    model = backend(weights_root, IDEFICS3)
+@BOTH_RUNTIMES
+async def test_a_stream_says_what_the_whole_answer_says_and_ends_with_usage(weights_root: Path, runtime: str) -> None:
+    model = backend(weights_root, IDEFICS3, runtime=runtime)
     try:
         whole = await model.complete(ask(image(), max_tokens=12))
         text, chunks = await collect(model.stream(ask(image(), max_tokens=12)))
@@ -123,8 +135,9 @@ async def test_a_stream_says_what_the_whole_answer_says_and_ends_with_usage(weig
         await model.aclose()
 
 
-async def test_a_stop_sequence_cuts_the_answer_before_it(weights_root: Path) -> None:
-    model = backend(weights_root, IDEFICS3)
+@BOTH_RUNTIMES
+async def test_a_stop_sequence_cuts_the_answer_before_it(weights_root: Path, runtime: str) -> None:
+    model = backend(weights_root, IDEFICS3, runtime=runtime)
     try:
         full = str((await model.complete(ask(image(), max_tokens=24)))["choices"][0]["message"]["content"])  # type: ignore[index]
         stop = full[len(full) // 2 : len(full) // 2 + 2]
@@ -137,8 +150,9 @@ async def test_a_stop_sequence_cuts_the_answer_before_it(weights_root: Path) -> 
         await model.aclose()
 
 
-async def test_the_same_seed_samples_the_same_answer(weights_root: Path) -> None:
-    model = backend(weights_root, QWEN2VL)
+@pytest.mark.parametrize(("repo", "runtime"), [(QWEN2VL, "transformers"), (IDEFICS3, "onnxruntime")])
+async def test_the_same_seed_samples_the_same_answer(weights_root: Path, repo: str, runtime: str) -> None:
+    model = backend(weights_root, repo, runtime=runtime)
     try:
         a, b = [
             (await model.complete(ask(image(), max_tokens=16, temperature=1.0, top_p=0.9, seed=7)))["choices"]
@@ -153,7 +167,7 @@ async def test_the_same_seed_samples_the_same_answer(weights_root: Path) -> None
 
 @pytest.mark.parametrize("repo", [IDEFICS3, QWEN2VL])
 async def test_json_schema_output_validates_even_with_random_weights(weights_root: Path, repo: str) -> None:
-    model = backend(weights_root, repo)
+    model = backend(weights_root, repo, runtime="transformers")  # onnxruntime: test_engine_onnx.py
     fmt = {"type": "json_schema", "json_schema": {"name": "scene", "schema": SCHEMA, "strict": True}}
     try:
         for seed in range(4):
@@ -179,8 +193,9 @@ async def test_a_schema_it_cannot_follow_is_400(weights_root: Path) -> None:
         await model.aclose()
 
 
-async def test_a_full_queue_is_503_model_busy_with_retry_after(weights_root: Path) -> None:
-    model = backend(weights_root, IDEFICS3, queue_limit=0, max_output_tokens=4000)
+@BOTH_RUNTIMES
+async def test_a_full_queue_is_503_model_busy_with_retry_after(weights_root: Path, runtime: str) -> None:
+    model = backend(weights_root, IDEFICS3, queue_limit=0, max_output_tokens=4000, runtime=runtime)
     try:
         await model.complete(ask(image(), max_tokens=1))  # loaded
         running = model.stream(ask(image(), max_tokens=4000))
@@ -206,7 +221,7 @@ async def _until_admitted(model: VlmBackend) -> JsonObject:
 async def test_without_the_extra_the_error_names_the_install_command(
     weights_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vlm_backend, "missing_modules", lambda: ["torch"])
+    monkeypatch.setattr(vlm_backend, "missing_modules", lambda runtime: ["torch"])
     model = backend(weights_root, IDEFICS3)
     try:
         assert model.state == "unavailable" and "make vlm" in (model.not_ready_reason or "")
@@ -231,7 +246,7 @@ async def test_weights_that_are_not_here_and_may_not_be_pulled_say_what_to_run(t
 async def test_server_start_logs_the_install_command_when_the_extra_is_missing(
     weights_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(vlm_backend, "missing_modules", lambda: ["torch", "llguidance"])
+    monkeypatch.setattr(vlm_backend, "missing_modules", lambda runtime: ["torch", "llguidance"])
     model = backend(weights_root, IDEFICS3)
     try:
         with caplog.at_level("WARNING", logger="livesight.models"):
@@ -287,8 +302,9 @@ async def test_a_failed_pull_is_retried_by_a_request_after_the_retry_delay(
         await model.aclose()
 
 
-async def test_an_answer_past_timeout_s_ends_there_as_length(weights_root: Path) -> None:
-    model = backend(weights_root, IDEFICS3, timeout_s=0.3, max_output_tokens=20_000)
+@BOTH_RUNTIMES
+async def test_an_answer_past_timeout_s_ends_there_as_length(weights_root: Path, runtime: str) -> None:
+    model = backend(weights_root, IDEFICS3, timeout_s=0.3, max_output_tokens=20_000, runtime=runtime)
     try:
         await model.complete(ask(image(), max_tokens=1))  # loaded (the timeout counts from the answer's start)
         reply = await model.complete(ask(image(), max_tokens=20_000))

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Protocol
 
 from livesight.backends.base import Chunk
+from livesight.backends.hub import FileSelection
 from livesight.backends.request import ChatRequest
-from livesight.backends.vlm.catalog import INSTALL, missing_modules
+from livesight.backends.vlm.catalog import install_hint, missing_modules
+from livesight.backends.vlm.files import choose_runtime, local_paths, selection
 from livesight.backends.vlm.prompt import Generated, Prompt, Sampling, build_prompt, sampling_of
 from livesight.backends.weights import Progress, WeightStore, format_bytes
 from livesight.core.clock import Clock
@@ -53,8 +55,22 @@ EngineFactory = Callable[[Path, ModelConfig, int | None], Engine]
 
 
 def default_engine_factory(directory: Path, config: ModelConfig, threads: int | None) -> Engine:
-    module = importlib.import_module("livesight.backends.vlm.engine")  # torch + transformers: only now
-    engine: Engine = module.Engine(directory, device=config.device, threads=threads)
+    """The runtime `config.runtime` names, or for "auto" the one its files suit (`files.choose_runtime`);
+    its modules are imported only now (torch takes ~2–3 s and most of the memory)."""
+    runtime = choose_runtime(config.runtime, config.device, local_paths(directory), config.onnx_variant)
+    missing = missing_modules(runtime)
+    if missing:
+        raise ModelNotReady(
+            f"model {config.id} runs on {runtime}, which is not installed ({', '.join(missing)}); "
+            f"run {install_hint(runtime)}"
+        )
+    if runtime == "onnxruntime":
+        onnx = importlib.import_module("livesight.backends.vlm.engine_onnx")
+        engine: Engine = onnx.OnnxEngine(directory, threads=threads, variant=config.onnx_variant)
+    else:
+        module = importlib.import_module("livesight.backends.vlm.engine")
+        engine = module.Engine(directory, device=config.device, threads=threads)
+    log.info("model %s runs on %s", config.id, runtime)
     return engine
 
 
@@ -87,10 +103,13 @@ class VlmBackend:
         self.state = "not downloaded"
         self.progress: Progress | None = None
         self.error: str | None = None
-        missing = missing_modules()
+        missing = missing_modules(config.runtime)
         if missing:
             self.state = "unavailable"
-            self.error = f"the in-process model runtime is not installed ({', '.join(missing)} missing); run {INSTALL}"
+            self.error = (
+                f"the in-process model runtime is not installed ({', '.join(missing)} missing); "
+                f"run {install_hint(config.runtime)}"
+            )
         elif self._directory() is not None:
             self.state = "downloaded"
 
@@ -137,7 +156,13 @@ class VlmBackend:
             path = Path(name).expanduser()
             return path if path.is_dir() else None
         found = self._store.find(name) if self._store is not None else None
-        return found.path if found is not None and found.state in ("downloaded", "copied in") else None
+        return found.path if found is not None and found.has(self._files(found.listed)) else None
+
+    def _files(self, paths: tuple[str, ...]) -> FileSelection:
+        """The files of the repository the runtime this model will run on loads (chosen from what the
+        repository has: its listing, or the files of a copied-in directory)."""
+        variant = self.config.onnx_variant
+        return selection(choose_runtime(self.config.runtime, self.config.device, paths, variant), variant, paths)
 
     def _begin(self) -> None:
         if self._preparing is None:
@@ -185,7 +210,8 @@ class VlmBackend:
         def progress(p: Progress) -> None:
             self.progress = p
 
-        model = await loop.run_in_executor(self._puller, store.pull, repo, self.config.revision, progress)
+        revision, select = self.config.revision, self._files
+        model = await loop.run_in_executor(self._puller, lambda: store.pull(repo, revision, progress, select=select))
         return model.path
 
     async def _ensure(self) -> Engine:

@@ -16,8 +16,20 @@ READY: dict[str, str] = {
     "livesight/smolvlm-256m": "HuggingFaceTB/SmolVLM-256M-Instruct",
     "livesight/smolvlm-500m": "HuggingFaceTB/SmolVLM-500M-Instruct",
 }
-EXTRA_MODULES = ("torch", "transformers", "llguidance")
+# what each runtime imports; "auto" may end on either, and needs torch only when it ends on transformers
+# (checked again when the model loads, `backend.default_engine_factory`)
+EXTRA_MODULES = {
+    "transformers": ("torch", "transformers", "llguidance"),
+    "onnxruntime": ("onnxruntime", "transformers", "llguidance"),
+    "auto": ("transformers", "llguidance"),
+}
 INSTALL = "make vlm  (or: .venv/bin/pip install -e '.[vlm]')"
+INSTALL_CPU = "make vlm-cpu  (or: .venv/bin/pip install -e '.[vlm-cpu]'; no torch), or make vlm for both runtimes"
+
+
+def install_hint(runtime: str) -> str:
+    """What to run to install `runtime` ("auto" needs at least the torch-free part)."""
+    return INSTALL if runtime == "transformers" else INSTALL_CPU
 
 
 def ready_config(model_id: str) -> ModelConfig:
@@ -33,6 +45,6 @@ def ready_config(model_id: str) -> ModelConfig:
     )
 
 
-def missing_modules() -> list[str]:
-    """The modules of the `vlm` extra that are not installed (found without importing them)."""
-    return [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
+def missing_modules(runtime: str = "transformers") -> list[str]:
+    """The modules `runtime` needs that are not installed (found without importing them)."""
+    return [name for name in EXTRA_MODULES[runtime] if importlib.util.find_spec(name) is None]
