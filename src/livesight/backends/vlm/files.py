@@ -34,7 +34,17 @@ _COMMON = (
 )
 # copies of the model for other runtimes and frameworks, never loaded by transformers + torch (which reads the
 # top level of a repository only)
-_NOT_TORCH: tuple[str, ...] = ("*/*/**", "*.onnx", "*.onnx_data", "*.gguf", "*.tflite", "*.h5", "*.msgpack", "*.ckpt", "*.ot")
+_NOT_TORCH: tuple[str, ...] = (
+    "*/*/**",
+    "*.onnx",
+    "*.onnx_data",
+    "*.gguf",
+    "*.tflite",
+    "*.h5",
+    "*.msgpack",
+    "*.ckpt",
+    "*.ot",
+)
 
 
 def suffix(variant: OnnxVariant) -> str:
