@@ -1,7 +1,8 @@
 """An in-process model end to end: listed `not downloaded`, pulled from a (fake, local) hub by its first
 request (503 `model_loading` with Retry-After meanwhile, progress in GET /v1/models), loaded, then answering
 through the official openai SDK: ovs:// frames and segments, streaming with usage, and json_schema output
-that validates. The model is a tiny random-weight Idefics3 (SmolVLM v1 architecture) built at test time."""
+that validates. The model is a tiny random-weight Idefics3 (SmolVLM v1 architecture) built at test time, with
+its ONNX export, so on this CPU it runs on onnxruntime as `livesight/smolvlm-256m` would."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def cards(srv: LiveServer) -> dict[str, dict[str, object]]:
 def tiny_repo(tiny_vlm_root: Path) -> FakeRepo:
     built = tiny_vlm_root / "tiny--idefics3"
     files = {p.relative_to(built).as_posix(): p.read_bytes() for p in built.rglob("*") if p.is_file()}
-    return FakeRepo(files=files, lfs={"model.safetensors"})
+    return FakeRepo(files=files, lfs={"model.safetensors", *(f for f in files if f.endswith(".onnx"))})
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,10 @@ def vlm(tmp_path_factory: pytest.TempPathFactory, tiny_repo: FakeRepo) -> Iterat
         wait_for(
             lambda: cards(srv)["local/tiny"]["status"] == "ready" or None, timeout=120, what="model pulled, loaded"
         )
-        assert (data / "models" / "TinyOrg--tiny-smolvlm" / "model.safetensors").is_file()
+        pulled = data / "models" / "TinyOrg--tiny-smolvlm"
+        # on this CPU the repository's ONNX export runs (runtime auto): only its files came, not the safetensors
+        assert (pulled / "onnx" / "decoder_model_merged.onnx").is_file() and (pulled / "tokenizer.json").is_file()
+        assert not (pulled / "model.safetensors").exists()
         yield srv, key
 
 
