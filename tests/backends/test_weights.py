@@ -4,7 +4,9 @@ refusals, an unreachable endpoint and a full disk."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 from collections.abc import Iterator
@@ -13,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from livesight.backends.weights import MANIFEST, Progress, WeightStore
+from livesight.backends.hub import EVERYTHING, MANIFEST, FileSelection
+from livesight.backends.vlm.files import selection
+from livesight.backends.weights import Progress, WeightStore, format_bytes
 from livesight.core.errors import WeightsUnavailable
-from tests.support.fake_hub import FakeHub, FakeRepo, run_fake_hub
+from tests.support.fake_hub import COMMIT, FakeHub, FakeRepo, run_fake_hub
 
 REPO = "TinyOrg/tiny-vlm"
 WEIGHTS = os.urandom(3 * 1024 * 1024 + 17)
@@ -202,3 +206,178 @@ def test_files_copied_in_by_hand_are_listed_as_such(tmp_path: Path) -> None:
     [listed] = WeightStore(tmp_path).installed()
     assert (listed.repo, listed.state, listed.size) == ("Org/manual", "copied in", 10)
     assert not (manual / MANIFEST).exists()
+
+
+# --- pulling one runtime's files (FileSelection) ----------------------------------------------------------
+
+MULTI = "TinyOrg/multi-runtime"
+GRAPHS = ("vision_encoder", "embed_tokens", "decoder_model_merged")
+
+
+def multi_repo() -> FakeRepo:
+    """A repository like SmolVLM's: safetensors at the top, the ONNX export under onnx/ in two precisions."""
+    files = {
+        "config.json": CONFIG,
+        "tokenizer.json": b'{"version": "1.0"}',
+        "chat_template.jinja": b"{{ messages }}",
+        "README.md": b"# multi",
+        "model.safetensors": WEIGHTS,
+    }
+    for graph in GRAPHS:
+        files[f"onnx/{graph}.onnx"] = os.urandom(40_000)
+        files[f"onnx/{graph}_fp16.onnx"] = os.urandom(20_000)
+    files["onnx/decoder_model_merged.onnx_data"] = os.urandom(300_000)
+    return FakeRepo(files=files, lfs={p for p in files if p.endswith((".safetensors", ".onnx", ".onnx_data"))})
+
+
+ONNX_FP32 = {f"onnx/{g}.onnx" for g in GRAPHS} | {"onnx/decoder_model_merged.onnx_data"}
+COMMON = {"config.json", "tokenizer.json", "chat_template.jinja"}
+TORCH = COMMON | {"README.md", "model.safetensors"}
+
+
+@pytest.fixture
+def multi() -> Iterator[FakeHub]:
+    with run_fake_hub(repos={MULTI: multi_repo()}) as fake:
+        yield fake
+
+
+def transformers_files(paths: tuple[str, ...]) -> FileSelection:
+    return selection("transformers", "fp32", paths)
+
+
+ONNX_FILES = selection("onnxruntime", "fp32")
+
+
+def fetched(hub: FakeHub) -> set[str]:
+    """The repository paths the store asked the hub for."""
+    return {r.url.split(f"/resolve/{COMMIT}/", 1)[1] for r in hub.requests if "/resolve/" in r.url}
+
+
+def sizes(paths: set[str]) -> int:
+    files = multi_repo().files
+    return sum(len(files[p]) for p in paths)
+
+
+def test_a_transformers_pull_fetches_no_onnx_file(tmp_path: Path, multi: FakeHub) -> None:
+    seen: list[Progress] = []
+    model = store(tmp_path, multi).pull(MULTI, progress=seen.append, select=transformers_files)
+    assert fetched(multi) == TORCH
+    assert not (model.path / "onnx").exists()
+    assert seen[-1].done == seen[-1].total == sizes(TORCH)  # the totals count the selected files only
+    assert (model.state, model.selection, model.size) == ("downloaded", "transformers files", sizes(TORCH))
+    assert set(model.listed) == set(multi_repo().files)  # every path of the commit, pulled or not
+    assert model.has(transformers_files(model.listed)) and not model.has(ONNX_FILES)
+    assert WeightStore(tmp_path).find(MULTI) == model
+    manifest = json.loads((model.path / MANIFEST).read_text())
+    assert manifest["selection"]["name"] == "transformers files" and "*.onnx" in manifest["selection"]["exclude"]
+    assert set(manifest["files"]) == TORCH and manifest["complete"] is True
+
+
+def test_an_onnxruntime_pull_fetches_its_variant_and_the_configs_only(tmp_path: Path, multi: FakeHub) -> None:
+    seen: list[Progress] = []
+    model = store(tmp_path, multi).pull(MULTI, progress=seen.append, select=ONNX_FILES)
+    assert fetched(multi) == COMMON | ONNX_FP32  # neither model.safetensors nor the fp16 graphs
+    assert {p.file for p in seen if p.file_finished} == COMMON | ONNX_FP32
+    assert seen[-1].total == sizes(COMMON | ONNX_FP32)
+    assert model.has(ONNX_FILES) and not model.has(selection("onnxruntime", "fp16"))
+    assert not model.has(EVERYTHING)
+    assert (model.state, model.selection) == ("downloaded", "onnxruntime fp32 files")
+
+
+def test_a_pull_with_another_selection_adds_files_and_keeps_the_first(tmp_path: Path, multi: FakeHub) -> None:
+    store(tmp_path, multi).pull(MULTI, select=ONNX_FILES)
+    multi.requests.clear()
+    model = store(tmp_path, multi).pull(MULTI, select=transformers_files)
+    assert fetched(multi) == TORCH - COMMON  # the configs were verified by the first pull
+    assert model.has(ONNX_FILES) and model.has(transformers_files(model.listed))
+    assert model.selection == "transformers files" and model.state == "downloaded"
+    assert set(json.loads((model.path / MANIFEST).read_text())["files"]) == TORCH | ONNX_FP32
+    assert all((model.path / p).is_file() for p in ONNX_FP32)
+    multi.requests.clear()
+    store(tmp_path, multi).pull(MULTI, select=ONNX_FILES)  # everything it wants is here already
+    assert fetched(multi) == set()
+
+
+def test_has_is_false_for_a_missing_or_truncated_file_and_a_pull_mends_it(tmp_path: Path, multi: FakeHub) -> None:
+    model = store(tmp_path, multi).pull(MULTI, select=ONNX_FILES)
+    (model.path / "onnx" / "embed_tokens.onnx").unlink()
+    assert not model.has(ONNX_FILES)
+    store(tmp_path, multi).pull(MULTI, select=ONNX_FILES)
+    assert model.has(ONNX_FILES)
+    data = model.path / "onnx" / "decoder_model_merged.onnx_data"
+    data.write_bytes(data.read_bytes()[:1000])
+    assert not model.has(ONNX_FILES)
+    assert not model.has(FileSelection("gguf files", include=("*.gguf",)))  # it picks nothing listed
+    multi.requests.clear()
+    store(tmp_path, multi).pull(MULTI, select=ONNX_FILES)
+    assert fetched(multi) == {"onnx/decoder_model_merged.onnx_data"} and model.has(ONNX_FILES)
+
+
+def test_has_on_a_directory_copied_in_by_hand(tmp_path: Path) -> None:
+    manual = tmp_path / "Org--manual"
+    (manual / "onnx").mkdir(parents=True)
+    (manual / "config.json").write_bytes(CONFIG)
+    (manual / "model.safetensors.part").write_bytes(b"half")
+    for graph in GRAPHS:
+        (manual / "onnx" / f"{graph}.onnx").write_bytes(b"graph")
+    model = WeightStore(tmp_path).find("Org/manual")
+    assert model is not None and model.state == "incomplete" and model.selection is None
+    assert set(model.listed) == {"config.json"} | {f"onnx/{g}.onnx" for g in GRAPHS}  # not the .part
+    assert model.has(ONNX_FILES)
+    assert not model.has(transformers_files(model.listed))  # model.safetensors is still a part
+    (manual / "model.safetensors.part").rename(manual / "model.safetensors")
+    assert model.has(transformers_files(model.listed))
+    assert not model.has(FileSelection("gguf files", include=("*.gguf",)))
+
+
+def test_a_selection_that_picks_nothing_is_an_error_before_anything_is_written(tmp_path: Path, multi: FakeHub) -> None:
+    gguf = FileSelection("gguf files", include=("*.gguf",))
+    n = len(multi_repo().files)
+    with pytest.raises(
+        WeightsUnavailable,
+        match=rf"^{MULTI} has no gguf files \(revision main: none of its {n} files matches \*\.gguf\)$",
+    ):
+        store(tmp_path, multi).pull(MULTI, select=gguf)
+    assert fetched(multi) == set()
+    assert not (tmp_path / "TinyOrg--multi-runtime").exists()
+
+
+def test_the_disk_space_check_counts_the_selected_files_only(
+    tmp_path: Path, multi: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = shutil.disk_usage
+    free = sizes(COMMON | ONNX_FP32) + 1000  # room for the ONNX export, not for the safetensors too
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=free))
+    with pytest.raises(
+        WeightsUnavailable,
+        match=f"not enough disk space .* needs {re.escape(format_bytes(sizes(set(multi_repo().files))))} more",
+    ):
+        store(tmp_path, multi).pull(MULTI)
+    assert fetched(multi) == set()
+    assert store(tmp_path, multi).pull(MULTI, select=ONNX_FILES).has(ONNX_FILES)
+
+
+def test_an_old_manifest_without_listed_still_reads(tmp_path: Path, hub: FakeHub) -> None:
+    model = store(tmp_path, hub).pull(REPO)
+    manifest = json.loads((model.path / MANIFEST).read_text())
+    del manifest["listed"], manifest["selection"]
+    (model.path / MANIFEST).write_text(json.dumps(manifest))
+    old = WeightStore(tmp_path).find(REPO)
+    assert old is not None and old.state == "downloaded" and old.selection is None
+    assert set(old.listed) == set(tiny_repo().files) and old.has(EVERYTHING)
+    before = len(cdn_requests(hub))
+    assert store(tmp_path, hub).pull(REPO).selection == "all files"
+    assert len(cdn_requests(hub)) == before
+
+
+def test_a_new_commit_removes_an_unwanted_file_it_changed(tmp_path: Path, multi: FakeHub) -> None:
+    store(tmp_path, multi).pull(MULTI, select=ONNX_FILES)
+    repo = multi.repos[MULTI]
+    repo.files["onnx/vision_encoder.onnx"] = b"a new graph"
+    del repo.files["onnx/embed_tokens.onnx"]
+    model = store(tmp_path, multi).pull(MULTI, select=transformers_files)
+    assert not (model.path / "onnx" / "vision_encoder.onnx").exists()  # outdated: not kept
+    assert not (model.path / "onnx" / "embed_tokens.onnx").exists()  # stale: gone from the commit
+    assert (model.path / "onnx" / "decoder_model_merged.onnx").is_file()  # unchanged: kept, still verified
+    assert not model.has(ONNX_FILES)
+    assert model.has(FileSelection("decoder", include=("onnx/decoder_model_merged.onnx",)))

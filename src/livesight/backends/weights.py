@@ -13,8 +13,12 @@ makes, not its code):
   and hash match the listing: LFS files by `lfs.sha256`, the others by their git blob id
   (sha1 of `blob <size>\\0<bytes>`). A mismatch deletes the part: it is never installed.
 - Free disk space is checked before the first byte (the bytes still missing, against `shutil.disk_usage`).
-- `<dir>/.livesight-model.json` records what was verified, file by file, as the pull goes; `complete` is set
-  once every file is in place. A directory without it was copied in by hand (listed, never verified).
+- A pull fetches the files a `FileSelection` wants (`hub.py`; default every file): a runtime needs only its
+  own copy of the model, not the repository's other precisions and formats. Files an earlier pull verified
+  are kept when this one does not want them, so pulls with different selections add up in one directory.
+- `<dir>/.livesight-model.json` records the commit, every path of its listing (`listed`), the last pull's
+  selection and what was verified, file by file, as the pull goes; `complete` is set once every file that
+  selection wants is in place. A directory without it was copied in by hand (listed, never verified).
 - One pull of a model at a time (an `flock` on `<root>/.<dir>.lock`); errors are `WeightsUnavailable`, whose
   message names what to download and where to put it when the hub cannot be used.
 """
@@ -35,7 +39,9 @@ from pathlib import Path
 import httpx
 
 from livesight.backends.hub import (
+    EVERYTHING,
     MANIFEST,
+    FileSelection,
     Hash,
     RemoteFile,
     RepoListing,
@@ -46,6 +52,7 @@ from livesight.backends.hub import (
     refusal,
     transport_why,
 )
+from livesight.backends.vlm.files import local_paths
 from livesight.core.errors import WeightsUnavailable
 
 CHUNK = 1024 * 1024
@@ -67,7 +74,12 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class LocalModel:
-    """A model directory under the weights root, as `livesight models list` shows it."""
+    """A model directory under the weights root, as `livesight models list` shows it.
+
+    `state` "downloaded" means every file the last pull's `selection` wanted is verified, not every file of
+    the repository: ask `has(...)` whether the files a runtime needs are here. `listed` is every path of the
+    pulled commit (what `vlm.files.choose_runtime` reads, even for files not pulled); for a directory copied
+    in by hand, the files present."""
 
     repo: str
     path: Path
@@ -75,9 +87,27 @@ class LocalModel:
     state: str  # "downloaded" | "incomplete" | "copied in"
     revision: str | None = None
     commit: str | None = None
+    listed: tuple[str, ...] = ()
+    selection: str | None = None  # the name of the last pull's FileSelection
+
+    def has(self, select: FileSelection) -> bool:
+        """Whether the files `select` wants are all here, looked at on disk when called (a pull may have
+        run since this was described). Pulled: it picks at least one listed path and each is verified by a
+        pull (its record in the manifest) and present at that size. Copied in by hand (nothing verified):
+        it picks at least one file present, and none of them is still a `.part`."""
+        manifest = _read_manifest(self.path)
+        if not manifest:
+            names = local_paths(self.path) if self.path.is_dir() else []
+            partial = {n.removesuffix(".part") for n in names if n.endswith(".part")}
+            picked = select.pick({n for n in names if not n.endswith(".part")} | partial)
+            return bool(picked) and not partial.intersection(picked)
+        verified = _verified(manifest)
+        picked = select.pick(_listed(manifest))
+        return bool(picked) and all(_present(self.path, p, verified.get(p)) for p in picked)
 
 
 ProgressFn = Callable[[Progress], None]
+Select = FileSelection | Callable[[tuple[str, ...]], FileSelection]
 
 
 class WeightStore:
@@ -124,8 +154,18 @@ class WeightStore:
         with self._client() as client:
             return self._listing(client, check_repo_id(repo), revision)
 
-    def pull(self, repo: str, revision: str = "main", progress: ProgressFn | None = None) -> LocalModel:
-        """Every file of `repo` at `revision` into `model_dir(repo)`, verified; resumes an earlier pull.
+    def pull(
+        self, repo: str, revision: str = "main", progress: ProgressFn | None = None, select: Select = EVERYTHING
+    ) -> LocalModel:
+        """The files of `repo` at `revision` that `select` wants into `model_dir(repo)`, verified; resumes an
+        earlier pull. `select` may be a function of the listing's paths (every file of the commit), for a
+        caller that picks the runtime by what the repository has; it is called once the listing arrives.
+
+        Only the selected files are fetched, counted against the free disk space and in the progress
+        totals. Files an earlier pull verified that `select` does not want stay, with their records: a
+        pull with another selection adds to the directory. Removed are only files an earlier commit had
+        and this one does not, or has with other bytes (so the directory never mixes two commits). A
+        selection that picks no file is an error, before anything is fetched or written.
 
         `progress` is called as bytes arrive (at most every `report_every_s`) and when each file is in
         place; an exception it raises stops the pull there (a server cancelling a pull does that), and
@@ -134,21 +174,24 @@ class WeightStore:
         self.root.mkdir(parents=True, exist_ok=True)
         with _locked(self.root / f".{dest.name}.lock", repo), self._client() as client:
             listing = self._listing(client, repo, revision)
-            manifest = _read_manifest(dest)
-            recorded = manifest.get("files")
-            verified: dict[str, object] = recorded if isinstance(recorded, dict) else {}
-            todo = [f for f in listing.files if not _in_place(dest, f, verified)]
+            chosen = select if isinstance(select, FileSelection) else select(tuple(f.path for f in listing.files))
+            wanted = [f for f in listing.files if chosen.wants(f.path)]
+            if not wanted:
+                raise WeightsUnavailable(f"{repo} has no {chosen.name} ({_none_match(chosen, listing)})")
+            verified = _verified(_read_manifest(dest))
+            todo = [f for f in wanted if not _in_place(dest, f, verified)]
             self._check_space(dest, todo, repo)
-            kept = {f.path: f.record() for f in listing.files if f not in todo}
+            kept = {f.path: f.record() for f in listing.files if _in_place(dest, f, verified)}
             _remove_stale(dest, verified, listing)
-            self._write_manifest(dest, listing, kept, complete=not todo)
-            here = sum(f.size for f in listing.files if f not in todo) + sum(_part_size(dest, f) for f in todo)
-            meter = _Meter(self._monotonic, listing.total, here)
-            for remote in todo:
+            _remove_outdated(dest, verified, listing)
+            self._write_manifest(dest, listing, chosen, kept, complete=not todo)
+            here = sum(f.size for f in wanted if f not in todo) + sum(_part_size(dest, f) for f in todo)
+            meter = _Meter(self._monotonic, sum(f.size for f in wanted), here)
+            for n, remote in enumerate(todo, 1):
                 self._fetch(client, listing, remote, dest, meter, progress)
                 kept[remote.path] = remote.record()
-                self._write_manifest(dest, listing, kept, complete=len(kept) == len(listing.files))
-        return LocalModel(repo, dest, listing.total, "downloaded", revision, listing.commit)
+                self._write_manifest(dest, listing, chosen, kept, complete=n == len(todo))
+            return _describe(dest)
 
     def _client(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
@@ -271,7 +314,15 @@ class WeightStore:
             os.fsync(out.fileno())
         return have
 
-    def _write_manifest(self, dest: Path, listing: RepoListing, files: Mapping[str, object], *, complete: bool) -> None:
+    def _write_manifest(
+        self,
+        dest: Path,
+        listing: RepoListing,
+        chosen: FileSelection,
+        files: Mapping[str, object],
+        *,
+        complete: bool,
+    ) -> None:
         dest.mkdir(parents=True, exist_ok=True)
         record = {
             "repo": listing.repo,
@@ -280,6 +331,8 @@ class WeightStore:
             "endpoint": self.endpoint,
             "complete": complete,
             "files": files,
+            "listed": [f.path for f in listing.files],
+            "selection": {"name": chosen.name, "include": list(chosen.include), "exclude": list(chosen.exclude)},
         }
         tmp = dest / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(record, indent=1))
@@ -326,9 +379,40 @@ def _describe(directory: Path) -> LocalModel:
     repo = str(manifest.get("repo") or directory.name.replace("--", "/", 1))
     if not manifest:
         state = "incomplete" if any(p.name.endswith(".part") for p in files) else "copied in"
-        return LocalModel(repo, directory, size, state)
+        present = tuple(p for p in local_paths(directory) if not p.endswith(".part"))
+        return LocalModel(repo, directory, size, state, listed=present)
     state = "downloaded" if manifest.get("complete") else "incomplete"
-    return LocalModel(repo, directory, size, state, _str(manifest.get("revision")), _str(manifest.get("commit")))
+    chosen = manifest.get("selection")
+    name = _str(chosen.get("name")) if isinstance(chosen, dict) else None
+    revision, commit = _str(manifest.get("revision")), _str(manifest.get("commit"))
+    return LocalModel(repo, directory, size, state, revision, commit, _listed(manifest), name)
+
+
+def _verified(manifest: Mapping[str, object]) -> dict[str, object]:
+    """The manifest's records of verified files, by path."""
+    recorded = manifest.get("files")
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def _listed(manifest: Mapping[str, object]) -> tuple[str, ...]:
+    """Every path of the pulled commit; a manifest from before `listed` was recorded (every file was
+    pulled then) has its verified files."""
+    listed = manifest.get("listed")
+    names = listed if isinstance(listed, list) else list(_verified(manifest))
+    return tuple(n for n in names if isinstance(n, str))
+
+
+def _present(directory: Path, name: str, record: object) -> bool:
+    """A verified file (its manifest record) still there at the size it was verified at."""
+    size = record.get("size") if isinstance(record, dict) else None
+    path = directory / name
+    return isinstance(size, int) and ".." not in name and path.is_file() and path.stat().st_size == size
+
+
+def _none_match(chosen: FileSelection, listing: RepoListing) -> str:
+    """Why a selection picked nothing, for its error: what it looks for, and what the commit has."""
+    looks = ", ".join(chosen.include) + (f" but not {', '.join(chosen.exclude)}" if chosen.exclude else "")
+    return f"revision {listing.revision}: none of its {len(listing.files)} files matches {looks}"
 
 
 def _starts_at(response: httpx.Response, offset: int) -> bool:
@@ -355,6 +439,15 @@ def _hash_existing(part: Path, remote: RemoteFile, have: int) -> Hash | None:
             while block := f.read(CHUNK):
                 hasher.update(block)
     return hasher
+
+
+def _remove_outdated(dest: Path, verified: dict[str, object], listing: RepoListing) -> None:
+    """Files an earlier commit had with other bytes than this one: their records go (they are not in
+    `kept`), and so do they, wanted by this pull or not, so a directory holds one commit's files."""
+    for remote in listing.files:
+        if remote.path in verified and verified[remote.path] != remote.record():
+            with contextlib.suppress(FileNotFoundError):
+                (dest / remote.path).unlink()
 
 
 def _remove_stale(dest: Path, verified: dict[str, object], listing: RepoListing) -> None:

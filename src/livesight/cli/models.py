@@ -1,11 +1,19 @@
-"""`livesight models pull ID` and `livesight models list`: model weights in `<data_dir>/models`."""
+"""`livesight models pull ID` and `livesight models list`: model weights in `<data_dir>/models`.
+
+`pull` fetches the files of one runtime (`--files`, default `auto`: the runtime `vlm.files.choose_runtime`
+would pick on this machine for what the repository has, decided once its listing arrives), not the other
+copies of the model a repository often carries.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO
+from collections.abc import Callable
+from typing import TextIO, get_args
 
+from livesight.backends.hub import EVERYTHING, FileSelection
+from livesight.backends.vlm.files import OnnxVariant, choose_runtime, has_onnx_export, onnx_paths, selection
 from livesight.backends.weights import Progress, WeightStore, format_bytes
 from livesight.cli.common import add_config_argument, command, fail, settings_from
 from livesight.core.errors import WeightsUnavailable
@@ -23,11 +31,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     pull.add_argument("model", metavar="ID", help="Hugging Face model id, e.g. HuggingFaceTB/SmolVLM-256M-Instruct")
     pull.add_argument("--revision", default="main", help="branch, tag or commit (default: main)")
+    pull.add_argument(
+        "--files",
+        choices=FILES,
+        default="auto",
+        help="which runtime's files to pull (default: auto, the runtime this machine would run the model with; "
+        "all: every file of the repository)",
+    )
+    pull.add_argument(
+        "--onnx-variant",
+        choices=get_args(OnnxVariant),
+        default="fp32",
+        help="the precision of the ONNX graphs onnxruntime loads (default: fp32)",
+    )
     lst = msub.add_parser("list", help="what is downloaded, its size and where")
     for p in (pull, lst):
         add_config_argument(p)
     pull.set_defaults(func=_pull)
     lst.set_defaults(func=_list)
+
+
+FILES = ("auto", "transformers", "onnxruntime", "all")
 
 
 def weight_store(args: argparse.Namespace) -> WeightStore:
@@ -38,9 +62,8 @@ def weight_store(args: argparse.Namespace) -> WeightStore:
 def _pull(args: argparse.Namespace) -> int:
     store = weight_store(args)
     printer = ProgressPrinter(sys.stdout)
-    print(f"pulling {args.model} (revision {args.revision}) from {store.endpoint}", flush=True)
     try:
-        model = store.pull(args.model, args.revision, printer)
+        model = store.pull(args.model, args.revision, printer, _select(args, store.endpoint))
     except WeightsUnavailable as exc:
         printer.end()
         fail(str(exc), 1)
@@ -51,6 +74,28 @@ def _pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace, endpoint: str) -> Callable[[tuple[str, ...]], FileSelection]:
+    """The files `--files` names, chosen from the listing's paths (the line saying what is pulled comes
+    then, as `auto` cannot say it before). An ONNX export asked for and missing is an error, not a pull of
+    the configs alone."""
+    variant: OnnxVariant = args.onnx_variant
+
+    def chosen(paths: tuple[str, ...]) -> FileSelection:
+        if args.files == "all":
+            picked = EVERYTHING
+        elif args.files == "onnxruntime" and not has_onnx_export(paths, variant):
+            raise WeightsUnavailable(
+                f"{args.model} has no ONNX export in {variant} ({', '.join(onnx_paths(variant))}); "
+                "pull --files transformers, or another --onnx-variant"
+            )
+        else:
+            picked = selection(choose_runtime(args.files, "auto", paths, variant), variant, paths)
+        print(f"pulling {args.model} (revision {args.revision}, {picked.name}) from {endpoint}", flush=True)
+        return picked
+
+    return chosen
+
+
 def _list(args: argparse.Namespace) -> int:
     store = weight_store(args)
     found = store.installed()
@@ -58,9 +103,10 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no models in {store.root} yet: `{command('models', 'pull', 'ID')}` downloads one")
         return 0
     width = max(len("MODEL"), *(len(m.repo) for m in found))
-    print(f"{'MODEL':{width}}  {'SIZE':>9}  {'STATE':10}  PATH")
+    files = max(len("FILES"), *(len(m.selection or "-") for m in found))
+    print(f"{'MODEL':{width}}  {'SIZE':>9}  {'STATE':10}  {'FILES':{files}}  PATH")
     for m in found:
-        print(f"{m.repo:{width}}  {format_bytes(m.size):>9}  {m.state:10}  {m.path}")
+        print(f"{m.repo:{width}}  {format_bytes(m.size):>9}  {m.state:10}  {m.selection or '-':{files}}  {m.path}")
     return 0
 
 

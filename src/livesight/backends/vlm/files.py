@@ -62,7 +62,7 @@ def selection(runtime: Runtime, variant: OnnxVariant = "fp32", paths: Iterable[s
     if runtime == "onnxruntime":
         graphs = tuple(g + ext for g in onnx_paths(variant) for ext in ("", "_data", "_data_*"))
         return FileSelection(f"onnxruntime {variant} files", include=_COMMON + graphs)
-    exclude = _NOT_TORCH
+    exclude: tuple[str, ...] = _NOT_TORCH
     if any(p.endswith(".safetensors") and "/" not in p for p in paths):
         exclude += ("*.bin", "*.pt", "*.pth")
     return FileSelection("transformers files", exclude=exclude)
