@@ -136,7 +136,9 @@ def test_a_frame_streams_with_usage(vlm: tuple[LiveServer, str], client: openai.
 def test_a_pull_in_progress_is_listed_with_bytes_speed_and_eta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
 
-    def slow_pull(self: WeightStore, repo: str, revision: str = "main", progress: object = None) -> object:
+    def slow_pull(
+        self: WeightStore, repo: str, revision: str = "main", progress: object = None, select: object = None
+    ) -> object:
         assert callable(progress)
         progress(Progress("model.safetensors", 5_000_000, 20_000_000, 5_000_000, 20_000_000, 2_500_000.0, 6.0))
         release.wait(30)
