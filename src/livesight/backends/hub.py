@@ -73,8 +73,8 @@ class FileSelection:
     `**` segment spans any number of them (`**/*.onnx` anywhere, `onnx/**` everything under onnx/). A file
     is wanted when it matches an `include` and no `exclude`. A hub repository often carries several
     runtimes' copies of the same model (safetensors, `onnx/` in eight precisions, GGUF…): pulling only what
-    the runtime loads keeps SmolVLM-256M at 0.5 GB (torch) or 1 GB (ONNX fp32), not all of them. `name` says which files
-    these are, in messages and in `livesight models list`."""
+    the runtime loads keeps SmolVLM-256M at 0.5 GB (torch) or 1 GB (ONNX fp32), not all of them. `name`
+    says which files these are, in messages and in `livesight models list`."""
 
     name: str
     include: tuple[str, ...] = ("**",)
