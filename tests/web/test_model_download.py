@@ -24,7 +24,9 @@ MODEL = {"id": "local/tiny", "backend": "transformers", "weights": "TinyOrg/tiny
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     release = threading.Event()
 
-    def slow_pull(self: WeightStore, repo: str, revision: str = "main", progress: Any = None) -> object:
+    def slow_pull(
+        self: WeightStore, repo: str, revision: str = "main", progress: Any = None, select: Any = None
+    ) -> object:
         for done in (4_000_000, 9_000_000):  # what a pull reports as bytes arrive
             progress(Progress("model.safetensors", done, 36_000_000, done, 36_000_000, 2_000_000.0, 13.5))
             release.wait(1)
