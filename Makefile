@@ -4,9 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 VLM_STAMP := $(VENV)/.installed-vlm
-VLM_CPU_STAMP := $(VENV)/.installed-vlm-cpu
 
-.PHONY: setup vlm vlm-cpu run demo test check fmt clean
+.PHONY: setup vlm run demo test check fmt clean
 
 setup: $(STAMP)
 	@scripts/setup-media
@@ -17,19 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-# The in-process vision-language models (livesight/smolvlm-256m, backend "transformers"): torch (CPU
-# build), transformers, llguidance, about 1.2 GB. `make run` does not need it; the tests do.
+# torch (CPU build, about 0.75 GB on disk) for the in-process models that have no ONNX export, and for CUDA.
+# `make run` does not need it (livesight/smolvlm-256m runs on onnxruntime on a CPU); the tests do.
 vlm: $(VLM_STAMP)
 
 $(VLM_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,vlm]'
-	@touch $@
-
-# The SmolVLM ids on onnxruntime only (the CPU default for them): transformers and llguidance, no torch (~0.1 GB).
-vlm-cpu: $(VLM_CPU_STAMP)
-
-$(VLM_CPU_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[dev,vlm-cpu]'
 	@touch $@
 
 run: setup

@@ -28,7 +28,8 @@ def both_runtimes() -> FakeRepo:
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     repo = FakeRepo(files={"config.json": b"{}", "model.safetensors": WEIGHTS}, lfs={"model.safetensors"})
-    with run_fake_hub(repos={"Org/tiny": repo, "Org/both": both_runtimes()}) as fake:
+    repos = {"Org/tiny": repo, "Org/both": both_runtimes(), "HuggingFaceTB/SmolVLM-256M-Instruct": both_runtimes()}
+    with run_fake_hub(repos=repos) as fake:
         monkeypatch.setenv("LIVESIGHT_DATA_DIR", str(tmp_path))
         monkeypatch.setenv("LIVESIGHT_HF_ENDPOINT", fake.base_url)
         monkeypatch.delenv("HF_TOKEN", raising=False)
@@ -105,6 +106,17 @@ def test_an_onnx_variant_the_repo_lacks_is_a_one_line_error(hub: FakeHub, capsys
     err = capsys.readouterr().err
     assert err.startswith("livesight: error: Org/both has no ONNX export in q4 (onnx/vision_encoder_q4.onnx")
     assert err.count("\n") == 1 and resolved(hub) == set()
+
+
+def test_a_ready_id_pulls_its_repository(
+    tmp_path: Path, hub: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "on_cpu", lambda device: True)
+    assert main(["models", "pull", "livesight/smolvlm-256m"]) == 0
+    out = capsys.readouterr().out
+    assert "livesight/smolvlm-256m is HuggingFaceTB/SmolVLM-256M-Instruct" in out
+    assert "pulling HuggingFaceTB/SmolVLM-256M-Instruct (revision main, onnxruntime fp32 files)" in out
+    assert (tmp_path / "models" / "HuggingFaceTB--SmolVLM-256M-Instruct" / GRAPHS[2]).is_file()
 
 
 def test_hf_token_is_sent_to_the_hub(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:

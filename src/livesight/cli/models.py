@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TextIO, get_args
 
 from livesight.backends.hub import EVERYTHING, FileSelection
+from livesight.backends.vlm.catalog import READY
 from livesight.backends.vlm.files import OnnxVariant, choose_runtime, has_onnx_export, onnx_paths, selection
 from livesight.backends.weights import Progress, WeightStore, format_bytes
 from livesight.cli.common import add_config_argument, command, fail, settings_from
@@ -29,7 +30,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pull = msub.add_parser(
         "pull", help="download a model (resumes an interrupted pull)", description="Download a model's files."
     )
-    pull.add_argument("model", metavar="ID", help="Hugging Face model id, e.g. HuggingFaceTB/SmolVLM-256M-Instruct")
+    pull.add_argument(
+        "model",
+        metavar="ID",
+        help="Hugging Face model id, e.g. HuggingFaceTB/SmolVLM-256M-Instruct, or a ready id such as "
+        "livesight/smolvlm-256m (its repository)",
+    )
     pull.add_argument("--revision", default="main", help="branch, tag or commit (default: main)")
     pull.add_argument(
         "--files",
@@ -62,6 +68,9 @@ def weight_store(args: argparse.Namespace) -> WeightStore:
 def _pull(args: argparse.Namespace) -> int:
     store = weight_store(args)
     printer = ProgressPrinter(sys.stdout)
+    if args.model in READY:  # livesight/smolvlm-256m → the repository it runs from
+        print(f"{args.model} is {READY[args.model]}", flush=True)
+        args.model = READY[args.model]
     try:
         model = store.pull(args.model, args.revision, printer, _select(args, store.endpoint))
     except WeightsUnavailable as exc:

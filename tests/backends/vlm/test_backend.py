@@ -222,7 +222,7 @@ async def test_without_the_extra_the_error_names_the_install_command(
     weights_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(vlm_backend, "missing_modules", lambda runtime: ["torch"])
-    model = backend(weights_root, IDEFICS3)
+    model = backend(weights_root, IDEFICS3, runtime="transformers")
     try:
         assert model.state == "unavailable" and "make vlm" in (model.not_ready_reason or "")
         with pytest.raises(ModelNotReady, match="make vlm"):
@@ -243,11 +243,24 @@ async def test_weights_that_are_not_here_and_may_not_be_pulled_say_what_to_run(t
         await model.aclose()
 
 
+async def test_a_broken_default_install_names_the_reinstall_command(
+    weights_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        vlm_backend, "missing_modules", lambda runtime: [] if runtime == "transformers" else ["llguidance"]
+    )
+    model = backend(weights_root, IDEFICS3)  # runtime auto: onnxruntime here, all in the default install
+    try:
+        assert model.state == "unavailable" and "make setup" in (model.not_ready_reason or "")
+    finally:
+        await model.aclose()
+
+
 async def test_server_start_logs_the_install_command_when_the_extra_is_missing(
     weights_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(vlm_backend, "missing_modules", lambda runtime: ["torch", "llguidance"])
-    model = backend(weights_root, IDEFICS3)
+    model = backend(weights_root, IDEFICS3, runtime="transformers")
     try:
         with caplog.at_level("WARNING", logger="livesight.models"):
             model.start()

@@ -24,12 +24,13 @@ EXTRA_MODULES = {
     "auto": ("transformers", "llguidance"),
 }
 INSTALL = "make vlm  (or: .venv/bin/pip install -e '.[vlm]')"
-INSTALL_CPU = "make vlm-cpu  (or: .venv/bin/pip install -e '.[vlm-cpu]'; no torch), or make vlm for both runtimes"
+# onnxruntime, transformers and llguidance are in the default install: missing, the install is broken
+REINSTALL = "make setup  (or: .venv/bin/pip install -e .)"
 
 
 def install_hint(runtime: str) -> str:
-    """What to run to install `runtime` ("auto" needs at least the torch-free part)."""
-    return INSTALL if runtime == "transformers" else INSTALL_CPU
+    """What to run to install `runtime`: torch is the `vlm` extra, the rest is the default install."""
+    return INSTALL if runtime == "transformers" else REINSTALL
 
 
 def ready_config(model_id: str) -> ModelConfig:
