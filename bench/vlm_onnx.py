@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from tests.support.onnx_export import vision_module as export_vision_module  # noqa: E402
 from tests.support.onnx_export import without_onnx_package  # noqa: E402
 
 from bench.vlm import VISION, VOCAB, smolvlm_config  # noqa: E402
@@ -47,28 +48,24 @@ def build_model(size: str) -> Any:
 
 
 def vision_module(model: Any) -> Any:
-    """The vision encoder + connector for full tiles (every patch real, as a 512x512 tile of a frame is).
-
-    Idefics3's embeddings compute position ids by bucketizing the patch mask, which the TorchScript exporter
-    turns into an invalid graph (a Gather on float indices); for a full tile those ids are simply 0..N-1, so
-    this wrapper adds the position table directly and leaves the attention mask out (nothing is padding).
-    `check_vision` asserts it equals the model's own path."""
+    """The vision encoder + connector for one full tile [1, 3, H, W]: `tests/support/onnx_export.py`'s wrapper
+    (the one the onnxruntime engine's export uses: full-tile position ids 0..N-1, as Idefics3's bucketized
+    ones do not export) with every pixel real. `check_vision` asserts it equals the model's own path."""
     import torch
 
-    class Vision(torch.nn.Module):
+    images = export_vision_module(model)
+
+    class OneTile(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.vision = model.model.vision_model
-            self.connector = model.model.connector
+            self.images = images
 
         def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            embeddings = self.vision.embeddings
-            x = embeddings.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
-            x = x + embeddings.position_embedding.weight[None, : x.shape[1]]
-            hidden = self.vision.encoder(inputs_embeds=x).last_hidden_state
-            return self.connector(self.vision.post_layernorm(hidden))  # type: ignore[no-any-return]
+            b, _, h, w = pixel_values.shape
+            mask = torch.ones(b, 1, h, w, dtype=torch.bool)
+            return self.images(pixel_values.unsqueeze(1), mask)  # type: ignore[no-any-return]
 
-    return Vision().eval()
+    return OneTile().eval()
 
 
 def check_vision(model: Any, vision: Any, pixels: Any) -> float:
