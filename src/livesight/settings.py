@@ -28,6 +28,7 @@ from livesight.core.outbound import OutboundPolicy, parse_networks
 _config_file: ContextVar[Path | None] = ContextVar("livesight_config_file", default=None)
 
 
+OnnxVariant = Literal["fp32", "fp16", "int8", "uint8", "quantized", "q4", "q4f16", "bnb4"]
 BuiltinModel = Literal["livesight/ocr", "livesight/smolvlm-256m", "livesight/smolvlm-500m"]
 BUILTIN_MODELS: tuple[BuiltinModel, ...] = ("livesight/ocr", "livesight/smolvlm-256m", "livesight/smolvlm-500m")
 
@@ -117,7 +118,7 @@ class ModelConfig(BaseModel):
         description="transformers: what runs the model. auto = onnxruntime on a CPU when the repository has "
         "the ONNX export (SmolVLM, SmolVLM2), transformers + torch otherwise (docs/local-models.md).",
     )
-    onnx_variant: Literal["fp32", "fp16", "int8", "uint8", "quantized", "q4", "q4f16", "bnb4"] = Field(
+    onnx_variant: OnnxVariant = Field(
         "fp32",
         description="transformers, runtime onnxruntime: which precision of the ONNX export to pull and run "
         "(the hub's file suffix: q4 = onnx/*_q4.onnx).",

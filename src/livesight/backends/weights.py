@@ -52,7 +52,6 @@ from livesight.backends.hub import (
     refusal,
     transport_why,
 )
-from livesight.backends.vlm.files import local_paths
 from livesight.core.errors import WeightsUnavailable
 
 CHUNK = 1024 * 1024
@@ -386,6 +385,11 @@ def _describe(directory: Path) -> LocalModel:
     name = _str(chosen.get("name")) if isinstance(chosen, dict) else None
     revision, commit = _str(manifest.get("revision")), _str(manifest.get("commit"))
     return LocalModel(repo, directory, size, state, revision, commit, _listed(manifest), name)
+
+
+def local_paths(directory: Path) -> list[str]:
+    """A model directory's files as repository paths (what `vlm.files.choose_runtime` reads for a local one)."""
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
 
 
 def _verified(manifest: Mapping[str, object]) -> dict[str, object]:

@@ -14,10 +14,11 @@ from typing import TextIO, get_args
 
 from livesight.backends.hub import EVERYTHING, FileSelection
 from livesight.backends.vlm.catalog import READY
-from livesight.backends.vlm.files import OnnxVariant, choose_runtime, has_onnx_export, onnx_paths, selection
+from livesight.backends.vlm.files import choose_runtime, has_onnx_export, onnx_paths, selection
 from livesight.backends.weights import Progress, WeightStore, format_bytes
 from livesight.cli.common import add_config_argument, command, fail, settings_from
 from livesight.core.errors import WeightsUnavailable
+from livesight.settings import OnnxVariant
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -15,8 +15,9 @@ import pytest
 from livesight.backends.vlm.backend import default_engine_factory
 from livesight.backends.vlm.engine import Engine
 from livesight.backends.vlm.engine_onnx import OnnxEngine
-from livesight.backends.vlm.files import choose_runtime, local_paths
+from livesight.backends.vlm.files import choose_runtime
 from livesight.backends.vlm.prompt import Prompt, Sampling, build_prompt
+from livesight.backends.weights import local_paths
 from livesight.core.errors import ModelNotReady
 from livesight.settings import ModelConfig
 from tests.backends.vlm.conftest import IDEFICS3

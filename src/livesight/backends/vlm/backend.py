@@ -17,6 +17,7 @@ after it started stops there with finish_reason `length` (as if it had reached m
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import math
@@ -32,9 +33,9 @@ from livesight.backends.base import Chunk
 from livesight.backends.hub import FileSelection
 from livesight.backends.request import ChatRequest
 from livesight.backends.vlm.catalog import install_hint, missing_modules
-from livesight.backends.vlm.files import choose_runtime, local_paths, selection
+from livesight.backends.vlm.files import choose_runtime, selection
 from livesight.backends.vlm.prompt import Generated, Prompt, Sampling, build_prompt, sampling_of
-from livesight.backends.weights import Progress, WeightStore, format_bytes
+from livesight.backends.weights import Progress, WeightStore, format_bytes, local_paths
 from livesight.core.clock import Clock
 from livesight.core.errors import LivesightError, ModelBusy, ModelFailed, ModelLoading, ModelNotReady
 from livesight.core.jsontypes import JsonObject
@@ -210,8 +211,8 @@ class VlmBackend:
         def progress(p: Progress) -> None:
             self.progress = p
 
-        revision, select = self.config.revision, self._files
-        model = await loop.run_in_executor(self._puller, lambda: store.pull(repo, revision, progress, select=select))
+        pull = functools.partial(store.pull, repo, self.config.revision, progress, select=self._files)
+        model = await loop.run_in_executor(self._puller, pull)
         return model.path
 
     async def _ensure(self) -> Engine:

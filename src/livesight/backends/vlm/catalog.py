@@ -46,6 +46,6 @@ def ready_config(model_id: str) -> ModelConfig:
     )
 
 
-def missing_modules(runtime: str = "transformers") -> list[str]:
+def missing_modules(runtime: str) -> list[str]:
     """The modules `runtime` needs that are not installed (found without importing them)."""
     return [name for name in EXTRA_MODULES[runtime] if importlib.util.find_spec(name) is None]

@@ -33,8 +33,9 @@ from transformers import AutoProcessor
 
 from livesight.backends.vlm.constrain import TokenTable, grammar_for
 from livesight.backends.vlm.decode import Picker, TextSink, eos_ids, frame_images
-from livesight.backends.vlm.files import ONNX_PARTS, OnnxVariant, suffix
+from livesight.backends.vlm.files import ONNX_PARTS, suffix
 from livesight.backends.vlm.prompt import Generated, Prompt, Sampling
+from livesight.settings import OnnxVariant
 
 _PAST = "past_key_values."
 Array = npt.NDArray[np.generic]
@@ -64,16 +65,9 @@ class OnnxEngine:
         )
         vocab = text_config.get("vocab_size", config.get("vocab_size"))
         self.vocab_size = int(vocab) if isinstance(vocab, int) else len(self.tokenizer)
-        self._past = [
-            (i.name, i.shape, np.float16 if "float16" in i.type else np.float32)
-            for i in self._decoder.get_inputs()
-            if i.name.startswith(_PAST)
-        ]
-        self._embeds_type = next(
-            np.float16 if "float16" in i.type else np.float32
-            for i in self._decoder.get_inputs()
-            if i.name == "inputs_embeds"
-        )
+        inputs = self._decoder.get_inputs()
+        self._past = [(i.name, i.shape, _dtype(i.type)) for i in inputs if i.name.startswith(_PAST)]
+        self._embeds_type = next(_dtype(i.type) for i in inputs if i.name == "inputs_embeds")
         self._table: TokenTable | None = None
 
     def _session(self, path: Path) -> ort.InferenceSession:
@@ -127,7 +121,7 @@ class OnnxEngine:
         """The decoder's inputs for `embeds`, the newest of `total` tokens (all when the cache is empty)."""
         length = int(embeds.shape[1])
         return {
-            "inputs_embeds": embeds.astype(self._embeds_type),
+            "inputs_embeds": embeds.astype(self._embeds_type, copy=False),
             "attention_mask": np.ones((1, total), dtype=np.int64),
             "position_ids": np.arange(total - length, total, dtype=np.int64)[None],
         } | past
@@ -154,6 +148,11 @@ class OnnxEngine:
             total += 1
         sink.finish()
         return Generated(sink.text, length, len(sink.ids), "stop" if sink.done else "length")
+
+
+def _dtype(onnx_type: str) -> type[np.floating]:
+    """The numpy type of a graph input (`tensor(float16)` for the fp16 exports, float32 otherwise)."""
+    return np.float16 if "float16" in onnx_type else np.float32
 
 
 def _cache_shape(shape: list[int | str | None]) -> tuple[int, ...]:

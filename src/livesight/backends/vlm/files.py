@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Literal
 
 from livesight.backends.hub import FileSelection
+from livesight.settings import OnnxVariant
 
 Runtime = Literal["transformers", "onnxruntime"]
-OnnxVariant = Literal["fp32", "fp16", "int8", "uint8", "quantized", "q4", "q4f16", "bnb4"]
 ONNX_PARTS = ("vision_encoder", "embed_tokens", "decoder_model_merged")
 
 # what every runtime reads: the configs, the tokenizer, the processor, the chat template (top level only)
@@ -89,8 +89,3 @@ def choose_runtime(requested: str, device: str, paths: Iterable[str], variant: O
     if requested == "onnxruntime":
         return "onnxruntime"
     return "onnxruntime" if on_cpu(device) and has_onnx_export(paths, variant) else "transformers"
-
-
-def local_paths(directory: Path) -> list[str]:
-    """A model directory's files as repository paths (what `choose_runtime` reads for a local directory)."""
-    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
